@@ -1,0 +1,216 @@
+//! Command-line interface. Every flag of `serve` can also be set through an environment
+//! variable prefixed `ROLLOUT_GUARD_`, so a Deployment can configure it without arguments.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::version::ControllerVersion;
+
+/// Catches the Argo Rollouts background-analysis Inconclusive trap, in CI and at admission.
+#[derive(Debug, Parser)]
+#[command(name = "rollout-guard", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check Rollout and AnalysisTemplate manifests offline (files, directories or `-`).
+    Check(CheckArgs),
+    /// Run the HTTPS admission webhook (validating and mutating) and the admin port.
+    Serve(Box<ServeArgs>),
+    /// Write a development CA and serving certificate into a directory.
+    Certs(CertsArgs),
+    /// Print the ValidatingWebhookConfiguration and MutatingWebhookConfiguration.
+    Manifests(ManifestsArgs),
+}
+
+/// Output formats of `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Grouped by object, for people.
+    Text,
+    /// One JSON document with every finding and input error.
+    Json,
+    /// SARIF 2.1.0, for code-scanning annotations on pull requests.
+    Sarif,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Files or directories (searched recursively for .yaml, .yml, .json); `-` reads stdin.
+    #[arg(value_name = "PATH", default_value = "-")]
+    pub paths: Vec<PathBuf>,
+    /// Extra directory of AnalysisTemplates / ClusterAnalysisTemplates used to resolve references.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Vec<PathBuf>,
+    /// Argo Rollouts controller version the manifests run on (changes the verdict).
+    #[arg(long, env = "ROLLOUT_GUARD_ARGO_ROLLOUTS_VERSION", default_value_t = ControllerVersion::DEFAULT)]
+    pub argo_rollouts_version: ControllerVersion,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Exit with 1 when a finding is at or above this severity (default: what the webhook denies).
+    #[arg(long, value_enum, default_value_t = crate::finding::Severity::DENY_THRESHOLD)]
+    pub fail_on: crate::finding::Severity,
+    /// Print the long explanation under each finding (text output).
+    #[arg(long, short = 'v')]
+    pub explain: bool,
+}
+
+/// What the validating side does with findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Allow everything; findings become warnings.
+    Warn,
+    /// Deny findings at or above the deny threshold; the rest become warnings.
+    Enforce,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+/// Where the server reads AnalysisTemplates, ClusterAnalysisTemplates and Rollouts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TemplateSource {
+    /// `--templates DIR` when given, else the cluster when one is configured, else nothing.
+    Auto,
+    /// Watch the cluster (in-cluster config or KUBECONFIG).
+    Cluster,
+    /// Only the files under `--templates` (an empty store without it).
+    Files,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// HTTPS address of the admission endpoints (/validate, /mutate).
+    #[arg(long, env = "ROLLOUT_GUARD_ADDR", default_value = "0.0.0.0:8443")]
+    pub addr: SocketAddr,
+    /// Plain-HTTP admin address (/livez, /readyz, /metrics).
+    #[arg(long, env = "ROLLOUT_GUARD_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
+    pub admin_addr: SocketAddr,
+    /// PEM certificate chain served to the API server (re-read while running).
+    #[arg(long, env = "ROLLOUT_GUARD_TLS_CERT", default_value = "certs/tls.crt")]
+    pub tls_cert: PathBuf,
+    /// PEM private key of the serving certificate (re-read while running).
+    #[arg(long, env = "ROLLOUT_GUARD_TLS_KEY", default_value = "certs/tls.key")]
+    pub tls_key: PathBuf,
+    /// PEM CA bundle: when set, clients must present a certificate it signed (mTLS).
+    #[arg(long, env = "ROLLOUT_GUARD_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// How often the certificate files are re-read (content comparison).
+    #[arg(long, env = "ROLLOUT_GUARD_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub tls_reload_interval: Duration,
+    /// Create development certificates when none exist and no cluster is configured.
+    #[arg(long, env = "ROLLOUT_GUARD_DEV_CERTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub dev_certs: bool,
+    /// warn: allow and warn; enforce: deny findings at or above the deny threshold.
+    #[arg(long, env = "ROLLOUT_GUARD_MODE", value_enum, default_value_t = Mode::Warn)]
+    pub mode: Mode,
+    /// Argo Rollouts controller version in the cluster (changes verdicts and default guards).
+    #[arg(long, env = "ROLLOUT_GUARD_ARGO_ROLLOUTS_VERSION", default_value_t = ControllerVersion::DEFAULT)]
+    pub argo_rollouts_version: ControllerVersion,
+    /// Identity the Argo Rollouts controller writes status as (the status guard acts only on it).
+    #[arg(
+        long,
+        env = "ROLLOUT_GUARD_CONTROLLER_USER",
+        default_value = "system:serviceaccount:argo-rollouts:argo-rollouts"
+    )]
+    pub controller_user: String,
+    /// Directory of manifests (templates, Rollouts) to use instead of the cluster.
+    #[arg(long, env = "ROLLOUT_GUARD_TEMPLATES")]
+    pub templates: Option<PathBuf>,
+    /// Where templates come from.
+    #[arg(long, env = "ROLLOUT_GUARD_TEMPLATE_SOURCE", value_enum, default_value_t = TemplateSource::Auto)]
+    pub template_source: TemplateSource,
+    /// Guards that are on: comma-separated from status, hold, fail-closed; `auto` picks by
+    /// controller version (status on >= 1.8.2, hold before); `none` turns them all off.
+    #[arg(long, env = "ROLLOUT_GUARD_GUARDS", default_value = "auto")]
+    pub guards: crate::guards::GuardSet,
+    /// Deadline of one review when the API server sends no `?timeout=`.
+    #[arg(long, env = "ROLLOUT_GUARD_REVIEW_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub review_timeout: Duration,
+    /// Reviews handled at once; further ones wait for a slot within their deadline.
+    #[arg(
+        long,
+        env = "ROLLOUT_GUARD_MAX_CONCURRENT_REVIEWS",
+        default_value_t = 512
+    )]
+    pub max_concurrent_reviews: usize,
+    /// Largest accepted request body, in bytes (the API server sends up to about 7 MiB).
+    #[arg(long, env = "ROLLOUT_GUARD_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Time a client has to send its request headers.
+    #[arg(long, env = "ROLLOUT_GUARD_HEADER_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// Bound on draining in-flight reviews after SIGTERM.
+    #[arg(long, env = "ROLLOUT_GUARD_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// Log format.
+    #[arg(long, env = "ROLLOUT_GUARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `rollout_guard=debug`.
+    #[arg(long, env = "ROLLOUT_GUARD_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Directory the CA and serving certificate are written to.
+    #[arg(long, default_value = "certs")]
+    pub out_dir: PathBuf,
+    /// Service name the API server dials.
+    #[arg(long, default_value = "rollout-guard")]
+    pub service: String,
+    /// Namespace of that Service.
+    #[arg(long, default_value = "rollout-guard")]
+    pub namespace: String,
+    /// Validity of the serving certificate, in days.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestsArgs {
+    /// Service name (in-cluster form).
+    #[arg(long, default_value = "rollout-guard", conflicts_with = "url")]
+    pub service: String,
+    /// Namespace of the Service, excluded from the webhooks together with kube-system.
+    #[arg(long, default_value = "rollout-guard")]
+    pub namespace: String,
+    /// Base URL of a webhook running outside the cluster, e.g. https://127.0.0.1:8443.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// PEM CA bundle for `caBundle` (default: certs/ca.crt).
+    #[arg(long, default_value = "certs/ca.crt")]
+    pub ca_file: PathBuf,
+    /// failurePolicy of the validating and the rollouts mutating webhooks.
+    #[arg(long, default_value = "Ignore", value_parser = ["Ignore", "Fail"])]
+    pub failure_policy: String,
+    /// timeoutSeconds of every webhook (1-30).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(1..=30))]
+    pub timeout_seconds: u8,
+}
+
+/// Parses `250ms`, `10s`, `2m` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    match crate::duration::parse_go_duration(s) {
+        Some(nanos) if nanos >= 0 => Ok(Duration::from_nanos(nanos as u64)),
+        _ => Err(format!("`{s}` is not a duration such as 500ms, 10s or 2m")),
+    }
+}

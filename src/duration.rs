@@ -1,0 +1,185 @@
+//! Durations as Argo Rollouts reads them: Go's `time.ParseDuration` for metric `interval` and
+//! `initialDelay`, and the pause rule (an integer or signed-integer string is seconds, else a
+//! Go duration truncated toward zero to whole seconds).
+
+use crate::model::IntOrStr;
+
+const NANOS_PER_SECOND: i64 = 1_000_000_000;
+
+/// Parses a Go duration (`300ms`, `-1.5h`, `2h45m`, `0`) into nanoseconds, or `None` when Go
+/// would reject it (no unit, unknown unit, `d`, empty, overflow).
+pub fn parse_go_duration(s: &str) -> Option<i64> {
+    let (negative, mut rest) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if rest == "0" {
+        return Some(0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let (int_part, after) = rest.split_at(int_len);
+        let (frac_part, after) = match after.strip_prefix('.') {
+            Some(a) => {
+                let n = a.bytes().take_while(u8::is_ascii_digit).count();
+                a.split_at(n)
+            }
+            None => ("", after),
+        };
+        if int_part.is_empty() && frac_part.is_empty() {
+            return None;
+        }
+        let unit_len = after
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let scale: u128 = match unit {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return None,
+        };
+        let int: u128 = if int_part.is_empty() {
+            0
+        } else {
+            int_part.parse().ok()?
+        };
+        let mut value = int.checked_mul(scale)?;
+        if !frac_part.is_empty() {
+            // Go keeps the fraction's precision up to the nanosecond and truncates beyond it.
+            let digits = &frac_part[..frac_part.len().min(30)];
+            let frac: u128 = digits.parse().ok()?;
+            value += frac * scale / 10u128.pow(digits.len() as u32);
+        }
+        total = total.checked_add(value)?;
+        if total > i64::MAX as u128 {
+            return None;
+        }
+        rest = after;
+    }
+    let total = total as i64;
+    Some(if negative { -total } else { total })
+}
+
+/// A pause duration as the controller reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseDuration {
+    /// No `duration`: waits for a human.
+    Indefinite,
+    /// Whole seconds (0 is valid and completes at once).
+    Seconds(i64),
+    /// Negative or unparsable: the controller marks the Rollout InvalidSpec.
+    Invalid,
+}
+
+impl PauseDuration {
+    pub fn of(duration: Option<&IntOrStr>) -> Self {
+        match duration {
+            None => Self::Indefinite,
+            Some(IntOrStr::Int(n)) if *n >= 0 => Self::Seconds(*n),
+            Some(IntOrStr::Int(_)) => Self::Invalid,
+            Some(IntOrStr::Str(s)) => {
+                let secs = match s.parse::<i64>() {
+                    Ok(n) => Some(n),
+                    Err(_) => parse_go_duration(s).map(|n| n / NANOS_PER_SECOND),
+                };
+                match secs {
+                    Some(n) if n >= 0 => Self::Seconds(n),
+                    _ => Self::Invalid,
+                }
+            }
+        }
+    }
+}
+
+/// Formats seconds the way people write them in manifests (`90s` → `1m30s`).
+pub fn human_seconds(secs: i64) -> String {
+    if secs == 0 {
+        return "0s".into();
+    }
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_go_durations() {
+        let s = NANOS_PER_SECOND;
+        assert_eq!(parse_go_duration("30s"), Some(30 * s));
+        assert_eq!(parse_go_duration("1h30m"), Some(5400 * s));
+        assert_eq!(parse_go_duration("500ms"), Some(s / 2));
+        assert_eq!(parse_go_duration("1.5s"), Some(3 * s / 2));
+        assert_eq!(parse_go_duration(".5s"), Some(s / 2));
+        assert_eq!(parse_go_duration("-2m"), Some(-120 * s));
+        assert_eq!(parse_go_duration("+5m"), Some(300 * s));
+        assert_eq!(parse_go_duration("0"), Some(0));
+        assert_eq!(parse_go_duration("1\u{b5}s"), Some(1000));
+    }
+
+    #[test]
+    fn rejects_what_go_rejects() {
+        for bad in [
+            "",
+            "30",
+            "1d",
+            "s",
+            ".s",
+            "5 m",
+            "-",
+            "1h-5m",
+            "99999999999999999999h",
+        ] {
+            assert_eq!(parse_go_duration(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn pause_durations_follow_the_controller() {
+        let str_ = |s: &str| PauseDuration::of(Some(&IntOrStr::Str(s.into())));
+        assert_eq!(PauseDuration::of(None), PauseDuration::Indefinite);
+        assert_eq!(
+            PauseDuration::of(Some(&IntOrStr::Int(30))),
+            PauseDuration::Seconds(30)
+        );
+        assert_eq!(
+            PauseDuration::of(Some(&IntOrStr::Int(-1))),
+            PauseDuration::Invalid
+        );
+        assert_eq!(str_("30"), PauseDuration::Seconds(30));
+        assert_eq!(str_("+30"), PauseDuration::Seconds(30));
+        assert_eq!(str_("5m"), PauseDuration::Seconds(300));
+        assert_eq!(str_("500ms"), PauseDuration::Seconds(0));
+        assert_eq!(str_("-500ms"), PauseDuration::Seconds(0));
+        assert_eq!(str_("-1s"), PauseDuration::Invalid);
+        assert_eq!(str_("1d"), PauseDuration::Invalid);
+        assert_eq!(str_("soon"), PauseDuration::Invalid);
+    }
+
+    #[test]
+    fn formats_seconds() {
+        assert_eq!(human_seconds(90), "1m30s");
+        assert_eq!(human_seconds(3600), "1h");
+        assert_eq!(human_seconds(0), "0s");
+    }
+}

@@ -1,0 +1,233 @@
+//! What the rules produce: a finding with a stable rule id, a severity, the object, the field
+//! path and a one-line message that says what is wrong and how to fix it.
+
+use std::fmt;
+
+use clap::ValueEnum;
+use serde::Serialize;
+
+use crate::model::ObjectRef;
+
+/// Ordered from least to most serious.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing; never blocks.
+    Info,
+    /// Probably a mistake, or a gap the webhook cannot see through (a missing template).
+    Warning,
+    /// The Inconclusive trap on a controller that records the pause (>= 1.8.2).
+    Medium,
+    /// The Inconclusive trap where the canary is promoted regardless.
+    High,
+    /// A spec Argo Rollouts rejects, aborts on or crashes on later anyway.
+    Error,
+}
+
+impl Severity {
+    /// The webhook denies findings at or above this level in `enforce` mode, and
+    /// `check --fail-on` defaults to it.
+    pub const DENY_THRESHOLD: Self = Self::Medium;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Every rule, with its stable kebab-case id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Rule {
+    /// D1: background analysis that can end Inconclusive during a timed pause.
+    InconclusiveTimedPause,
+    /// D2: after the timed pause the full canary is promoted while Inconclusive (>= 1.8.2).
+    InconclusivePromotion,
+    /// D3: pause steps that background analysis runs through.
+    PauseDuringBackgroundAnalysis,
+    InvalidDuration,
+    InvalidMetricLimits,
+    InvalidProvider,
+    DuplicateMetricName,
+    TemplateCycle,
+    UnresolvedArgument,
+    IndefiniteForegroundMetric,
+    InvalidDryRun,
+    MissingTemplate,
+    StartingStepOutOfRange,
+    LimitNeverTrips,
+    MetricWithoutConditions,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 15] = [
+        Rule::InconclusiveTimedPause,
+        Rule::InconclusivePromotion,
+        Rule::PauseDuringBackgroundAnalysis,
+        Rule::InvalidDuration,
+        Rule::InvalidMetricLimits,
+        Rule::InvalidProvider,
+        Rule::DuplicateMetricName,
+        Rule::TemplateCycle,
+        Rule::UnresolvedArgument,
+        Rule::IndefiniteForegroundMetric,
+        Rule::InvalidDryRun,
+        Rule::MissingTemplate,
+        Rule::StartingStepOutOfRange,
+        Rule::LimitNeverTrips,
+        Rule::MetricWithoutConditions,
+    ];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            Rule::InconclusiveTimedPause => "inconclusive-timed-pause",
+            Rule::InconclusivePromotion => "inconclusive-promotion",
+            Rule::PauseDuringBackgroundAnalysis => "pause-during-background-analysis",
+            Rule::InvalidDuration => "invalid-duration",
+            Rule::InvalidMetricLimits => "invalid-metric-limits",
+            Rule::InvalidProvider => "invalid-provider",
+            Rule::DuplicateMetricName => "duplicate-metric-name",
+            Rule::TemplateCycle => "template-cycle",
+            Rule::UnresolvedArgument => "unresolved-argument",
+            Rule::IndefiniteForegroundMetric => "indefinite-foreground-metric",
+            Rule::InvalidDryRun => "invalid-dry-run",
+            Rule::MissingTemplate => "missing-template",
+            Rule::StartingStepOutOfRange => "starting-step-out-of-range",
+            Rule::LimitNeverTrips => "limit-never-trips",
+            Rule::MetricWithoutConditions => "metric-without-conditions",
+        }
+    }
+
+    /// One sentence for rule listings (SARIF rule metadata, README).
+    pub fn summary(self) -> &'static str {
+        match self {
+            Rule::InconclusiveTimedPause => {
+                "Background analysis can end Inconclusive during a timed pause (DOMAIN D1)."
+            }
+            Rule::InconclusivePromotion => {
+                "After a timed pause the full canary is promoted while analysis is Inconclusive (D2)."
+            }
+            Rule::PauseDuringBackgroundAnalysis => {
+                "A pause step runs while background analysis may be Inconclusive (D3)."
+            }
+            Rule::InvalidDuration => "A pause, interval or initialDelay is negative or unparsable.",
+            Rule::InvalidMetricLimits => "Metric limits that Argo rejects when the run starts.",
+            Rule::InvalidProvider => "A metric needs exactly one provider.",
+            Rule::DuplicateMetricName => "The same metric name in two templates of one run.",
+            Rule::TemplateCycle => "Nested templates that reference each other in a cycle.",
+            Rule::UnresolvedArgument => "A template argument that nothing gives a value.",
+            Rule::IndefiniteForegroundMetric => {
+                "A metric that never ends, used by a step or blue-green analysis that waits for it."
+            }
+            Rule::InvalidDryRun => "A dryRun rule that is not a valid regex or matches no metric.",
+            Rule::MissingTemplate => "A referenced template that does not exist (yet).",
+            Rule::StartingStepOutOfRange => {
+                "startingStep past the last step: the analysis never starts."
+            }
+            Rule::LimitNeverTrips => "A limit equal to count, so it can never trip.",
+            Rule::MetricWithoutConditions => {
+                "A metric with no conditions is always Successful on this provider."
+            }
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// One problem found in one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub rule: Rule,
+    pub severity: Severity,
+    /// The object that holds the field (a template's metric finding names the template).
+    pub object: ObjectRef,
+    /// Field path in the object, e.g. `spec.strategy.canary.steps[1].pause.duration`.
+    pub path: String,
+    /// One line (no newline, about 120 characters): what is wrong and how to fix it.
+    pub message: String,
+    /// Longer explanation for people.
+    pub explanation: String,
+}
+
+impl Finding {
+    pub fn new(
+        rule: Rule,
+        severity: Severity,
+        object: &ObjectRef,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            rule,
+            severity,
+            object: object.clone(),
+            path: path.into(),
+            message: message.into(),
+            explanation: String::new(),
+        }
+    }
+
+    pub fn explain(mut self, explanation: impl Into<String>) -> Self {
+        self.explanation = explanation.into();
+        self
+    }
+
+    /// Sort key that makes output deterministic: most serious first, then by place.
+    pub fn order_key(&self) -> impl Ord + '_ {
+        (
+            std::cmp::Reverse(self.severity),
+            &self.object,
+            &self.path,
+            self.rule,
+            &self.message,
+        )
+    }
+}
+
+/// Sorts and removes exact repeats (the same template checked directly and through a Rollout).
+pub fn normalize(findings: &mut Vec<Finding>) {
+    findings.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
+    findings.dedup_by(|a, b| {
+        a.rule == b.rule && a.object == b.object && a.path == b.path && a.message == b.message
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_ids_are_unique_kebab_case() {
+        let mut ids: Vec<_> = Rule::ALL.iter().map(|r| r.id()).collect();
+        for id in &ids {
+            assert!(
+                id.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+                "{id}"
+            );
+        }
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), Rule::ALL.len());
+    }
+
+    #[test]
+    fn severities_are_ordered() {
+        assert!(Severity::Info < Severity::Warning);
+        assert!(Severity::Warning < Severity::DENY_THRESHOLD);
+        assert!(Severity::High > Severity::Medium && Severity::Error > Severity::High);
+    }
+}

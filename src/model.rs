@@ -1,0 +1,499 @@
+//! Partial, read-only serde views of the Argo Rollouts objects (`argoproj.io/v1alpha1`):
+//! exactly the fields the rules read, every other field skipped without being materialised.
+//! Writes never go through these views: guards edit the raw JSON so unknown fields survive.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+/// Kubernetes `IntOrString`; strings may still hold `{{args.x}}` placeholders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntOrStr {
+    Int(i64),
+    Str(String),
+}
+
+impl<'de> Deserialize<'de> for IntOrStr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = IntOrStr;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an integer or a string")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<IntOrStr, E> {
+                Ok(IntOrStr::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<IntOrStr, E> {
+                i64::try_from(v)
+                    .map(IntOrStr::Int)
+                    .map_err(|_| E::custom("integer out of range"))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<IntOrStr, E> {
+                if v.fract() == 0.0 && v.abs() < 9.0e15 {
+                    Ok(IntOrStr::Int(v as i64))
+                } else {
+                    Err(E::custom(format!("expected an integer, found {v}")))
+                }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<IntOrStr, E> {
+                Ok(IntOrStr::Str(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<IntOrStr, E> {
+                Ok(IntOrStr::Str(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl fmt::Display for IntOrStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Int(n) => write!(f, "{n}"),
+            Self::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A string field that a hand-written YAML file may spell as a number or boolean
+/// (`interval: 30`, `value: 5`). The API server would reject those; the linter reads them as
+/// text so the rule about the value, not a parse error, explains what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Text(pub String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text, E> {
+                Ok(Text(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Text {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `null` reads as the default: YAML's `steps:` with nothing after it is `null`.
+fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ObjectMeta {
+    pub name: Option<String>,
+    pub generate_name: Option<String>,
+    pub namespace: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub annotations: BTreeMap<String, Text>,
+}
+
+impl ObjectMeta {
+    /// The name, or the `generateName` prefix, or empty.
+    pub fn display_name(&self) -> &str {
+        self.name
+            .as_deref()
+            .or(self.generate_name.as_deref())
+            .unwrap_or_default()
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.get(key).map(Text::as_str)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rollout
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Rollout {
+    pub metadata: ObjectMeta,
+    pub spec: RolloutSpec,
+    pub status: Option<RolloutStatus>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// Defaults to 1 (the controller writes it).
+    pub replicas: Option<i64>,
+    pub strategy: Strategy,
+    pub workload_ref: Option<IgnoredAny>,
+    pub paused: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Strategy {
+    pub canary: Option<Canary>,
+    pub blue_green: Option<BlueGreen>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Canary {
+    #[serde(deserialize_with = "nullable")]
+    pub steps: Vec<Step>,
+    /// Background analysis: runs while the canary walks its steps.
+    pub analysis: Option<AnalysisRef>,
+    pub traffic_routing: Option<IgnoredAny>,
+    pub max_surge: Option<IntOrStr>,
+    pub dynamic_stable_scale: Option<bool>,
+    pub replica_progress_threshold: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct BlueGreen {
+    pub pre_promotion_analysis: Option<AnalysisRef>,
+    pub post_promotion_analysis: Option<AnalysisRef>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Step {
+    pub set_weight: Option<IntOrStr>,
+    pub pause: Option<Pause>,
+    /// Step (foreground) analysis: blocks the step until it completes.
+    pub analysis: Option<AnalysisRef>,
+    pub experiment: Option<IgnoredAny>,
+    pub set_canary_scale: Option<SetCanaryScale>,
+    pub set_header_route: Option<IgnoredAny>,
+    pub set_mirror_route: Option<IgnoredAny>,
+    pub plugin: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Pause {
+    pub duration: Option<IntOrStr>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SetCanaryScale {
+    pub replicas: Option<i64>,
+    pub weight: Option<i64>,
+    pub match_traffic_weight: Option<bool>,
+}
+
+/// The template-reference shape shared by background, step and blue-green analyses.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AnalysisRef {
+    #[serde(deserialize_with = "nullable")]
+    pub templates: Vec<TemplateRef>,
+    #[serde(deserialize_with = "nullable")]
+    pub args: Vec<Arg>,
+    #[serde(deserialize_with = "nullable")]
+    pub dry_run: Vec<DryRun>,
+    /// Background analysis only.
+    pub starting_step: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TemplateRef {
+    pub template_name: Option<String>,
+    pub cluster_scope: Option<bool>,
+}
+
+/// An argument: in a Rollout it supplies a value; in a template it declares one (with an
+/// optional default).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Arg {
+    pub name: String,
+    pub value: Option<Text>,
+    /// `podTemplateHashValue`, `fieldRef` or `secretKeyRef`: known only when the run starts.
+    pub value_from: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct DryRun {
+    pub metric_name: Text,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RolloutStatus {
+    #[serde(deserialize_with = "nullable")]
+    pub pause_conditions: Vec<PauseCondition>,
+    pub current_step_index: Option<i64>,
+    #[serde(rename = "stableRS")]
+    pub stable_rs: Option<String>,
+    pub current_pod_hash: Option<String>,
+    pub promote_full: Option<bool>,
+    pub abort: Option<bool>,
+    pub controller_pause: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct PauseCondition {
+    pub reason: String,
+}
+
+impl RolloutStatus {
+    pub const INCONCLUSIVE_REASON: &'static str = "InconclusiveAnalysisRun";
+
+    pub fn paused_inconclusive(&self) -> bool {
+        self.pause_conditions
+            .iter()
+            .any(|c| c.reason == Self::INCONCLUSIVE_REASON)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// AnalysisTemplate and ClusterAnalysisTemplate (same spec)
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AnalysisTemplate {
+    pub metadata: ObjectMeta,
+    pub spec: TemplateSpec,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TemplateSpec {
+    #[serde(deserialize_with = "nullable")]
+    pub metrics: Vec<Metric>,
+    #[serde(deserialize_with = "nullable")]
+    pub args: Vec<Arg>,
+    #[serde(deserialize_with = "nullable")]
+    pub dry_run: Vec<DryRun>,
+    /// Nested references (v1.7+), resolved recursively.
+    #[serde(deserialize_with = "nullable")]
+    pub templates: Vec<TemplateRef>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Metric {
+    pub name: String,
+    pub interval: Option<Text>,
+    pub initial_delay: Option<Text>,
+    pub count: Option<IntOrStr>,
+    pub success_condition: Option<Text>,
+    pub failure_condition: Option<Text>,
+    pub failure_limit: Option<IntOrStr>,
+    pub inconclusive_limit: Option<IntOrStr>,
+    pub consecutive_error_limit: Option<IntOrStr>,
+    pub consecutive_success_limit: Option<IntOrStr>,
+    pub provider: Option<Provider>,
+}
+
+/// The metric provider: which provider keys are set, plus the Kayenta thresholds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Provider {
+    pub kinds: Vec<String>,
+    pub kayenta: Option<KayentaThreshold>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct KayentaThreshold {
+    pub pass: Option<IntOrStr>,
+    pub marginal: Option<IntOrStr>,
+}
+
+impl<'de> Deserialize<'de> for Provider {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize, Default)]
+        #[serde(default)]
+        struct Kayenta {
+            threshold: Option<KayentaThreshold>,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Provider;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a provider map such as {prometheus: {...}}")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Provider, A::Error> {
+                let mut provider = Provider::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "kayenta" {
+                        let k: Option<Kayenta> = map.next_value()?;
+                        provider.kayenta = Some(k.and_then(|k| k.threshold).unwrap_or_default());
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    provider.kinds.push(key);
+                }
+                Ok(provider)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Object identity
+
+/// The kinds this project reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum Kind {
+    Rollout,
+    AnalysisTemplate,
+    ClusterAnalysisTemplate,
+}
+
+impl Kind {
+    pub const GROUP: &'static str = "argoproj.io";
+
+    /// Recognises `kind` with an `argoproj.io/...` apiVersion (any version: the CRDs only
+    /// serve v1alpha1, and a typo there is the API server's to reject).
+    pub fn from_type(api_version: &str, kind: &str) -> Option<Self> {
+        if !api_version.starts_with("argoproj.io/") {
+            return None;
+        }
+        match kind {
+            "Rollout" => Some(Self::Rollout),
+            "AnalysisTemplate" => Some(Self::AnalysisTemplate),
+            "ClusterAnalysisTemplate" => Some(Self::ClusterAnalysisTemplate),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rollout => "Rollout",
+            Self::AnalysisTemplate => "AnalysisTemplate",
+            Self::ClusterAnalysisTemplate => "ClusterAnalysisTemplate",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which object a finding is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct ObjectRef {
+    pub kind: Kind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjectRef {
+    pub fn new(kind: Kind, meta: &ObjectMeta) -> Self {
+        let namespace = match kind {
+            Kind::ClusterAnalysisTemplate => None,
+            _ => meta.namespace.clone().filter(|n| !n.is_empty()),
+        };
+        Self {
+            kind,
+            namespace,
+            name: meta.display_name().to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{}/{}/{}", self.kind, ns, self.name),
+            None => write!(f, "{}/{}", self.kind, self.name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_int_or_string_and_placeholders() {
+        let m: Metric = serde_json::from_value(json!({
+            "name": "m", "count": "{{args.count}}", "inconclusiveLimit": 2, "interval": 30,
+            "provider": {"prometheus": {"query": "up"}}
+        }))
+        .unwrap();
+        assert_eq!(m.count, Some(IntOrStr::Str("{{args.count}}".into())));
+        assert_eq!(m.inconclusive_limit, Some(IntOrStr::Int(2)));
+        assert_eq!(m.interval, Some(Text("30".into())));
+        assert_eq!(m.provider.unwrap().kinds, vec!["prometheus"]);
+    }
+
+    #[test]
+    fn reads_kayenta_thresholds_and_several_providers() {
+        let p: Provider = serde_json::from_value(json!({
+            "kayenta": {"threshold": {"pass": 90, "marginal": 75}, "scopes": []},
+            "web": {"url": "x"}
+        }))
+        .unwrap();
+        assert_eq!(p.kinds, vec!["kayenta", "web"]);
+        let t = p.kayenta.unwrap();
+        assert_eq!(
+            (t.pass, t.marginal),
+            (Some(IntOrStr::Int(90)), Some(IntOrStr::Int(75)))
+        );
+    }
+
+    #[test]
+    fn tolerates_nulls_and_unknown_fields() {
+        let r: Rollout = serde_json::from_value(json!({
+            "metadata": {"name": "r", "annotations": null, "labels": {"a": "b"}},
+            "spec": {"strategy": {"canary": {"steps": null, "futureField": 1}}, "template": {}}
+        }))
+        .unwrap();
+        assert!(r.spec.strategy.canary.unwrap().steps.is_empty());
+    }
+
+    #[test]
+    fn rejects_fractional_integers() {
+        let err = serde_json::from_value::<IntOrStr>(json!(1.5)).unwrap_err();
+        assert!(err.to_string().contains("expected an integer"));
+    }
+
+    #[test]
+    fn recognises_argo_kinds_only() {
+        assert_eq!(
+            Kind::from_type("argoproj.io/v1alpha1", "Rollout"),
+            Some(Kind::Rollout)
+        );
+        assert_eq!(Kind::from_type("apps/v1", "Deployment"), None);
+        assert_eq!(Kind::from_type("v1", "Rollout"), None);
+    }
+}
