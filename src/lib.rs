@@ -8,10 +8,14 @@
 //! 3. run the [`rules`], which return [`finding::Finding`]s and never errors;
 //! 4. report them (`check`) or turn them into an admission answer and guard patches (`serve`).
 
+pub mod check;
 pub mod cli;
 pub mod duration;
 pub mod finding;
 pub mod guards;
+pub mod input;
 pub mod model;
 pub mod review;
+pub mod rules;
+pub mod templates;
 pub mod version;

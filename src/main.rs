@@ -1,4 +1,7 @@
 //! The `rollout-guard` binary: parse the command line and dispatch.
+//!
+//! Exit codes: 0 success (for `check`: nothing at or above `--fail-on`); 1 `check` found
+//! something at or above `--fail-on`; 2 usage or input errors, or a command that failed.
 
 use std::process::ExitCode;
 
@@ -8,8 +11,19 @@ use rollout_guard::cli::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check(_) | Command::Serve(_) | Command::Certs(_) | Command::Manifests(_) => {
-            eprintln!("not built yet");
+        Command::Check(args) => {
+            let stdout = std::io::stdout();
+            match rollout_guard::check::run(&args, &mut stdout.lock()) {
+                Ok(code) => ExitCode::from(code),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: cannot write the report: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Serve(_) | Command::Certs(_) | Command::Manifests(_) => {
+            eprintln!("error: not available in this build");
             ExitCode::from(2)
         }
     }

@@ -1,0 +1,314 @@
+//! `rollout-guard check`: the offline front end of the rule engine. Loads manifests, resolves
+//! templates among them (plus `--templates`), runs the same rules as the webhook and reports
+//! as text, JSON or SARIF.
+//!
+//! Exit codes: 0 nothing at or above `--fail-on`; 1 findings at or above it; 2 input or usage
+//! errors (a document that does not parse, a file that cannot be read). Input errors win:
+//! a partial check is not a pass.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Write;
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::cli::{CheckArgs, OutputFormat};
+use crate::finding::{Finding, Rule, Severity, normalize};
+use crate::input::{InputError, Loaded, Location, Object, load};
+use crate::model::{Kind, ObjectRef};
+use crate::rules::{Config, check_rollout, check_template};
+use crate::templates::MemoryStore;
+
+/// The result of checking a set of inputs.
+#[derive(Debug, Serialize)]
+pub struct CheckReport {
+    #[serde(rename = "argoRolloutsVersion")]
+    pub version: String,
+    pub findings: Vec<Located>,
+    pub errors: Vec<InputError>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Located {
+    #[serde(flatten)]
+    pub finding: Finding,
+    /// Where the object was read from (absent for objects known only by reference).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub files: usize,
+    pub objects: usize,
+    #[serde(rename = "otherDocuments")]
+    pub other_documents: usize,
+    #[serde(rename = "bySeverity")]
+    pub by_severity: std::collections::BTreeMap<String, usize>,
+}
+
+/// Checks already-loaded inputs. `templates` are extra objects used only for resolution.
+pub fn check_loaded(inputs: Loaded, templates: Loaded, cfg: &Config) -> CheckReport {
+    let mut store = MemoryStore::new();
+    let mut locations: HashMap<ObjectRef, Location> = HashMap::new();
+    for (loc, obj) in templates.objects.iter().chain(&inputs.objects) {
+        match obj {
+            Object::Template(t, Kind::ClusterAnalysisTemplate) => {
+                store.insert_cluster_template((**t).clone())
+            }
+            Object::Template(t, _) => store.insert_template((**t).clone()),
+            Object::Rollout(r) => store.insert_rollout((**r).clone()),
+        }
+        let object = match obj {
+            Object::Rollout(r) => ObjectRef::new(Kind::Rollout, &r.metadata),
+            Object::Template(t, k) => ObjectRef::new(*k, &t.metadata),
+        };
+        locations.entry(object).or_insert_with(|| loc.clone());
+    }
+    let mut findings = Vec::new();
+    for (_, obj) in &inputs.objects {
+        match obj {
+            Object::Rollout(r) => findings.extend(check_rollout(r, &store, cfg).findings),
+            Object::Template(t, k) => findings.extend(check_template(t, *k, &store, cfg)),
+        }
+    }
+    normalize(&mut findings);
+    let mut summary = Summary {
+        files: inputs.files,
+        objects: inputs.objects.len(),
+        other_documents: inputs.other_documents,
+        ..Summary::default()
+    };
+    for f in &findings {
+        *summary
+            .by_severity
+            .entry(f.severity.to_string())
+            .or_default() += 1;
+    }
+    let findings = findings
+        .into_iter()
+        .map(|finding| {
+            let location = locations.get(&finding.object).cloned();
+            Located { finding, location }
+        })
+        .collect();
+    let mut errors = inputs.errors;
+    errors.extend(templates.errors);
+    CheckReport {
+        version: cfg.version.to_string(),
+        findings,
+        errors,
+        summary,
+    }
+}
+
+/// Runs `check` and returns the process exit code.
+pub fn run(args: &CheckArgs, out: &mut dyn Write) -> std::io::Result<u8> {
+    let cfg = Config {
+        version: args.argo_rollouts_version,
+    };
+    let inputs = load(&args.paths);
+    let templates = load(&args.templates);
+    let report = check_loaded(inputs, templates, &cfg);
+    match args.output {
+        OutputFormat::Text => {
+            out.write_all(text(&report, args.explain, args.fail_on).as_bytes())?
+        }
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, &report)?;
+            out.write_all(b"\n")?;
+        }
+        OutputFormat::Sarif => {
+            serde_json::to_writer_pretty(&mut *out, &sarif(&report))?;
+            out.write_all(b"\n")?;
+        }
+    }
+    Ok(exit_code(&report, args.fail_on))
+}
+
+pub fn exit_code(report: &CheckReport, fail_on: Severity) -> u8 {
+    if !report.errors.is_empty() {
+        2
+    } else if report
+        .findings
+        .iter()
+        .any(|f| f.finding.severity >= fail_on)
+    {
+        1
+    } else {
+        0
+    }
+}
+
+/// The human report: findings grouped by object, then input errors, then a summary line.
+pub fn text(report: &CheckReport, explain: bool, fail_on: Severity) -> String {
+    let mut s = String::new();
+    let mut current: Option<&ObjectRef> = None;
+    for located in &report.findings {
+        let f = &located.finding;
+        if current != Some(&f.object) {
+            if current.is_some() {
+                s.push('\n');
+            }
+            current = Some(&f.object);
+            match &located.location {
+                Some(loc) => {
+                    let _ = writeln!(s, "{}  {}", f.object, loc);
+                }
+                None => {
+                    let _ = writeln!(s, "{}  (referenced, not among the inputs)", f.object);
+                }
+            }
+        }
+        let _ = writeln!(
+            s,
+            "  {:<7} {}  {}",
+            f.severity.as_str(),
+            f.rule.id(),
+            f.path
+        );
+        let _ = writeln!(s, "          {}", f.message);
+        if explain && !f.explanation.is_empty() {
+            for line in wrap(&f.explanation, 90) {
+                let _ = writeln!(s, "          | {line}");
+            }
+        }
+    }
+    if !report.errors.is_empty() {
+        if !report.findings.is_empty() {
+            s.push('\n');
+        }
+        for e in &report.errors {
+            let _ = writeln!(s, "error: {e}");
+        }
+    }
+    if !report.findings.is_empty() || !report.errors.is_empty() {
+        s.push('\n');
+    }
+    let counts: Vec<String> = report
+        .summary
+        .by_severity
+        .iter()
+        .rev()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
+    let _ = write!(
+        s,
+        "checked {} Argo object(s) in {} file(s) for Argo Rollouts {}: ",
+        report.summary.objects, report.summary.files, report.version
+    );
+    if counts.is_empty() {
+        s.push_str("no findings");
+    } else {
+        s.push_str(&counts.join(", "));
+    }
+    if !report.errors.is_empty() {
+        let _ = write!(s, "; {} input error(s)", report.errors.len());
+    }
+    let failing = report
+        .findings
+        .iter()
+        .filter(|f| f.finding.severity >= fail_on)
+        .count();
+    if failing > 0 {
+        let _ = write!(s, "; {failing} at or above {fail_on}");
+    }
+    s.push('\n');
+    if !explain
+        && report
+            .findings
+            .iter()
+            .any(|f| f.finding.severity >= Severity::Medium)
+    {
+        s.push_str("run with --explain for why each finding matters and how to fix it\n");
+    }
+    s
+}
+
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+fn sarif_level(s: Severity) -> &'static str {
+    match s {
+        Severity::Info => "note",
+        Severity::Warning => "warning",
+        _ => "error",
+    }
+}
+
+/// SARIF 2.1.0 for code-scanning annotations. Locations point at the document's first line;
+/// the field path travels as the logical location.
+pub fn sarif(report: &CheckReport) -> serde_json::Value {
+    let rules: Vec<_> = Rule::ALL
+        .iter()
+        .map(|r| json!({"id": r.id(), "shortDescription": {"text": r.summary()}}))
+        .collect();
+    let results: Vec<_> = report
+        .findings
+        .iter()
+        .map(|l| {
+            let f = &l.finding;
+            let mut result = json!({
+                "ruleId": f.rule.id(),
+                "ruleIndex": Rule::ALL.iter().position(|r| *r == f.rule),
+                "level": sarif_level(f.severity),
+                "message": {"text": f.message},
+                "properties": {"severity": f.severity, "explanation": f.explanation},
+            });
+            let logical = json!([{"fullyQualifiedName": format!("{}.{}", f.object, f.path), "kind": "member"}]);
+            let location = match &l.location {
+                Some(loc) => json!({
+                    "physicalLocation": {"artifactLocation": {"uri": loc.file}, "region": {"startLine": loc.line}},
+                    "logicalLocations": logical,
+                }),
+                None => json!({"logicalLocations": logical}),
+            };
+            result["locations"] = json!([location]);
+            result
+        })
+        .collect();
+    let notifications: Vec<_> = report
+        .errors
+        .iter()
+        .map(|e| {
+            let mut n = json!({"level": "error", "message": {"text": e.to_string()}});
+            if let Some(line) = e.line {
+                n["locations"] = json!([{"physicalLocation": {"artifactLocation": {"uri": e.file}, "region": {"startLine": line}}}]);
+            }
+            n
+        })
+        .collect();
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "rollout-guard",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": rules,
+            }},
+            "invocations": [{
+                "executionSuccessful": report.errors.is_empty(),
+                "toolExecutionNotifications": notifications,
+            }],
+            "results": results,
+        }],
+    })
+}

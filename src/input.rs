@@ -1,0 +1,400 @@
+//! Reading manifests from files, directories and stdin: multi-document YAML, JSON and
+//! Kubernetes `List` objects, each document located by file, index and line. A document that
+//! does not parse becomes an [`InputError`]; the others are still read.
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::model::{AnalysisTemplate, Kind, Rollout};
+
+/// Where a document came from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Location {
+    /// The file as given (`-` for stdin).
+    pub file: String,
+    /// 1-based document number in the file; List items add `item` (0-based).
+    pub document: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<usize>,
+    /// 1-based line where the document starts.
+    pub line: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{} (document {}", self.file, self.line, self.document)?;
+        if let Some(i) = self.item {
+            write!(f, ", items[{i}]")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// A document or file that could not be read, with where and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InputError {
+    pub file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.file)?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+            if let Some(c) = self.column {
+                write!(f, ":{c}")?;
+            }
+        }
+        if let Some(d) = self.document {
+            write!(f, ": document {d}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// An Argo object read from a document.
+#[derive(Debug, Clone)]
+pub enum Object {
+    Rollout(Box<Rollout>),
+    Template(Box<AnalysisTemplate>, Kind),
+}
+
+impl Object {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Self::Rollout(_) => Kind::Rollout,
+            Self::Template(_, k) => *k,
+        }
+    }
+}
+
+/// Everything read from the inputs.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub objects: Vec<(Location, Object)>,
+    pub errors: Vec<InputError>,
+    pub files: usize,
+    /// Documents of other kinds (Services, Deployments, ...), skipped.
+    pub other_documents: usize,
+}
+
+/// Reads every path: files, directories (recursively, `.yaml`/`.yml`/`.json`, in name order)
+/// or `-` for stdin.
+pub fn load(paths: &[PathBuf]) -> Loaded {
+    let mut loaded = Loaded::default();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            let mut text = String::new();
+            match std::io::stdin().read_to_string(&mut text) {
+                Ok(_) => load_text("-", &text, false, &mut loaded),
+                Err(e) => loaded
+                    .errors
+                    .push(file_error("-", format!("cannot read stdin: {e}"))),
+            }
+            continue;
+        }
+        if path.is_dir() {
+            let mut files: Vec<PathBuf> = walkdir::WalkDir::new(path)
+                .follow_links(true)
+                .into_iter()
+                .filter_map(|e| match e {
+                    Ok(e) => Some(e),
+                    Err(err) => {
+                        let p = err
+                            .path()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_else(|| path.display().to_string());
+                        loaded.errors.push(file_error(
+                            &p,
+                            format!("cannot read directory entry: {err}"),
+                        ));
+                        None
+                    }
+                })
+                .filter(|e| e.file_type().is_file() && is_manifest(e.path()))
+                .map(|e| e.into_path())
+                .collect();
+            files.sort();
+            for f in files {
+                load_file(&f, &mut loaded);
+            }
+        } else {
+            load_file(path, &mut loaded);
+        }
+    }
+    loaded
+}
+
+fn is_manifest(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
+}
+
+fn file_error(file: &str, message: String) -> InputError {
+    InputError {
+        file: file.to_owned(),
+        document: None,
+        line: None,
+        column: None,
+        message,
+    }
+}
+
+fn load_file(path: &Path, loaded: &mut Loaded) {
+    let name = path.display().to_string();
+    match std::fs::read(path) {
+        Err(e) => loaded
+            .errors
+            .push(file_error(&name, format!("cannot read file: {e}"))),
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Err(_) => loaded
+                .errors
+                .push(file_error(&name, "file is not UTF-8 text".into())),
+            Ok(text) => {
+                let json = path.extension().and_then(|e| e.to_str()) == Some("json");
+                load_text(&name, &text, json, loaded);
+            }
+        },
+    }
+}
+
+/// Reads one file's text (public for tests and for callers that already hold the text).
+pub fn load_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
+    loaded.files += 1;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if json || (text.trim_start().starts_with('{') && serde_json::from_str::<Value>(text).is_ok()) {
+        match serde_json::from_str::<Value>(text) {
+            Ok(v) => add_value(file, 1, 1, v, loaded),
+            Err(e) => loaded.errors.push(InputError {
+                file: file.to_owned(),
+                document: Some(1),
+                line: Some(e.line()),
+                column: Some(e.column()),
+                message: format!("invalid JSON: {e}"),
+            }),
+        }
+        return;
+    }
+    for (index, (start_line, chunk)) in split_documents(text).into_iter().enumerate() {
+        let document = index + 1;
+        match serde_yaml::from_str::<Value>(chunk) {
+            Ok(Value::Null) => {}
+            Ok(v) => add_value(file, document, start_line, v, loaded),
+            Err(e) => {
+                let (line, column) = e
+                    .location()
+                    .map(|l| (Some(start_line + l.line() - 1), Some(l.column())))
+                    .unwrap_or((Some(start_line), None));
+                loaded.errors.push(InputError {
+                    file: file.to_owned(),
+                    document: Some(document),
+                    line,
+                    column,
+                    message: format!("invalid YAML: {}", strip_location(&e.to_string())),
+                });
+            }
+        }
+    }
+}
+
+/// serde_yaml appends " at line L column C"; the location is reported separately.
+fn strip_location(message: &str) -> &str {
+    message.split(" at line ").next().unwrap_or(message)
+}
+
+/// Splits a YAML stream at `---` / `...` marker lines, so a syntax error in one document does
+/// not hide the others. Returns each document's first line (1-based) and text. A marker at the
+/// start of a line always ends a document in YAML, even inside a block scalar.
+pub fn split_documents(text: &str) -> Vec<(usize, &str)> {
+    let mut docs = Vec::new();
+    let mut start = 0;
+    let mut start_line = 1;
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        let marker = |m: &str| {
+            bare == m
+                || bare
+                    .strip_prefix(m)
+                    .is_some_and(|r| r.starts_with([' ', '\t']))
+        };
+        if marker("---") || marker("...") {
+            docs.push((start_line, &text[start..offset]));
+            // Content after `--- ` on the marker line belongs to the next document.
+            let is_start = marker("---");
+            start = if is_start {
+                offset + 3
+            } else {
+                offset + line.len()
+            };
+            start_line = if is_start { i + 1 } else { i + 2 };
+        }
+        offset += line.len();
+    }
+    docs.push((start_line, &text[start..]));
+    docs.retain(|(_, d)| !d.trim().is_empty());
+    docs
+}
+
+fn add_value(file: &str, document: usize, line: usize, value: Value, loaded: &mut Loaded) {
+    let location = Location {
+        file: file.to_owned(),
+        document,
+        item: None,
+        line,
+    };
+    let is_list = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k == "List" || k.ends_with("List"))
+        && value.get("items").is_some_and(Value::is_array);
+    if is_list {
+        let Value::Array(items) = value["items"].clone() else {
+            return;
+        };
+        for (i, item) in items.into_iter().enumerate() {
+            add_object(
+                Location {
+                    item: Some(i),
+                    ..location.clone()
+                },
+                item,
+                loaded,
+            );
+        }
+    } else {
+        add_object(location, value, loaded);
+    }
+}
+
+fn add_object(location: Location, value: Value, loaded: &mut Loaded) {
+    let api_version = value
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let kind_name = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let error = |message: String| InputError {
+        file: location.file.clone(),
+        document: Some(location.document),
+        line: Some(location.line),
+        column: None,
+        message,
+    };
+    if !value.is_object() {
+        loaded.errors.push(error(
+            "document is not a mapping (expected a Kubernetes object)".into(),
+        ));
+        return;
+    }
+    let Some(kind) = Kind::from_type(api_version, kind_name) else {
+        if kind_name.is_empty() {
+            loaded.errors.push(error(
+                "document has no `kind`: expected a Kubernetes object".into(),
+            ));
+        } else {
+            loaded.other_documents += 1;
+        }
+        return;
+    };
+    let name = value
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("<unnamed>")
+        .to_owned();
+    let object = match kind {
+        Kind::Rollout => serde_path_to_error::deserialize::<_, Rollout>(value)
+            .map(|r| Object::Rollout(Box::new(r))),
+        _ => serde_path_to_error::deserialize::<_, AnalysisTemplate>(value)
+            .map(|t| Object::Template(Box::new(t), kind)),
+    };
+    match object {
+        Ok(o) => loaded.objects.push((location, o)),
+        Err(e) => {
+            let path = e.path().to_string();
+            loaded
+                .errors
+                .push(error(format!("{kind} {name}: {path}: {}", e.inner())));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Loaded {
+        let mut l = Loaded::default();
+        load_text("f.yaml", text, false, &mut l);
+        l
+    }
+
+    #[test]
+    fn splits_documents_with_their_lines() {
+        let docs = split_documents("a: 1\n---\nb: 2\n--- # c\nc: 3\n...\n");
+        assert_eq!(docs.iter().map(|d| d.0).collect::<Vec<_>>(), [1, 2, 4]);
+        assert_eq!(docs[2].1.trim(), "# c\nc: 3");
+        assert_eq!(split_documents("---\nx: 1\n")[0], (1, "\nx: 1\n"));
+    }
+
+    #[test]
+    fn a_bad_document_does_not_hide_the_others() {
+        let l = load_str(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: a}\n---\nkey: [unclosed\n---\napiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\nmetadata: {name: t}\n",
+        );
+        assert_eq!(l.objects.len(), 2);
+        assert_eq!(l.errors.len(), 1);
+        let e = &l.errors[0];
+        assert_eq!((e.document, e.line.map(|l| l >= 5)), (Some(2), Some(true)));
+        assert!(e.to_string().starts_with("f.yaml:"), "{e}");
+    }
+
+    #[test]
+    fn reports_type_errors_with_the_field_path() {
+        let l = load_str(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: r}\nspec:\n  strategy:\n    canary:\n      steps:\n      - setWeight: {x: 1}\n",
+        );
+        assert!(l.objects.is_empty());
+        let msg = &l.errors[0].message;
+        assert!(
+            msg.contains("Rollout r: spec.strategy.canary.steps[0].setWeight"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn reads_lists_and_json_and_skips_other_kinds() {
+        let mut l = Loaded::default();
+        load_text(
+            "l.json",
+            r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"argoproj.io/v1alpha1","kind":"Rollout","metadata":{"name":"r"}},{"apiVersion":"v1","kind":"Service","metadata":{"name":"s"}}]}"#,
+            true,
+            &mut l,
+        );
+        assert_eq!(l.objects.len(), 1);
+        assert_eq!(l.objects[0].0.item, Some(0));
+        assert_eq!(l.other_documents, 1);
+    }
+
+    #[test]
+    fn documents_without_kind_are_errors() {
+        let l = load_str("just: data\n");
+        assert!(l.errors[0].message.contains("no `kind`"));
+        assert!(load_str("# only a comment\n").errors.is_empty());
+    }
+}

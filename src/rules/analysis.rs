@@ -1,0 +1,308 @@
+//! One AnalysisRun as Argo would start it from a list of template references: the templates
+//! reached, their metrics with arguments substituted and dry-run marked, and the run-level
+//! problems (unresolved arguments, duplicate metric names, bad dryRun rules).
+
+use std::collections::HashMap;
+
+use regex::Regex;
+
+use crate::finding::{Finding, Rule, Severity};
+use crate::model::{AnalysisRef, Arg, DryRun, ObjectRef};
+use crate::rules::metric::RunMetric;
+use crate::templates::{ArgValue, Args, Flattened, ResolvedTemplate};
+
+/// A run's metrics and the problems found while assembling it.
+#[derive(Debug, Clone, Default)]
+pub struct Run {
+    pub templates: Vec<ResolvedTemplate>,
+    pub metrics: Vec<RunMetric>,
+    pub findings: Vec<Finding>,
+}
+
+/// Who asks for the run: a Rollout's analysis (with its args and dryRun) or a template on
+/// its own (its defaults only).
+pub struct Caller<'a> {
+    pub object: &'a ObjectRef,
+    /// Path of the analysis block, e.g. `spec.strategy.canary.analysis`; `None` for a template
+    /// checked on its own.
+    pub path: Option<&'a str>,
+    pub analysis: Option<&'a AnalysisRef>,
+}
+
+pub fn assemble(flat: Flattened, caller: Caller<'_>) -> Run {
+    let Flattened {
+        templates,
+        mut findings,
+    } = flat;
+    let supplied: &[Arg] = caller
+        .analysis
+        .map(|a| a.args.as_slice())
+        .unwrap_or_default();
+    let args = Args::merge(
+        templates.iter().flat_map(|t| &t.template.spec.args),
+        supplied,
+    );
+
+    if let Some(path) = caller.path {
+        for t in &templates {
+            for arg in &t.template.spec.args {
+                if args.get(&arg.name) == Some(&ArgValue::Missing) {
+                    findings.push(
+                        Finding::new(
+                            Rule::UnresolvedArgument,
+                            Severity::Error,
+                            caller.object,
+                            format!("{path}.args"),
+                            format!(
+                                "argument `{}` of {} {} has no value: add it to {path}.args",
+                                arg.name, t.object.kind, t.object.name
+                            ),
+                        )
+                        .explain(
+                            "Argo Rollouts cannot start an AnalysisRun while a template argument has \
+                             neither a default nor a value from the Rollout.",
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    let mut metrics = Vec::new();
+    let mut owners: HashMap<&str, &ObjectRef> = HashMap::new();
+    for t in &templates {
+        for (i, m) in t.template.spec.metrics.iter().enumerate() {
+            if let Some(first) = owners.get(m.name.as_str()) {
+                let other = if **first == t.object {
+                    "this template".to_owned()
+                } else {
+                    format!("{} {}", first.kind, first.name)
+                };
+                findings.push(
+                    Finding::new(
+                        Rule::DuplicateMetricName,
+                        Severity::Error,
+                        &t.object,
+                        format!("spec.metrics[{i}].name"),
+                        format!("metric name `{}` is also used in {other}: rename one of them", m.name),
+                    )
+                    .explain("Argo Rollouts rejects an AnalysisRun whose templates define the same metric name twice."),
+                );
+            } else {
+                owners.insert(&m.name, &t.object);
+            }
+            metrics.push(RunMetric::new(&t.object, i, m, &args));
+        }
+    }
+
+    let mut rules: Vec<(&ObjectRef, String, &DryRun)> = Vec::new();
+    if let (Some(a), Some(path)) = (caller.analysis, caller.path) {
+        rules.extend(
+            a.dry_run
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (caller.object, format!("{path}.dryRun[{i}].metricName"), d)),
+        );
+    }
+    for t in &templates {
+        rules.extend(
+            t.template
+                .spec
+                .dry_run
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (&t.object, format!("spec.dryRun[{i}].metricName"), d)),
+        );
+    }
+    let mut seen_patterns: HashMap<&str, ()> = HashMap::new();
+    for (object, path, rule) in rules {
+        let pattern = rule.metric_name.as_str();
+        let deny = |message: String, why: &str| {
+            Finding::new(
+                Rule::InvalidDryRun,
+                Severity::Error,
+                object,
+                path.clone(),
+                message,
+            )
+            .explain(why)
+        };
+        if seen_patterns.insert(pattern, ()).is_some() {
+            findings.push(deny(
+                format!("dryRun metricName `{pattern}` is listed twice: keep one"),
+                "Argo Rollouts rejects a run whose dryRun lists (Rollout and templates merged) repeat a metricName.",
+            ));
+            continue;
+        }
+        match Regex::new(pattern) {
+            Err(_) => findings.push(deny(
+                format!("dryRun metricName `{pattern}` is not a valid regex (use `.*` for every metric)"),
+                "Argo Rollouts matches dryRun metric names as Go regular expressions. An invalid pattern such \
+                 as `*` matches nothing, every rule must match a metric, so the run goes Error and a \
+                 background run aborts the Rollout.",
+            )),
+            Ok(re) => {
+                let mut matched = false;
+                for m in metrics.iter_mut().filter(|m| re.is_match(&m.name)) {
+                    m.dry_run = true;
+                    matched = true;
+                }
+                if !matched && !metrics.is_empty() {
+                    findings.push(deny(
+                        format!("dryRun metricName `{pattern}` matches no metric of the run: fix the name or remove the rule"),
+                        "Every dryRun rule must match a metric, or Argo Rollouts fails the run.",
+                    ));
+                }
+            }
+        }
+    }
+
+    Run {
+        templates,
+        metrics,
+        findings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AnalysisTemplate, Kind, TemplateRef};
+    use crate::templates::{MemoryStore, RefOrigin, flatten};
+    use serde_json::{Value, json};
+
+    fn store(templates: Value) -> MemoryStore {
+        let mut s = MemoryStore::new();
+        for t in templates.as_array().unwrap() {
+            s.insert_template(serde_json::from_value::<AnalysisTemplate>(t.clone()).unwrap());
+        }
+        s
+    }
+
+    fn run(s: &MemoryStore, analysis: Value) -> Run {
+        let a: AnalysisRef = serde_json::from_value(analysis).unwrap();
+        let obj = ObjectRef {
+            kind: Kind::Rollout,
+            namespace: Some("ns".into()),
+            name: "r".into(),
+        };
+        let path = "spec.strategy.canary.analysis";
+        let flat = flatten(
+            &a.templates,
+            RefOrigin {
+                object: &obj,
+                path: &format!("{path}.templates"),
+            },
+            "ns",
+            s,
+        );
+        assemble(
+            flat,
+            Caller {
+                object: &obj,
+                path: Some(path),
+                analysis: Some(&a),
+            },
+        )
+    }
+
+    fn ids(r: &Run) -> Vec<&'static str> {
+        r.findings.iter().map(|f| f.rule.id()).collect()
+    }
+
+    fn tpl(name: &str, metrics: &[&str]) -> Value {
+        let metrics: Vec<_> = metrics
+            .iter()
+            .map(|m| json!({"name": m, "provider": {"job": {}}}))
+            .collect();
+        json!({"metadata": {"name": name}, "spec": {"metrics": metrics}})
+    }
+
+    #[test]
+    fn marks_dry_run_metrics_with_unanchored_regexes() {
+        let s = store(json!([tpl("t", &["error-rate", "latency"])]));
+        let r = run(
+            &s,
+            json!({"templates": [{"templateName": "t"}], "dryRun": [{"metricName": "rate"}]}),
+        );
+        assert!(r.findings.is_empty(), "{:?}", r.findings);
+        assert!(r.metrics[0].dry_run && !r.metrics[1].dry_run);
+    }
+
+    #[test]
+    fn star_is_not_a_valid_dry_run_pattern() {
+        let s = store(json!([tpl("t", &["m"])]));
+        let r = run(
+            &s,
+            json!({"templates": [{"templateName": "t"}], "dryRun": [{"metricName": "*"}]}),
+        );
+        assert_eq!(ids(&r), ["invalid-dry-run"]);
+        assert!(r.findings[0].message.contains("`.*`"));
+        assert!(!r.metrics[0].dry_run);
+        let ok = run(
+            &s,
+            json!({"templates": [{"templateName": "t"}], "dryRun": [{"metricName": ".*"}]}),
+        );
+        assert!(ok.findings.is_empty() && ok.metrics[0].dry_run);
+    }
+
+    #[test]
+    fn dry_run_rules_must_match_and_not_repeat() {
+        let mut t = tpl("t", &["m"]);
+        t["spec"]["dryRun"] = json!([{"metricName": "m"}]);
+        let s = store(json!([t]));
+        let r = run(
+            &s,
+            json!({"templates": [{"templateName": "t"}], "dryRun": [{"metricName": "nope"}, {"metricName": "m"}]}),
+        );
+        assert_eq!(ids(&r), ["invalid-dry-run", "invalid-dry-run"]);
+        assert_eq!(r.findings[1].object.kind, Kind::AnalysisTemplate);
+    }
+
+    #[test]
+    fn same_metric_name_in_two_templates_is_an_error() {
+        let s = store(json!([tpl("a", &["m"]), tpl("b", &["m"])]));
+        let r = run(
+            &s,
+            json!({"templates": [{"templateName": "a"}, {"templateName": "b"}]}),
+        );
+        assert_eq!(ids(&r), ["duplicate-metric-name"]);
+        assert_eq!(r.findings[0].object.name, "b");
+        // The same template twice is de-duplicated, not a clash.
+        let once = run(
+            &s,
+            json!({"templates": [{"templateName": "a"}, {"templateName": "a"}]}),
+        );
+        assert!(once.findings.is_empty());
+    }
+
+    #[test]
+    fn arguments_without_values_are_unresolved() {
+        let mut t = tpl("t", &["m"]);
+        t["spec"]["args"] = json!([{"name": "svc"}, {"name": "hash", "valueFrom": {"podTemplateHashValue": "Latest"}}]);
+        let s = store(json!([t]));
+        let r = run(&s, json!({"templates": [{"templateName": "t"}]}));
+        assert_eq!(ids(&r), ["unresolved-argument"]);
+        assert_eq!(r.findings[0].path, "spec.strategy.canary.analysis.args");
+        let ok = run(
+            &s,
+            json!({"templates": [{"templateName": "t"}], "args": [{"name": "svc", "value": "x"}]}),
+        );
+        assert!(ok.findings.is_empty());
+    }
+
+    #[test]
+    fn rollout_args_reach_nested_template_metrics() {
+        let s = store(json!([
+            {"metadata": {"name": "outer"}, "spec": {"templates": [{"templateName": "inner"}]}},
+            {"metadata": {"name": "inner"}, "spec": {"args": [{"name": "n", "value": "1"}],
+             "metrics": [{"name": "m", "count": "{{args.n}}", "interval": "1m", "provider": {"job": {}}}]}}
+        ]));
+        let r = run(
+            &s,
+            json!({"templates": [{"templateName": "outer"}], "args": [{"name": "n", "value": "7"}]}),
+        );
+        assert_eq!(r.metrics[0].count, crate::templates::Resolved::Known(7));
+        let _ = TemplateRef::default();
+    }
+}

@@ -1,0 +1,209 @@
+//! How many pods a canary has at a given step, as far as the rules need it (DOMAIN R2/D2).
+//! The formulas mirror Argo's replica arithmetic for the cases the rules depend on; where
+//! they are inferred rather than read from upstream tests, the comments say so.
+
+use crate::model::{Canary, IntOrStr, SetCanaryScale, Step};
+
+/// What a step does to the ReplicaSets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKind {
+    Pause,
+    /// setHeaderRoute / setMirrorRoute: traffic only.
+    Route,
+    SetWeight,
+    SetCanaryScale,
+    /// analysis, experiment, plugin: the step waits for something other than the clock.
+    Blocking,
+    /// A step with none of the known fields.
+    Empty,
+}
+
+pub fn kind(step: &Step) -> StepKind {
+    if step.pause.is_some() {
+        StepKind::Pause
+    } else if step.analysis.is_some() || step.experiment.is_some() || step.plugin.is_some() {
+        StepKind::Blocking
+    } else if step.set_weight.is_some() {
+        StepKind::SetWeight
+    } else if step.set_canary_scale.is_some() {
+        StepKind::SetCanaryScale
+    } else if step.set_header_route.is_some() || step.set_mirror_route.is_some() {
+        StepKind::Route
+    } else {
+        StepKind::Empty
+    }
+}
+
+/// Canary and stable pod counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pods {
+    pub canary: i64,
+    pub stable: i64,
+}
+
+/// Walks the steps, tracking weight and canary scale.
+pub struct Walker<'a> {
+    canary: &'a Canary,
+    replicas: i64,
+    weight: i64,
+    scale: Option<SetCanaryScale>,
+}
+
+impl<'a> Walker<'a> {
+    pub fn new(canary: &'a Canary, replicas: i64) -> Self {
+        Self {
+            canary,
+            replicas,
+            weight: 0,
+            scale: None,
+        }
+    }
+
+    pub fn apply(&mut self, step: &Step) {
+        if let Some(w) = step.set_weight.as_ref().and_then(int) {
+            self.weight = w.clamp(0, 100);
+        }
+        if let Some(s) = &step.set_canary_scale {
+            self.scale = if s.match_traffic_weight == Some(true) {
+                None
+            } else {
+                Some(s.clone())
+            };
+        }
+    }
+
+    pub fn pods(&self) -> Pods {
+        let r = self.replicas;
+        let routed = self.canary.traffic_routing.is_some();
+        let canary = match (&self.scale, routed) {
+            // setCanaryScale only takes effect with traffic routing (Argo docs).
+            (
+                Some(SetCanaryScale {
+                    replicas: Some(n), ..
+                }),
+                true,
+            ) => *n,
+            (
+                Some(SetCanaryScale {
+                    weight: Some(w), ..
+                }),
+                true,
+            ) => ceil_percent(r, *w),
+            _ if routed => ceil_percent(r, self.weight),
+            _ if self.max_surge() == 0 => {
+                // Inferred from DOMAIN R2: with maxSurge 0 a one-replica basic canary gets its
+                // pod only from weight 50, i.e. rounding half up.
+                (r * self.weight + 50) / 100
+            }
+            _ => ceil_percent(r, self.weight),
+        };
+        let stable = if routed && self.canary.dynamic_stable_scale != Some(true) {
+            r
+        } else {
+            ceil_percent(r, 100 - self.weight)
+        };
+        Pods { canary, stable }
+    }
+
+    fn max_surge(&self) -> i64 {
+        match &self.canary.max_surge {
+            None => ceil_percent(self.replicas, 25),
+            Some(IntOrStr::Int(n)) => *n,
+            Some(IntOrStr::Str(s)) => match s.strip_suffix('%').and_then(|p| p.parse::<i64>().ok())
+            {
+                Some(p) => ceil_percent(self.replicas, p),
+                None => s.parse().unwrap_or(1),
+            },
+        }
+    }
+}
+
+fn int(v: &IntOrStr) -> Option<i64> {
+    match v {
+        IntOrStr::Int(n) => Some(*n),
+        IntOrStr::Str(s) => s.parse().ok(),
+    }
+}
+
+fn ceil_percent(replicas: i64, percent: i64) -> i64 {
+    (replicas * percent + 99).div_euclid(100).max(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn canary(spec: Value) -> Canary {
+        serde_json::from_value(spec).unwrap()
+    }
+
+    fn pods_after(c: &Canary, replicas: i64) -> Pods {
+        let mut w = Walker::new(c, replicas);
+        for s in &c.steps {
+            w.apply(s);
+        }
+        w.pods()
+    }
+
+    #[test]
+    fn one_replica_gets_its_canary_pod_at_any_weight_with_traffic_routing() {
+        let c = canary(json!({"trafficRouting": {"nginx": {}}, "steps": [{"setWeight": 10}]}));
+        assert_eq!(
+            pods_after(&c, 1),
+            Pods {
+                canary: 1,
+                stable: 1
+            }
+        );
+    }
+
+    #[test]
+    fn basic_canary_with_default_surge_rounds_up() {
+        let c = canary(json!({"steps": [{"setWeight": 10}]}));
+        assert_eq!(pods_after(&c, 1).canary, 1);
+        assert_eq!(pods_after(&c, 10).canary, 1);
+        assert_eq!(pods_after(&c, 2).canary, 1);
+    }
+
+    #[test]
+    fn basic_canary_without_surge_needs_weight_50_for_one_replica() {
+        let c = canary(json!({"maxSurge": 0, "steps": [{"setWeight": 49}]}));
+        assert_eq!(pods_after(&c, 1).canary, 0);
+        let c = canary(json!({"maxSurge": "0%", "steps": [{"setWeight": 50}]}));
+        assert_eq!(pods_after(&c, 1).canary, 1);
+    }
+
+    #[test]
+    fn set_canary_scale_overrides_weight_with_traffic_routing_only() {
+        let c = canary(
+            json!({"trafficRouting": {"istio": {}}, "steps": [{"setWeight": 10}, {"setCanaryScale": {"replicas": 4}}]}),
+        );
+        assert_eq!(pods_after(&c, 4).canary, 4);
+        let c = canary(
+            json!({"trafficRouting": {"istio": {}}, "steps": [{"setCanaryScale": {"weight": 50}}, {"setCanaryScale": {"matchTrafficWeight": true}}]}),
+        );
+        assert_eq!(pods_after(&c, 4).canary, 0);
+        let basic = canary(json!({"steps": [{"setCanaryScale": {"replicas": 4}}]}));
+        assert_eq!(pods_after(&basic, 4).canary, 0);
+    }
+
+    #[test]
+    fn classifies_steps() {
+        let c = canary(
+            json!({"steps": [{"pause": {}, "setHeaderRoute": {}}, {"setMirrorRoute": {}},
+            {"plugin": {}}, {"setWeight": 1}, {}]}),
+        );
+        let kinds: Vec<_> = c.steps.iter().map(kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                StepKind::Pause,
+                StepKind::Route,
+                StepKind::Blocking,
+                StepKind::SetWeight,
+                StepKind::Empty
+            ]
+        );
+    }
+}

@@ -1,0 +1,311 @@
+//! The Inconclusive trap itself: D1 (a timed pause during which background analysis can end
+//! Inconclusive), D2 (the full canary is then promoted while Inconclusive, >= 1.8.2) and D3
+//! (pause steps the background analysis runs through), as DOMAIN §4 states them.
+
+use crate::duration::{PauseDuration, human_seconds};
+use crate::finding::{Finding, Rule, Severity};
+use crate::model::{Canary, ObjectRef, Rollout};
+use crate::rules::Config;
+use crate::rules::analysis::Run;
+use crate::rules::canary::{self, StepKind, Walker};
+use crate::rules::metric::{RunMetric, Verdict, can_inconclude};
+
+const BG: &str = "spec.strategy.canary.analysis";
+
+/// What the hold guard needs to know about a D1 Rollout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trap {
+    /// Indices of the timed pause steps at or after `startingStep`, with their seconds.
+    pub timed_pauses: Vec<(usize, i64)>,
+}
+
+pub fn background_findings(
+    rollout: &Rollout,
+    object: &ObjectRef,
+    run: &Run,
+    cfg: &Config,
+) -> (Vec<Finding>, Option<Trap>) {
+    let mut out = Vec::new();
+    let Some(canary) = &rollout.spec.strategy.canary else {
+        return (out, None);
+    };
+    let Some(analysis) = &canary.analysis else {
+        return (out, None);
+    };
+    if analysis.templates.is_empty() {
+        return (out, None);
+    }
+    let steps = &canary.steps;
+    let len = steps.len() as i64;
+    let starting = analysis.starting_step.unwrap_or(0).max(0);
+    if !steps.is_empty() && starting > len {
+        out.push(
+            Finding::new(
+                Rule::StartingStepOutOfRange,
+                Severity::Warning,
+                object,
+                format!("{BG}.startingStep"),
+                format!("startingStep {starting} is past the last step ({} steps): the background analysis never starts", steps.len()),
+            )
+            .explain("Argo Rollouts starts background analysis when the step index reaches startingStep; \
+                      past the end it is never reached. Use a step index, or len(steps) to analyse until promotion."),
+        );
+    }
+    let eligible = || {
+        steps
+            .iter()
+            .enumerate()
+            .skip(starting as usize)
+            .filter_map(|(i, s)| {
+                s.pause
+                    .as_ref()
+                    .map(|p| (i, PauseDuration::of(p.duration.as_ref())))
+            })
+    };
+    let timed: Vec<(usize, i64)> = eligible()
+        .filter_map(|(i, d)| match d {
+            PauseDuration::Seconds(s) => Some((i, s)),
+            _ => None,
+        })
+        .collect();
+
+    let mut inconclusive: Vec<(&RunMetric, String)> = Vec::new();
+    let mut undecided: Vec<(&RunMetric, String)> = Vec::new();
+    for m in run.metrics.iter().filter(|m| !m.dry_run) {
+        match can_inconclude(m, cfg.version) {
+            Verdict::Yes(why) => inconclusive.push((m, why)),
+            Verdict::Unknown(why) => undecided.push((m, why)),
+            Verdict::No => {}
+        }
+    }
+
+    let trap = (!timed.is_empty() && !inconclusive.is_empty()).then(|| Trap {
+        timed_pauses: timed.clone(),
+    });
+    if let Some(trap) = &trap {
+        let (pause_index, secs) = trap.timed_pauses[0];
+        out.push(d1(object, pause_index, secs, starting, &inconclusive, cfg));
+        if cfg.version.records_inconclusive_pause()
+            && let Some(f) = d2(rollout, canary, object, &trap.timed_pauses, cfg)
+        {
+            out.push(f);
+        }
+    }
+
+    // D3: on >= 1.8.2 a pause reached while an Inconclusive pause is active is skipped (R1);
+    // on <= 1.8.1 an indefinite pause hides the verdict from the human who promotes.
+    let fixed = cfg.version.records_inconclusive_pause();
+    let d3 = eligible().find(|(i, d)| {
+        if fixed {
+            trap.is_none() && (*i as i64) > starting
+        } else {
+            *d == PauseDuration::Indefinite
+        }
+    });
+    if let Some((i, d)) = d3 {
+        let what = match d {
+            PauseDuration::Seconds(s) => format!("{} pause", human_seconds(s)),
+            _ => "indefinite pause".into(),
+        };
+        let (message, why) = if fixed {
+            (
+                format!(
+                    "background analysis runs through this {what}: if it is Inconclusive by then, Argo skips the pause"
+                ),
+                "On controllers >= 1.8.2 an Inconclusive background run pauses the Rollout, but later pause steps \
+                 reached while that pause is active complete at once because status.controllerPause is still set \
+                 (DOMAIN R1). Nobody sees those pauses.",
+            )
+        } else {
+            (
+                format!(
+                    "background analysis runs through this {what}; <=1.8.1 hides an Inconclusive verdict: upgrade to >=1.8.2"
+                ),
+                "Controllers up to 1.8.1 re-create the background AnalysisRun during pause steps instead of \
+                 recording the Inconclusive pause (upstream issue #3850), so the human who promotes never learns \
+                 the verdict. Upgrading to >= 1.8.2 is the fix.",
+            )
+        };
+        let mut explanation = why.to_owned();
+        if !undecided.is_empty() {
+            explanation.push_str(&format!(
+                " Metrics that may end Inconclusive depending on arguments: {}.",
+                names(&undecided)
+            ));
+        }
+        out.push(
+            Finding::new(
+                Rule::PauseDuringBackgroundAnalysis,
+                Severity::Info,
+                object,
+                format!("spec.strategy.canary.steps[{i}].pause"),
+                message,
+            )
+            .explain(explanation),
+        );
+    }
+    (out, trap)
+}
+
+fn names(metrics: &[(&RunMetric, String)]) -> String {
+    metrics
+        .iter()
+        .map(|(m, _)| format!("`{}`", m.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn d1(
+    object: &ObjectRef,
+    pause_index: usize,
+    secs: i64,
+    starting: i64,
+    metrics: &[(&RunMetric, String)],
+    cfg: &Config,
+) -> Finding {
+    let (first, _) = metrics[0];
+    let subject = match metrics.len() {
+        1 => format!("`{}`", first.name),
+        2 => format!("`{}` and `{}`", first.name, metrics[1].0.name),
+        n => format!("`{}` and {} more metrics", first.name, n - 1),
+    };
+    let limit = match first.inconclusive_limit_value() {
+        Some(0) => "inconclusiveLimit 0".to_owned(),
+        Some(l) => format!("inconclusiveLimit {l}"),
+        None => "inconclusiveLimit from an argument".to_owned(),
+    };
+    let pause = human_seconds(secs);
+    let (severity, message) = if cfg.version.records_inconclusive_pause() {
+        (
+            Severity::Medium,
+            format!(
+                "{subject} can end Inconclusive ({limit}) during this {pause} pause, which still expires: make it indefinite or fail on inconclusive"
+            ),
+        )
+    } else {
+        (
+            Severity::High,
+            format!(
+                "{subject} can end Inconclusive ({limit}) during this {pause} pause; <=1.8.1 promotes anyway: upgrade Argo Rollouts to >=1.8.2"
+            ),
+        )
+    };
+    let mut explanation = String::new();
+    if cfg.version.records_inconclusive_pause() {
+        explanation.push_str(&format!(
+            "Argo Rollouts {} records the Inconclusive pause, but the timed pause's own clock still completes the step; \
+             later pause steps are then skipped and a full canary can be promoted (DOMAIN R1/R2). ",
+            cfg.version
+        ));
+    } else {
+        explanation.push_str(&format!(
+            "Argo Rollouts {} re-creates an Inconclusive background AnalysisRun during a pause step instead of pausing \
+             (upstream issue #3850, fixed by PR #3873 in 1.8.2): the timed pause runs out and the canary goes on to \
+             promotion. Upgrading to >= 1.8.2 is the real fix. ",
+            cfg.version
+        ));
+    }
+    for (m, why) in metrics {
+        explanation.push_str(&format!(
+            "Metric `{}` of {} {}: {why}. ",
+            m.name, m.template.kind, m.template.name
+        ));
+    }
+    if first.inconclusive_limit_value() == Some(0) {
+        explanation.push_str("inconclusiveLimit is 0 (the default), so the first inconclusive measurement ends the run. ");
+    }
+    if starting == pause_index as i64
+        && let (Some(interval), Some(limit)) =
+            (first.interval.known(), first.inconclusive_limit_value())
+    {
+        let delay = first.initial_delay.known().unwrap_or(0);
+        let earliest = (delay + limit * interval) / 1_000_000_000;
+        let relation = if earliest <= secs { "within" } else { "after" };
+        explanation.push_str(&format!(
+                "The run starts at this pause; the earliest verdict of `{}` comes about {} after that (initialDelay + \
+                 inconclusiveLimit x interval, plus query time), {relation} the {pause} pause. ",
+                first.name,
+                human_seconds(earliest)
+            ));
+    }
+    explanation.push_str(
+        "Fixes: make the pause indefinite (rollout-guard's hold guard does this), run rollout-guard's status guard \
+         (>= 1.8.2), or make inconclusive count as failure (failureCondition: (F) || !(S)).",
+    );
+    Finding::new(
+        Rule::InconclusiveTimedPause,
+        severity,
+        object,
+        format!("spec.strategy.canary.steps[{pause_index}].pause.duration"),
+        message,
+    )
+    .explain(explanation.trim_end())
+}
+
+/// D2: after a timed pause the Rollout completes without a ReplicaSet scale change and the
+/// canary is already full, so `shouldFullPromote` promotes while Inconclusive (R2).
+fn d2(
+    rollout: &Rollout,
+    canary: &Canary,
+    object: &ObjectRef,
+    timed: &[(usize, i64)],
+    cfg: &Config,
+) -> Option<Finding> {
+    let replicas = rollout.spec.replicas.unwrap_or(1);
+    if replicas <= 0 {
+        return None;
+    }
+    let full = |c: i64| {
+        if cfg.version.full_promote_at_or_above() {
+            c >= replicas
+        } else {
+            c == replicas
+        }
+    };
+    for &(p, secs) in timed {
+        let mut walker = Walker::new(canary, replicas);
+        for step in &canary.steps[..=p] {
+            walker.apply(step);
+        }
+        let at_pause = walker.pods();
+        if !full(at_pause.canary) {
+            continue;
+        }
+        let tail_is_free = canary.steps[p + 1..]
+            .iter()
+            .all(|step| match canary::kind(step) {
+                StepKind::Pause | StepKind::Route | StepKind::Empty => true,
+                StepKind::SetWeight | StepKind::SetCanaryScale => {
+                    walker.apply(step);
+                    walker.pods() == at_pause
+                }
+                StepKind::Blocking => false,
+            });
+        if !tail_is_free {
+            continue;
+        }
+        let message = format!(
+            "after this {} pause the canary is full ({}/{replicas} pods) and is promoted while Inconclusive: enable the status guard",
+            human_seconds(secs),
+            at_pause.canary
+        );
+        let explanation = format!(
+            "When the step index reaches the end, Argo Rollouts {} promotes as soon as the canary is full, ignoring the \
+             Inconclusive pause (DOMAIN R2). Nothing after this pause changes ReplicaSet sizes, so nothing halts it. \
+             With replicas: 1 any weight gives a full canary. Fixes: rollout-guard's status guard, an indefinite \
+             pause, or failing on inconclusive measurements.",
+            cfg.version
+        );
+        return Some(
+            Finding::new(
+                Rule::InconclusivePromotion,
+                Severity::High,
+                object,
+                format!("spec.strategy.canary.steps[{p}].pause.duration"),
+                message,
+            )
+            .explain(explanation),
+        );
+    }
+    None
+}

@@ -1,0 +1,725 @@
+//! One metric as a run sees it (arguments substituted), the metric-level rules of the deny
+//! and warn classes, and `can_inconclude`: when a metric can end Inconclusive (DOMAIN §3, §4).
+
+use crate::duration::parse_go_duration;
+use crate::finding::{Finding, Rule, Severity};
+use crate::model::{IntOrStr, Metric, ObjectRef, Text};
+use crate::templates::{Args, Resolved, placeholders};
+use crate::version::ControllerVersion;
+
+/// Providers whose measurements are judged by `successCondition` / `failureCondition`.
+const CONDITION_PROVIDERS: [&str; 9] = [
+    "prometheus",
+    "datadog",
+    "newRelic",
+    "wavefront",
+    "cloudWatch",
+    "graphite",
+    "influxdb",
+    "skywalking",
+    "web",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderClass {
+    /// A condition-evaluating provider (name kept for messages).
+    Conditions(String),
+    Job,
+    Kayenta {
+        pass: Resolved<i64>,
+        marginal: Resolved<i64>,
+    },
+    Plugin,
+    /// A provider this version of rollout-guard does not know.
+    Other(String),
+    Missing,
+    Several(Vec<String>),
+}
+
+/// How many measurements a metric takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runs {
+    /// `interval` without `count`: until the run is terminated or its own limits end it.
+    Indefinite,
+    Times(i64),
+}
+
+/// A metric after argument substitution, with where it lives.
+#[derive(Debug, Clone)]
+pub struct RunMetric {
+    pub template: ObjectRef,
+    /// `spec.metrics[i]` in the template.
+    pub path: String,
+    pub name: String,
+    pub provider: ProviderClass,
+    pub success_condition: bool,
+    pub failure_condition: bool,
+    pub count: Resolved<i64>,
+    /// Nanoseconds.
+    pub interval: Resolved<i64>,
+    /// Nanoseconds.
+    pub initial_delay: Resolved<i64>,
+    pub failure_limit: Resolved<i64>,
+    pub inconclusive_limit: Resolved<i64>,
+    pub consecutive_error_limit: Resolved<i64>,
+    pub consecutive_success_limit: Resolved<i64>,
+    /// Matched by a dryRun rule: its phase does not count for the run.
+    pub dry_run: bool,
+    /// `{{args.x}}` names used by the fields above that no template declares.
+    pub undeclared_args: Vec<(String, &'static str)>,
+}
+
+impl RunMetric {
+    pub fn new(template: &ObjectRef, index: usize, metric: &Metric, args: &Args) -> Self {
+        let provider = match &metric.provider {
+            None => ProviderClass::Missing,
+            Some(p) if p.kinds.is_empty() => ProviderClass::Missing,
+            Some(p) if p.kinds.len() > 1 => ProviderClass::Several(p.kinds.clone()),
+            Some(p) => match p.kinds[0].as_str() {
+                "job" => ProviderClass::Job,
+                "plugin" => ProviderClass::Plugin,
+                "kayenta" => {
+                    let t = p.kayenta.clone().unwrap_or_default();
+                    ProviderClass::Kayenta {
+                        pass: args.int(t.pass.as_ref()),
+                        marginal: args.int(t.marginal.as_ref()),
+                    }
+                }
+                k if CONDITION_PROVIDERS.contains(&k) => ProviderClass::Conditions(k.to_owned()),
+                other => ProviderClass::Other(other.to_owned()),
+            },
+        };
+        let set = |t: &Option<Text>| t.as_ref().is_some_and(|t| !t.0.trim().is_empty());
+        let duration = |t: &Option<Text>| match args.text_value(t.as_ref().map(Text::as_str)) {
+            Ok(None) => Resolved::Unset,
+            Err(()) => Resolved::Unknown,
+            Ok(Some(text)) => match parse_go_duration(text.trim()) {
+                Some(n) => Resolved::Known(n),
+                None => Resolved::Invalid(text),
+            },
+        };
+        let mut undeclared = Vec::new();
+        let mut scan = |field: &'static str, text: Option<&str>| {
+            for name in placeholders(text.unwrap_or_default()) {
+                if args.get(name).is_none() {
+                    undeclared.push((name.to_owned(), field));
+                }
+            }
+        };
+        let int_text = |v: &Option<IntOrStr>| match v {
+            Some(IntOrStr::Str(s)) => Some(s.clone()),
+            _ => None,
+        };
+        scan("interval", metric.interval.as_ref().map(Text::as_str));
+        scan(
+            "initialDelay",
+            metric.initial_delay.as_ref().map(Text::as_str),
+        );
+        for (field, value) in [
+            ("count", &metric.count),
+            ("failureLimit", &metric.failure_limit),
+            ("inconclusiveLimit", &metric.inconclusive_limit),
+            ("consecutiveErrorLimit", &metric.consecutive_error_limit),
+            ("consecutiveSuccessLimit", &metric.consecutive_success_limit),
+        ] {
+            scan(field, int_text(value).as_deref());
+        }
+        Self {
+            template: template.clone(),
+            path: format!("spec.metrics[{index}]"),
+            name: metric.name.clone(),
+            provider,
+            success_condition: set(&metric.success_condition),
+            failure_condition: set(&metric.failure_condition),
+            count: args.int(metric.count.as_ref()),
+            interval: duration(&metric.interval),
+            initial_delay: duration(&metric.initial_delay),
+            failure_limit: args.int(metric.failure_limit.as_ref()),
+            inconclusive_limit: args.int(metric.inconclusive_limit.as_ref()),
+            consecutive_error_limit: args.int(metric.consecutive_error_limit.as_ref()),
+            consecutive_success_limit: args.int(metric.consecutive_success_limit.as_ref()),
+            dry_run: false,
+            undeclared_args: undeclared,
+        }
+    }
+
+    /// `count` when set and positive (`count: 0` counts as unset upstream).
+    pub fn explicit_count(&self) -> Resolved<i64> {
+        match self.count {
+            Resolved::Known(0) => Resolved::Unset,
+            ref other => other.clone(),
+        }
+    }
+
+    /// How many measurements the metric takes, when that is known and valid.
+    pub fn runs(&self) -> Option<Runs> {
+        match self.explicit_count() {
+            Resolved::Known(n) if n > 0 => Some(Runs::Times(n)),
+            Resolved::Unset => match self.interval {
+                Resolved::Unset => Some(Runs::Times(1)),
+                Resolved::Known(n) if n >= 0 => Some(Runs::Indefinite),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The field path of one of this metric's fields.
+    pub fn field(&self, field: &str) -> String {
+        format!("{}.{field}", self.path)
+    }
+
+    /// `inconclusiveLimit` with its default, when known.
+    pub fn inconclusive_limit_value(&self) -> Option<i64> {
+        self.inconclusive_limit.known_or(0)
+    }
+}
+
+/// Whether a metric can end Inconclusive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Yes, with the reason in words.
+    Yes(String),
+    No,
+    /// Depends on a value known only when the run starts.
+    Unknown(String),
+}
+
+/// DOMAIN §4 `can_inconclude(m)`: (a) a condition-evaluating provider with both conditions,
+/// (b) Kayenta with `marginal < pass`, (c) a plugin, (d) a job on >= 1.10, each also needing
+/// an indefinite metric or `count > inconclusiveLimit`; or (e) `consecutiveSuccessLimit > 0`
+/// with `failureLimit != -1` on >= 1.8.
+pub fn can_inconclude(m: &RunMetric, version: ControllerVersion) -> Verdict {
+    let streak = match (&m.consecutive_success_limit, m.failure_limit.known_or(0)) {
+        (Resolved::Known(n), Some(fl)) if *n > 0 && fl != -1 => {
+            if version.has_consecutive_success_limit() {
+                return Verdict::Yes(format!(
+                    "consecutiveSuccessLimit {n}: reaching count without {n} successes in a row ends Inconclusive"
+                ));
+            }
+            Verdict::No
+        }
+        (Resolved::Unknown, _) | (Resolved::Known(1..), None) => Verdict::Unknown(
+            "consecutiveSuccessLimit or failureLimit depends on an argument".into(),
+        ),
+        _ => Verdict::No,
+    };
+    let base = match &m.provider {
+        ProviderClass::Conditions(p) if m.success_condition && m.failure_condition => {
+            Verdict::Yes(format!(
+                "{p} with successCondition and failureCondition: a value matching neither is Inconclusive"
+            ))
+        }
+        ProviderClass::Kayenta { pass, marginal } => match (pass, marginal) {
+            (Resolved::Known(p), Resolved::Known(mg)) if mg < p => Verdict::Yes(format!(
+                "kayenta scores from {mg} (marginal) up to {p} (pass) are Inconclusive"
+            )),
+            (Resolved::Known(_), Resolved::Known(_)) => Verdict::No,
+            _ => Verdict::Unknown("kayenta thresholds depend on arguments".into()),
+        },
+        ProviderClass::Plugin => Verdict::Yes("a plugin provider can return Inconclusive".into()),
+        ProviderClass::Job if version.job_can_inconclude() => Verdict::Yes(
+            "job metrics end Inconclusive on image-pull failures and terminated jobs (>= 1.10)"
+                .into(),
+        ),
+        _ => Verdict::No,
+    };
+    let base = match base {
+        Verdict::Yes(reason) => match (m.runs(), m.inconclusive_limit_value()) {
+            (Some(Runs::Indefinite), Some(_)) => Verdict::Yes(reason),
+            (Some(Runs::Times(n)), Some(limit)) if n > limit => Verdict::Yes(reason),
+            (Some(_), Some(_)) => Verdict::No,
+            (None, _)
+                if !matches!(m.explicit_count(), Resolved::Unknown)
+                    && !matches!(m.interval, Resolved::Unknown) =>
+            {
+                Verdict::No
+            }
+            _ => Verdict::Unknown(format!(
+                "{reason}, but count or inconclusiveLimit depends on an argument"
+            )),
+        },
+        other => other,
+    };
+    match (base, streak) {
+        (Verdict::Yes(r), _) | (_, Verdict::Yes(r)) => Verdict::Yes(r),
+        (Verdict::Unknown(r), _) | (_, Verdict::Unknown(r)) => Verdict::Unknown(r),
+        _ => Verdict::No,
+    }
+}
+
+/// Metric-level findings of the deny and warn classes.
+pub fn metric_findings(m: &RunMetric) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let obj = &m.template;
+    let name = &m.name;
+    let mut deny = |rule: Rule, field: &str, message: String, why: &str| {
+        out.push(Finding::new(rule, Severity::Error, obj, m.field(field), message).explain(why));
+    };
+
+    for (field, value) in [
+        ("interval", &m.interval),
+        ("initialDelay", &m.initial_delay),
+    ] {
+        match value {
+            Resolved::Invalid(text) => deny(
+                Rule::InvalidDuration,
+                field,
+                format!(
+                    "metric `{name}` {field} `{text}` is not a duration: use a Go duration such as 30s or 5m"
+                ),
+                "Argo Rollouts parses metric durations with Go's time.ParseDuration: a number needs a unit \
+                 (ns, us, ms, s, m, h; no d). The run fails with an Error.",
+            ),
+            Resolved::Known(n) if *n < 0 => deny(
+                Rule::InvalidDuration,
+                field,
+                format!("metric `{name}` {field} is negative: use a positive duration"),
+                "A negative duration makes the AnalysisRun invalid.",
+            ),
+            _ => {}
+        }
+    }
+
+    match &m.provider {
+        ProviderClass::Missing => deny(
+            Rule::InvalidProvider,
+            "provider",
+            format!(
+                "metric `{name}` has no provider: set exactly one, such as prometheus, web or job"
+            ),
+            "Argo Rollouts rejects a metric without a provider when the run starts.",
+        ),
+        ProviderClass::Several(kinds) => deny(
+            Rule::InvalidProvider,
+            "provider",
+            format!(
+                "metric `{name}` sets several providers ({}): keep exactly one",
+                kinds.join(", ")
+            ),
+            "Argo Rollouts rejects a metric with more than one provider when the run starts.",
+        ),
+        _ => {}
+    }
+
+    let ints = [
+        ("count", &m.count),
+        ("failureLimit", &m.failure_limit),
+        ("inconclusiveLimit", &m.inconclusive_limit),
+        ("consecutiveErrorLimit", &m.consecutive_error_limit),
+        ("consecutiveSuccessLimit", &m.consecutive_success_limit),
+    ];
+    for (field, value) in ints {
+        if let Resolved::Invalid(text) = value {
+            deny(
+                Rule::InvalidMetricLimits,
+                field,
+                format!("metric `{name}` {field} `{text}` is not an integer: set a whole number"),
+                "Argo Rollouts reads this field as an integer; any other text makes the run fail.",
+            );
+        }
+    }
+    let limits_why = "Argo Rollouts validates metric limits when the AnalysisRun starts; a background run \
+                      that fails validation goes Error and aborts the Rollout.";
+    let count = m.explicit_count().known();
+    let fl = m.failure_limit.known_or(0);
+    let il = m.inconclusive_limit.known_or(0);
+    let csl = m.consecutive_success_limit.known_or(0);
+    if let Resolved::Known(n) = m.inconclusive_limit
+        && n < 0
+    {
+        deny(
+            Rule::InvalidMetricLimits,
+            "inconclusiveLimit",
+            format!("metric `{name}` inconclusiveLimit {n} is negative: use 0 or more"),
+            limits_why,
+        );
+    }
+    if let Resolved::Known(n) = m.failure_limit
+        && n < -1
+    {
+        deny(
+            Rule::InvalidMetricLimits,
+            "failureLimit",
+            format!("metric `{name}` failureLimit {n} is below -1: use -1 (off) or 0 or more"),
+            limits_why,
+        );
+    }
+    if let (Some(-1), Some(c)) = (fl, csl)
+        && c <= 0
+    {
+        deny(
+            Rule::InvalidMetricLimits,
+            "failureLimit",
+            format!(
+                "metric `{name}` failureLimit -1 needs consecutiveSuccessLimit > 0: set one or use failureLimit >= 0"
+            ),
+            limits_why,
+        );
+    }
+    for (field, value) in [
+        ("consecutiveSuccessLimit", &m.consecutive_success_limit),
+        ("consecutiveErrorLimit", &m.consecutive_error_limit),
+    ] {
+        if let Resolved::Known(n) = value
+            && *n < 0
+        {
+            deny(
+                Rule::InvalidMetricLimits,
+                field,
+                format!("metric `{name}` {field} {n} is negative: use 0 or more"),
+                limits_why,
+            );
+        }
+    }
+    if let Some(count) = count.filter(|c| *c > 0) {
+        if let Some(il) = il.filter(|il| count < *il) {
+            deny(
+                Rule::InvalidMetricLimits,
+                "count",
+                format!(
+                    "metric `{name}` count {count} is below inconclusiveLimit {il}: raise count or lower the limit"
+                ),
+                limits_why,
+            );
+        }
+        if let (Some(fl), Some(csl)) = (fl, csl)
+            && count < fl + csl
+        {
+            deny(
+                Rule::InvalidMetricLimits,
+                "count",
+                format!(
+                    "metric `{name}` count {count} is below failureLimit + consecutiveSuccessLimit ({}): raise count",
+                    fl + csl
+                ),
+                limits_why,
+            );
+        }
+        if count > 1 && m.interval == Resolved::Unset {
+            deny(
+                Rule::InvalidMetricLimits,
+                "interval",
+                format!(
+                    "metric `{name}` has count {count} but no interval: set an interval such as 1m"
+                ),
+                limits_why,
+            );
+        }
+    }
+    for (arg, field) in &m.undeclared_args {
+        deny(
+            Rule::UnresolvedArgument,
+            field,
+            format!(
+                "metric `{name}` uses {{{{args.{arg}}}}} but no template declares `{arg}`: add it to spec.args"
+            ),
+            "Argo Rollouts fails to start a run whose templates use an argument nobody declares.",
+        );
+    }
+
+    let mut warn = |rule: Rule, field: &str, message: String, why: &str| {
+        out.push(Finding::new(rule, Severity::Warning, obj, m.field(field), message).explain(why));
+    };
+    if let Some(count) = count.filter(|c| *c > 0) {
+        if il == Some(count) {
+            warn(
+                Rule::LimitNeverTrips,
+                "inconclusiveLimit",
+                format!(
+                    "metric `{name}` inconclusiveLimit equals count ({count}): it can never trip; lower it"
+                ),
+                "A metric ends Inconclusive only when inconclusive measurements exceed the limit; with count \
+                 equal to it, an all-inconclusive run ends Successful.",
+            );
+        }
+        if let (Some(fl), Some(csl)) = (fl, csl)
+            && fl >= 0
+            && count == fl + csl
+        {
+            warn(
+                Rule::LimitNeverTrips,
+                "failureLimit",
+                format!(
+                    "metric `{name}` count equals failureLimit + consecutiveSuccessLimit ({count}): the failure limit can never trip"
+                ),
+                "Failures must exceed failureLimit to fail the metric; with so few measurements that cannot happen.",
+            );
+        }
+    }
+    if let ProviderClass::Conditions(p) = &m.provider
+        && !m.success_condition
+        && !m.failure_condition
+    {
+        warn(
+            Rule::MetricWithoutConditions,
+            "successCondition",
+            format!(
+                "metric `{name}` ({p}) has no successCondition or failureCondition: it is always Successful"
+            ),
+            "Argo Rollouts evaluates a measurement without conditions as Successful (its docs say Inconclusive); \
+                 only query errors count. Add the condition the metric is meant to check.",
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Kind;
+    use serde_json::{Value, json};
+
+    fn metric(spec: Value) -> RunMetric {
+        let m: Metric = serde_json::from_value(spec).unwrap();
+        let obj = ObjectRef {
+            kind: Kind::AnalysisTemplate,
+            namespace: None,
+            name: "t".into(),
+        };
+        RunMetric::new(&obj, 0, &m, &Args::default())
+    }
+
+    fn prom(extra: Value) -> RunMetric {
+        let mut base = json!({
+            "name": "m", "interval": "1m",
+            "successCondition": "result[0] >= 0.95", "failureCondition": "result[0] < 0.9",
+            "provider": {"prometheus": {"query": "q"}}
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            if v.is_null() {
+                base.as_object_mut().unwrap().remove(k);
+            } else {
+                base[k] = v.clone();
+            }
+        }
+        metric(base)
+    }
+
+    const V19: ControllerVersion = ControllerVersion::new(1, 9, 0);
+
+    fn yes(v: Verdict) -> bool {
+        matches!(v, Verdict::Yes(_))
+    }
+
+    fn rules(m: &RunMetric) -> Vec<&'static str> {
+        metric_findings(m).iter().map(|f| f.rule.id()).collect()
+    }
+
+    #[test]
+    fn both_conditions_on_an_indefinite_metric_can_inconclude() {
+        assert!(yes(can_inconclude(&prom(json!({})), V19)));
+    }
+
+    #[test]
+    fn one_condition_only_cannot_inconclude() {
+        assert_eq!(
+            can_inconclude(&prom(json!({"failureCondition": null})), V19),
+            Verdict::No
+        );
+        assert_eq!(
+            can_inconclude(&prom(json!({"successCondition": null})), V19),
+            Verdict::No
+        );
+    }
+
+    #[test]
+    fn count_must_exceed_inconclusive_limit() {
+        let at = prom(json!({"count": 3, "inconclusiveLimit": 3}));
+        assert_eq!(can_inconclude(&at, V19), Verdict::No);
+        assert!(yes(can_inconclude(
+            &prom(json!({"count": 4, "inconclusiveLimit": 3})),
+            V19
+        )));
+        // Measures once without count or interval: 1 > 0.
+        assert!(yes(can_inconclude(&prom(json!({"interval": null})), V19)));
+        assert_eq!(
+            can_inconclude(
+                &prom(json!({"interval": null, "inconclusiveLimit": 1})),
+                V19
+            ),
+            Verdict::No
+        );
+        // count 0 counts as unset: indefinite with an interval.
+        assert!(yes(can_inconclude(
+            &prom(json!({"count": 0, "inconclusiveLimit": 5})),
+            V19
+        )));
+    }
+
+    #[test]
+    fn kayenta_needs_a_marginal_band() {
+        let k = |pass: i64, marginal: i64| {
+            metric(json!({"name": "k", "interval": "5m",
+                "provider": {"kayenta": {"threshold": {"pass": pass, "marginal": marginal}}}}))
+        };
+        assert!(yes(can_inconclude(&k(90, 75), V19)));
+        assert_eq!(can_inconclude(&k(90, 90), V19), Verdict::No);
+    }
+
+    #[test]
+    fn plugins_can_inconclude_and_jobs_only_from_1_10() {
+        let plugin = metric(json!({"name": "p", "provider": {"plugin": {"x/y": {}}}}));
+        assert!(yes(can_inconclude(&plugin, V19)));
+        let job = metric(json!({"name": "j", "provider": {"job": {"spec": {}}}}));
+        assert_eq!(can_inconclude(&job, V19), Verdict::No);
+        assert!(yes(can_inconclude(&job, ControllerVersion::new(1, 10, 0))));
+    }
+
+    #[test]
+    fn consecutive_success_limit_can_inconclude_from_1_8() {
+        let m = metric(
+            json!({"name": "c", "interval": "1m", "count": 5, "consecutiveSuccessLimit": 3,
+            "successCondition": "true", "provider": {"web": {"url": "u"}}}),
+        );
+        assert!(yes(can_inconclude(&m, V19)));
+        assert_eq!(
+            can_inconclude(&m, ControllerVersion::new(1, 7, 2)),
+            Verdict::No
+        );
+        let off = metric(
+            json!({"name": "c", "interval": "1m", "count": 5, "consecutiveSuccessLimit": 3,
+            "failureLimit": -1, "successCondition": "true", "provider": {"web": {"url": "u"}}}),
+        );
+        assert_eq!(can_inconclude(&off, V19), Verdict::No);
+    }
+
+    #[test]
+    fn conditions_are_ignored_on_unknown_and_job_providers() {
+        let m = metric(
+            json!({"name": "x", "successCondition": "a", "failureCondition": "b",
+            "provider": {"job": {}}}),
+        );
+        assert_eq!(can_inconclude(&m, V19), Verdict::No);
+    }
+
+    #[test]
+    fn unresolved_count_is_unknown_not_guessed() {
+        let m: Metric =
+            serde_json::from_value(json!({"name": "m", "interval": "1m", "count": "{{args.n}}",
+            "successCondition": "a", "failureCondition": "b", "provider": {"web": {}}}))
+            .unwrap();
+        let declared: Vec<crate::model::Arg> = serde_json::from_value(
+            json!([{"name": "n", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}]),
+        )
+        .unwrap();
+        let obj = ObjectRef {
+            kind: Kind::AnalysisTemplate,
+            namespace: None,
+            name: "t".into(),
+        };
+        let rm = RunMetric::new(&obj, 0, &m, &Args::merge(&declared, &[]));
+        assert!(matches!(can_inconclude(&rm, V19), Verdict::Unknown(_)));
+        assert!(metric_findings(&rm).is_empty());
+    }
+
+    #[test]
+    fn flags_bad_durations() {
+        assert_eq!(
+            rules(&prom(json!({"interval": "30"}))),
+            ["invalid-duration"]
+        );
+        assert_eq!(
+            rules(&prom(json!({"initialDelay": "-5s"}))),
+            ["invalid-duration"]
+        );
+        assert_eq!(
+            rules(&prom(json!({"interval": "1d"}))),
+            ["invalid-duration"]
+        );
+        assert!(rules(&prom(json!({"interval": "1h30m", "initialDelay": "0"}))).is_empty());
+    }
+
+    #[test]
+    fn flags_limits_upstream_rejects() {
+        assert_eq!(
+            rules(&prom(json!({"inconclusiveLimit": -1}))),
+            ["invalid-metric-limits"]
+        );
+        assert_eq!(
+            rules(&prom(json!({"failureLimit": -2}))),
+            ["invalid-metric-limits"]
+        );
+        assert_eq!(
+            rules(&prom(json!({"failureLimit": -1}))),
+            ["invalid-metric-limits"]
+        );
+        assert!(
+            rules(&prom(
+                json!({"failureLimit": -1, "consecutiveSuccessLimit": 2})
+            ))
+            .is_empty()
+        );
+        assert_eq!(
+            rules(&prom(json!({"consecutiveErrorLimit": -1}))),
+            ["invalid-metric-limits"]
+        );
+        assert_eq!(
+            rules(&prom(json!({"consecutiveSuccessLimit": -1}))),
+            ["invalid-metric-limits"]
+        );
+        assert_eq!(
+            rules(&prom(json!({"count": 2, "inconclusiveLimit": 3}))),
+            ["invalid-metric-limits"]
+        );
+        assert_eq!(
+            rules(&prom(
+                json!({"count": 3, "failureLimit": 2, "consecutiveSuccessLimit": 2})
+            )),
+            ["invalid-metric-limits"]
+        );
+        assert_eq!(
+            rules(&prom(json!({"count": 3, "interval": null}))),
+            ["invalid-metric-limits"]
+        );
+        assert_eq!(
+            rules(&prom(json!({"count": "three"}))),
+            ["invalid-metric-limits"]
+        );
+        assert!(
+            rules(&prom(
+                json!({"count": 5, "failureLimit": 2, "inconclusiveLimit": 1})
+            ))
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn flags_provider_count() {
+        let none = metric(json!({"name": "m"}));
+        assert_eq!(rules(&none), ["invalid-provider"]);
+        let two = metric(json!({"name": "m", "successCondition": "x",
+            "provider": {"web": {}, "prometheus": {}}}));
+        assert_eq!(rules(&two), ["invalid-provider"]);
+    }
+
+    #[test]
+    fn warns_when_a_limit_can_never_trip() {
+        assert_eq!(
+            rules(&prom(json!({"count": 3, "inconclusiveLimit": 3}))),
+            ["limit-never-trips"]
+        );
+        assert_eq!(
+            rules(&prom(
+                json!({"count": 1, "failureLimit": 1, "interval": null})
+            )),
+            ["limit-never-trips"]
+        );
+        assert!(rules(&prom(json!({"count": 2, "failureLimit": 1}))).is_empty());
+    }
+
+    #[test]
+    fn warns_about_metrics_without_conditions() {
+        let m = prom(json!({"successCondition": null, "failureCondition": null}));
+        assert_eq!(rules(&m), ["metric-without-conditions"]);
+        let job = metric(json!({"name": "j", "provider": {"job": {}}}));
+        assert!(rules(&job).is_empty());
+    }
+
+    #[test]
+    fn paths_point_at_the_field() {
+        let f = &metric_findings(&prom(json!({"interval": "5"})))[0];
+        assert_eq!(f.path, "spec.metrics[0].interval");
+        assert!(!f.message.contains('\n'));
+    }
+}

@@ -1,0 +1,759 @@
+//! The template store and template resolution.
+//!
+//! A [`TemplateStore`] answers "which AnalysisTemplate is `name` in `namespace`" and "which
+//! ClusterAnalysisTemplate is `name`" from memory: [`MemoryStore`] is filled from files for
+//! `check` and `serve --templates`, and the cluster cache fills one from a watch. [`resolve`]
+//! flattens a list of references the way Argo Rollouts does when it starts a run: recursively,
+//! de-duplicated by name and scope, with the cycle detection upstream lacks, then substitutes
+//! `{{args.x}}` placeholders (the Rollout's values over template defaults).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::finding::{Finding, Rule, Severity};
+use crate::model::{AnalysisTemplate, Arg, IntOrStr, Kind, ObjectRef, Rollout, TemplateRef};
+
+/// Read access to templates. Implementations must not block: this runs on the request path.
+pub trait TemplateStore: Send + Sync {
+    fn analysis_template(&self, namespace: &str, name: &str) -> Option<Arc<AnalysisTemplate>>;
+    fn cluster_analysis_template(&self, name: &str) -> Option<Arc<AnalysisTemplate>>;
+}
+
+/// A store with nothing in it (the server without a cluster and without `--templates`).
+pub struct EmptyStore;
+
+impl TemplateStore for EmptyStore {
+    fn analysis_template(&self, _: &str, _: &str) -> Option<Arc<AnalysisTemplate>> {
+        None
+    }
+    fn cluster_analysis_template(&self, _: &str) -> Option<Arc<AnalysisTemplate>> {
+        None
+    }
+}
+
+/// Templates (and the Rollouts that reference them) held in memory.
+///
+/// A namespaced template read from a file without `metadata.namespace` is kept under the
+/// empty namespace and answers a lookup from any namespace when no exact match exists: a
+/// repository of manifests usually leaves the namespace to `kubectl -n` or kustomize.
+#[derive(Default, Clone)]
+pub struct MemoryStore {
+    namespaced: HashMap<(String, String), Arc<AnalysisTemplate>>,
+    cluster: HashMap<String, Arc<AnalysisTemplate>>,
+    rollouts: HashMap<(String, String), Arc<Rollout>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert_template(&mut self, template: AnalysisTemplate) {
+        let ns = template.metadata.namespace.clone().unwrap_or_default();
+        let name = template.metadata.display_name().to_owned();
+        self.namespaced.insert((ns, name), Arc::new(template));
+    }
+
+    pub fn insert_cluster_template(&mut self, template: AnalysisTemplate) {
+        let name = template.metadata.display_name().to_owned();
+        self.cluster.insert(name, Arc::new(template));
+    }
+
+    pub fn insert_rollout(&mut self, rollout: Rollout) {
+        let ns = rollout.metadata.namespace.clone().unwrap_or_default();
+        let name = rollout.metadata.display_name().to_owned();
+        self.rollouts.insert((ns, name), Arc::new(rollout));
+    }
+
+    pub fn remove(&mut self, kind: Kind, namespace: &str, name: &str) {
+        let key = (namespace.to_owned(), name.to_owned());
+        match kind {
+            Kind::AnalysisTemplate => drop(self.namespaced.remove(&key)),
+            Kind::ClusterAnalysisTemplate => drop(self.cluster.remove(name)),
+            Kind::Rollout => drop(self.rollouts.remove(&key)),
+        }
+    }
+
+    pub fn len(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::AnalysisTemplate => self.namespaced.len(),
+            Kind::ClusterAnalysisTemplate => self.cluster.len(),
+            Kind::Rollout => self.rollouts.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.namespaced.is_empty() && self.cluster.is_empty() && self.rollouts.is_empty()
+    }
+
+    /// Rollouts whose background, step or blue-green analysis references the template,
+    /// directly or through nested templates, in name order.
+    pub fn rollouts_referencing(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Vec<Arc<Rollout>> {
+        let mut found: Vec<_> = self
+            .rollouts
+            .values()
+            .filter(|r| {
+                let ns = r.metadata.namespace.as_deref().unwrap_or_default();
+                if kind == Kind::AnalysisTemplate && ns != namespace && !namespace.is_empty() {
+                    return false;
+                }
+                references(r, self, kind, name)
+            })
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| {
+            (&a.metadata.namespace, &a.metadata.name)
+                .cmp(&(&b.metadata.namespace, &b.metadata.name))
+        });
+        found
+    }
+}
+
+impl TemplateStore for MemoryStore {
+    fn analysis_template(&self, namespace: &str, name: &str) -> Option<Arc<AnalysisTemplate>> {
+        self.namespaced
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .or_else(|| self.namespaced.get(&(String::new(), name.to_owned())))
+            .cloned()
+    }
+
+    fn cluster_analysis_template(&self, name: &str) -> Option<Arc<AnalysisTemplate>> {
+        self.cluster.get(name).cloned()
+    }
+}
+
+impl<T: TemplateStore + ?Sized> TemplateStore for Arc<T> {
+    fn analysis_template(&self, namespace: &str, name: &str) -> Option<Arc<AnalysisTemplate>> {
+        (**self).analysis_template(namespace, name)
+    }
+    fn cluster_analysis_template(&self, name: &str) -> Option<Arc<AnalysisTemplate>> {
+        (**self).cluster_analysis_template(name)
+    }
+}
+
+/// Does any analysis of the Rollout reach the template (directly or nested)?
+pub fn references(rollout: &Rollout, store: &dyn TemplateStore, kind: Kind, name: &str) -> bool {
+    let ns = rollout.metadata.namespace.as_deref().unwrap_or_default();
+    let mut refs: Vec<&TemplateRef> = Vec::new();
+    if let Some(canary) = &rollout.spec.strategy.canary {
+        refs.extend(canary.analysis.iter().flat_map(|a| &a.templates));
+        refs.extend(
+            canary
+                .steps
+                .iter()
+                .filter_map(|s| s.analysis.as_ref())
+                .flat_map(|a| &a.templates),
+        );
+    }
+    if let Some(bg) = &rollout.spec.strategy.blue_green {
+        for a in [&bg.pre_promotion_analysis, &bg.post_promotion_analysis]
+            .into_iter()
+            .flatten()
+        {
+            refs.extend(&a.templates);
+        }
+    }
+    let target = TemplateKey {
+        cluster: kind == Kind::ClusterAnalysisTemplate,
+        name: name.to_owned(),
+    };
+    let mut seen = HashSet::new();
+    let mut stack: Vec<TemplateKey> = refs.iter().filter_map(|r| TemplateKey::of(r)).collect();
+    while let Some(key) = stack.pop() {
+        if key == target {
+            return true;
+        }
+        if !seen.insert(key.clone()) || seen.len() > MAX_TEMPLATES {
+            continue;
+        }
+        if let Some(t) = key.lookup(store, ns) {
+            stack.extend(t.spec.templates.iter().filter_map(TemplateKey::of));
+        }
+    }
+    false
+}
+
+/// Bound on how many templates one run may flatten (a runaway store cannot stall a request).
+const MAX_TEMPLATES: usize = 256;
+
+/// A template identity as Argo de-duplicates it: by name and scope.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TemplateKey {
+    pub cluster: bool,
+    pub name: String,
+}
+
+impl TemplateKey {
+    fn of(r: &TemplateRef) -> Option<Self> {
+        let name = r.template_name.as_deref().filter(|n| !n.is_empty())?;
+        Some(Self {
+            cluster: r.cluster_scope.unwrap_or(false),
+            name: name.to_owned(),
+        })
+    }
+
+    fn lookup(&self, store: &dyn TemplateStore, namespace: &str) -> Option<Arc<AnalysisTemplate>> {
+        if self.cluster {
+            store.cluster_analysis_template(&self.name)
+        } else {
+            store.analysis_template(namespace, &self.name)
+        }
+    }
+
+    fn object(&self, namespace: &str) -> ObjectRef {
+        if self.cluster {
+            ObjectRef {
+                kind: Kind::ClusterAnalysisTemplate,
+                namespace: None,
+                name: self.name.clone(),
+            }
+        } else {
+            ObjectRef {
+                kind: Kind::AnalysisTemplate,
+                namespace: Some(namespace.to_owned()).filter(|n| !n.is_empty()),
+                name: self.name.clone(),
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        let kind = if self.cluster {
+            "ClusterAnalysisTemplate"
+        } else {
+            "AnalysisTemplate"
+        };
+        format!("{kind} {}", self.name)
+    }
+}
+
+/// One template reached by a run.
+#[derive(Debug, Clone)]
+pub struct ResolvedTemplate {
+    pub key: TemplateKey,
+    pub object: ObjectRef,
+    pub template: Arc<AnalysisTemplate>,
+}
+
+/// What a value became after argument substitution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved<T> {
+    Unset,
+    Known(T),
+    /// Depends on a value known only when the run starts (valueFrom), or on an argument
+    /// nothing supplies (reported separately): never guessed.
+    Unknown,
+    /// Resolved, but not what the field accepts (the raw text is kept for the message).
+    Invalid(String),
+}
+
+impl<T: Copy> Resolved<T> {
+    pub fn known(&self) -> Option<T> {
+        match self {
+            Self::Known(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    pub fn known_or(&self, default: T) -> Option<T> {
+        match self {
+            Self::Unset => Some(default),
+            Self::Known(v) => Some(*v),
+            _ => None,
+        }
+    }
+}
+
+/// The value of an argument for one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgValue {
+    Known(String),
+    /// `valueFrom`: filled in by the controller when the run starts.
+    Runtime,
+    /// Declared without a value and not supplied.
+    Missing,
+}
+
+/// Argument values for one run; placeholders are substituted through it.
+#[derive(Debug, Clone, Default)]
+pub struct Args {
+    values: BTreeMap<String, ArgValue>,
+}
+
+impl Args {
+    /// Template declarations first (first declaration with a value wins), then the
+    /// Rollout's values on top.
+    pub fn merge<'a>(declared: impl IntoIterator<Item = &'a Arg>, supplied: &[Arg]) -> Self {
+        let mut values = BTreeMap::new();
+        for arg in declared {
+            let value = arg_value(arg);
+            values
+                .entry(arg.name.clone())
+                .and_modify(|v| {
+                    if *v == ArgValue::Missing {
+                        *v = value.clone();
+                    }
+                })
+                .or_insert(value);
+        }
+        for arg in supplied {
+            values.insert(arg.name.clone(), arg_value(arg));
+        }
+        Self { values }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ArgValue> {
+        self.values.get(name)
+    }
+
+    /// Replaces `{{args.name}}` (spaces inside the braces allowed). Returns `None` when any
+    /// placeholder has no known value.
+    pub fn substitute(&self, text: &str) -> Option<String> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find("{{") {
+            let Some(len) = rest[start..].find("}}") else {
+                break;
+            };
+            let inner = rest[start + 2..start + len].trim();
+            out.push_str(&rest[..start]);
+            match inner.strip_prefix("args.") {
+                Some(name) => match self.values.get(name) {
+                    Some(ArgValue::Known(v)) => out.push_str(v),
+                    _ => return None,
+                },
+                None => out.push_str(&rest[start..start + len + 2]),
+            }
+            rest = &rest[start + len + 2..];
+        }
+        out.push_str(rest);
+        Some(out)
+    }
+
+    pub fn int(&self, value: Option<&IntOrStr>) -> Resolved<i64> {
+        match value {
+            None => Resolved::Unset,
+            Some(IntOrStr::Int(n)) => Resolved::Known(*n),
+            Some(IntOrStr::Str(s)) => match self.substitute(s) {
+                None => Resolved::Unknown,
+                Some(v) => match v.trim().parse::<i64>() {
+                    Ok(n) => Resolved::Known(n),
+                    Err(_) => Resolved::Invalid(v),
+                },
+            },
+        }
+    }
+
+    pub fn text(&self, value: Option<&str>) -> Resolved<()> {
+        self.text_value(value)
+            .map_or(Resolved::Unknown, |v| match v {
+                None => Resolved::Unset,
+                Some(_) => Resolved::Known(()),
+            })
+    }
+
+    /// `Ok(None)` unset, `Ok(Some(text))` resolved, `Err(())` unknown.
+    #[allow(clippy::result_unit_err)]
+    pub fn text_value(&self, value: Option<&str>) -> Result<Option<String>, ()> {
+        match value {
+            None => Ok(None),
+            Some(s) => self.substitute(s).map(Some).ok_or(()),
+        }
+    }
+}
+
+fn arg_value(arg: &Arg) -> ArgValue {
+    match (&arg.value, &arg.value_from) {
+        (Some(v), _) => ArgValue::Known(v.0.clone()),
+        (None, Some(_)) => ArgValue::Runtime,
+        (None, None) => ArgValue::Missing,
+    }
+}
+
+/// Names of the `{{args.x}}` placeholders in a text.
+pub fn placeholders(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        loop {
+            let start = rest.find("{{")?;
+            let len = rest[start..].find("}}")?;
+            let inner = rest[start + 2..start + len].trim();
+            rest = &rest[start + len + 2..];
+            if let Some(name) = inner.strip_prefix("args.") {
+                return Some(name);
+            }
+        }
+    })
+}
+
+/// The templates one list of references reaches, plus what went wrong on the way.
+#[derive(Debug, Clone, Default)]
+pub struct Flattened {
+    pub templates: Vec<ResolvedTemplate>,
+    pub findings: Vec<Finding>,
+}
+
+/// Where the references came from, so findings name the right object and field.
+pub struct RefOrigin<'a> {
+    pub object: &'a ObjectRef,
+    /// Path of the reference list, e.g. `spec.strategy.canary.analysis.templates`.
+    pub path: &'a str,
+}
+
+/// Flattens references recursively (depth first, in order), de-duplicated by name and scope
+/// as Argo does. Missing templates are warnings (GitOps may apply them later, Argo issue
+/// #358); cycles are errors (upstream has no guard and would recurse without bound).
+pub fn flatten(
+    refs: &[TemplateRef],
+    origin: RefOrigin<'_>,
+    namespace: &str,
+    store: &dyn TemplateStore,
+) -> Flattened {
+    let mut out = Flattened::default();
+    let mut seen: HashSet<TemplateKey> = HashSet::new();
+    let mut path_stack: Vec<TemplateKey> = Vec::new();
+    visit(
+        refs,
+        &origin,
+        namespace,
+        store,
+        &mut seen,
+        &mut path_stack,
+        &mut out,
+    );
+    out
+}
+
+/// Flattens a template and everything it nests, starting from the template itself (which
+/// need not be in the store yet: it may be the object under admission).
+pub fn flatten_from(
+    root: ResolvedTemplate,
+    namespace: &str,
+    store: &dyn TemplateStore,
+) -> Flattened {
+    let mut out = Flattened::default();
+    let mut seen: HashSet<TemplateKey> = HashSet::from([root.key.clone()]);
+    let mut path_stack = vec![root.key.clone()];
+    let object = root.object.clone();
+    let template = root.template.clone();
+    out.templates.push(root);
+    let origin = RefOrigin {
+        object: &object,
+        path: "spec.templates",
+    };
+    visit(
+        &template.spec.templates,
+        &origin,
+        namespace,
+        store,
+        &mut seen,
+        &mut path_stack,
+        &mut out,
+    );
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn visit(
+    refs: &[TemplateRef],
+    origin: &RefOrigin<'_>,
+    namespace: &str,
+    store: &dyn TemplateStore,
+    seen: &mut HashSet<TemplateKey>,
+    path_stack: &mut Vec<TemplateKey>,
+    out: &mut Flattened,
+) {
+    for (i, r) in refs.iter().enumerate() {
+        let field = format!("{}[{i}].templateName", origin.path);
+        let Some(key) = TemplateKey::of(r) else {
+            out.findings.push(
+                Finding::new(
+                    Rule::MissingTemplate,
+                    Severity::Warning,
+                    origin.object,
+                    field,
+                    "template reference has no templateName: set the name of an AnalysisTemplate",
+                )
+                .explain(
+                    "Argo Rollouts cannot start an AnalysisRun from a reference without a name.",
+                ),
+            );
+            continue;
+        };
+        if path_stack.contains(&key) {
+            let mut chain: Vec<_> = path_stack.iter().map(|k| k.name.as_str()).collect();
+            chain.push(&key.name);
+            out.findings.push(
+                Finding::new(
+                    Rule::TemplateCycle,
+                    Severity::Error,
+                    origin.object,
+                    field,
+                    format!(
+                        "nested templates form a cycle ({}): remove one of the references",
+                        chain.join(" -> ")
+                    ),
+                )
+                .explain(
+                    "Argo Rollouts resolves nested templates recursively with no cycle guard, so a \
+                     cycle recurses without bound when a run starts (a controller crash, inferred \
+                     from upstream code).",
+                ),
+            );
+            continue;
+        }
+        if seen.contains(&key) {
+            continue;
+        }
+        if seen.len() >= MAX_TEMPLATES {
+            return;
+        }
+        seen.insert(key.clone());
+        let Some(template) = key.lookup(store, namespace) else {
+            let scope = if key.cluster {
+                "cluster-scoped"
+            } else {
+                "in this namespace"
+            };
+            out.findings.push(
+                Finding::new(
+                    Rule::MissingTemplate,
+                    Severity::Warning,
+                    origin.object,
+                    field,
+                    format!(
+                        "{} not found {scope}: apply it before the Rollout needs it, or fix the name",
+                        key.describe()
+                    ),
+                )
+                .explain(
+                    "The template is not known to rollout-guard, so its metrics were not checked. \
+                     GitOps tools may apply it later; Argo Rollouts fails the analysis if it is \
+                     still missing when the run starts.",
+                ),
+            );
+            continue;
+        };
+        let object = key.object(namespace);
+        out.templates.push(ResolvedTemplate {
+            key: key.clone(),
+            object: object.clone(),
+            template: template.clone(),
+        });
+        if !template.spec.templates.is_empty() {
+            path_stack.push(key);
+            let nested = RefOrigin {
+                object: &object,
+                path: "spec.templates",
+            };
+            visit(
+                &template.spec.templates,
+                &nested,
+                namespace,
+                store,
+                seen,
+                path_stack,
+                out,
+            );
+            path_stack.pop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn template(name: &str, nested: &[(&str, bool)]) -> AnalysisTemplate {
+        let templates: Vec<_> = nested
+            .iter()
+            .map(|(n, c)| json!({"templateName": n, "clusterScope": c}))
+            .collect();
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "ns"},
+            "spec": {"templates": templates, "metrics": [{"name": format!("{name}-m")}]}
+        }))
+        .unwrap()
+    }
+
+    fn refs(names: &[(&str, bool)]) -> Vec<TemplateRef> {
+        names
+            .iter()
+            .map(|(n, c)| TemplateRef {
+                template_name: Some(n.to_string()),
+                cluster_scope: Some(*c),
+            })
+            .collect()
+    }
+
+    fn origin() -> ObjectRef {
+        ObjectRef {
+            kind: Kind::Rollout,
+            namespace: Some("ns".into()),
+            name: "r".into(),
+        }
+    }
+
+    fn run(store: &MemoryStore, names: &[(&str, bool)]) -> Flattened {
+        let o = origin();
+        flatten(
+            &refs(names),
+            RefOrigin {
+                object: &o,
+                path: "spec.x",
+            },
+            "ns",
+            store,
+        )
+    }
+
+    #[test]
+    fn flattens_nested_templates_once_each() {
+        let mut store = MemoryStore::new();
+        store.insert_template(template("a", &[("b", false), ("c", true)]));
+        store.insert_template(template("b", &[("c", true)]));
+        store.insert_cluster_template(template("c", &[]));
+        let f = run(&store, &[("a", false), ("b", false)]);
+        let names: Vec<_> = f.templates.iter().map(|t| t.key.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert!(f.findings.is_empty(), "{:?}", f.findings);
+        assert_eq!(f.templates[2].object.kind, Kind::ClusterAnalysisTemplate);
+    }
+
+    #[test]
+    fn detects_cycles_without_recursing_forever() {
+        let mut store = MemoryStore::new();
+        store.insert_template(template("a", &[("b", false)]));
+        store.insert_template(template("b", &[("a", false)]));
+        let f = run(&store, &[("a", false)]);
+        assert_eq!(f.findings.len(), 1);
+        let cycle = &f.findings[0];
+        assert_eq!(cycle.rule, Rule::TemplateCycle);
+        assert_eq!(cycle.object.name, "b");
+        assert_eq!(cycle.path, "spec.templates[0].templateName");
+        assert!(cycle.message.contains("a -> b -> a"), "{}", cycle.message);
+    }
+
+    #[test]
+    fn self_reference_is_a_cycle() {
+        let mut store = MemoryStore::new();
+        store.insert_template(template("a", &[("a", false)]));
+        let f = run(&store, &[("a", false)]);
+        assert_eq!(f.findings[0].rule, Rule::TemplateCycle);
+    }
+
+    #[test]
+    fn missing_templates_are_warnings_with_scope() {
+        let store = MemoryStore::new();
+        let f = run(&store, &[("gone", false), ("gone-too", true)]);
+        assert_eq!(f.findings.len(), 2);
+        assert!(f.findings.iter().all(|x| x.rule == Rule::MissingTemplate));
+        assert!(
+            f.findings[1]
+                .message
+                .contains("ClusterAnalysisTemplate gone-too")
+        );
+        assert_eq!(f.findings[0].path, "spec.x[0].templateName");
+    }
+
+    #[test]
+    fn cluster_scope_does_not_find_namespaced_templates() {
+        let mut store = MemoryStore::new();
+        store.insert_template(template("a", &[]));
+        assert_eq!(
+            run(&store, &[("a", true)]).findings[0].rule,
+            Rule::MissingTemplate
+        );
+    }
+
+    #[test]
+    fn unnamespaced_file_templates_match_any_namespace_as_fallback() {
+        let mut store = MemoryStore::new();
+        let mut t = template("a", &[]);
+        t.metadata.namespace = None;
+        store.insert_template(t);
+        assert!(store.analysis_template("prod", "a").is_some());
+    }
+
+    #[test]
+    fn substitutes_arguments_with_rollout_values_over_defaults() {
+        let declared: Vec<Arg> = serde_json::from_value(json!([
+            {"name": "count", "value": "3"},
+            {"name": "hash", "valueFrom": {"podTemplateHashValue": "Latest"}},
+            {"name": "svc"}
+        ]))
+        .unwrap();
+        let supplied: Vec<Arg> =
+            serde_json::from_value(json!([{"name": "count", "value": "5"}])).unwrap();
+        let args = Args::merge(&declared, &supplied);
+        assert_eq!(
+            args.int(Some(&IntOrStr::Str("{{args.count}}".into()))),
+            Resolved::Known(5)
+        );
+        assert_eq!(
+            args.int(Some(&IntOrStr::Str("{{ args.count }}".into()))),
+            Resolved::Known(5)
+        );
+        assert_eq!(
+            args.int(Some(&IntOrStr::Str("{{args.hash}}".into()))),
+            Resolved::Unknown
+        );
+        assert_eq!(
+            args.int(Some(&IntOrStr::Str("{{args.svc}}".into()))),
+            Resolved::Unknown
+        );
+        assert_eq!(
+            args.int(Some(&IntOrStr::Str("{{args.nope}}".into()))),
+            Resolved::Unknown
+        );
+        assert_eq!(
+            args.int(Some(&IntOrStr::Str("three".into()))),
+            Resolved::Invalid("three".into())
+        );
+        assert_eq!(args.get("svc"), Some(&ArgValue::Missing));
+        assert_eq!(
+            args.substitute("{{workflow.x}} {{args.count}}").unwrap(),
+            "{{workflow.x}} 5"
+        );
+    }
+
+    #[test]
+    fn finds_placeholders() {
+        let names: Vec<_> = placeholders("a {{args.x}} {{ args.y }} {{other}} {{args.z").collect();
+        assert_eq!(names, ["x", "y"]);
+    }
+
+    #[test]
+    fn finds_rollouts_referencing_a_template_through_nesting() {
+        let mut store = MemoryStore::new();
+        store.insert_template(template("outer", &[("inner", false)]));
+        store.insert_template(template("inner", &[]));
+        let r: Rollout = serde_json::from_value(json!({
+            "metadata": {"name": "r", "namespace": "ns"},
+            "spec": {"strategy": {"canary": {"analysis": {"templates": [{"templateName": "outer"}]}}}}
+        }))
+        .unwrap();
+        store.insert_rollout(r);
+        assert_eq!(
+            store
+                .rollouts_referencing(Kind::AnalysisTemplate, "ns", "inner")
+                .len(),
+            1
+        );
+        assert!(
+            store
+                .rollouts_referencing(Kind::AnalysisTemplate, "other", "inner")
+                .is_empty()
+        );
+        assert!(
+            store
+                .rollouts_referencing(Kind::ClusterAnalysisTemplate, "", "inner")
+                .is_empty()
+        );
+    }
+}
