@@ -189,3 +189,434 @@ fn foreground(
     }
     push_run(findings, run);
 }
+
+#[cfg(test)]
+mod tests {
+    //! Behaviour of the whole engine on small Rollouts; one test per DOMAIN.md edge case.
+    use super::*;
+    use crate::finding::Severity;
+    use crate::templates::MemoryStore;
+    use serde_json::{Value, json};
+
+    const V181: ControllerVersion = ControllerVersion::new(1, 8, 1);
+    const V182: ControllerVersion = ControllerVersion::new(1, 8, 2);
+    const V19: ControllerVersion = ControllerVersion::new(1, 9, 0);
+    const V110: ControllerVersion = ControllerVersion::new(1, 10, 0);
+
+    /// A web metric with both conditions: can end Inconclusive.
+    fn both() -> Value {
+        json!({"name": "web", "interval": "10s", "successCondition": "result == 1",
+               "failureCondition": "result == 0", "provider": {"web": {"url": "http://x"}}})
+    }
+
+    fn template(name: &str, metrics: Value) -> Value {
+        json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate",
+               "metadata": {"name": name, "namespace": "apps"}, "spec": {"metrics": metrics}})
+    }
+
+    fn store_of(templates: &[Value]) -> MemoryStore {
+        let mut s = MemoryStore::new();
+        for t in templates {
+            let parsed: AnalysisTemplate = serde_json::from_value(t.clone()).unwrap();
+            if t["kind"] == "ClusterAnalysisTemplate" {
+                s.insert_cluster_template(parsed);
+            } else {
+                s.insert_template(parsed);
+            }
+        }
+        s
+    }
+
+    /// A canary with background analysis of `t` and the given steps.
+    fn rollout(steps: Value, analysis: Value) -> Rollout {
+        serde_json::from_value(json!({
+            "metadata": {"name": "r", "namespace": "apps"},
+            "spec": {"replicas": 4, "strategy": {"canary": {"steps": steps, "analysis": analysis}}}
+        }))
+        .unwrap()
+    }
+
+    fn bg(name: &str) -> Value {
+        json!({"templates": [{"templateName": name}]})
+    }
+
+    fn eval(r: &Rollout, s: &MemoryStore, v: ControllerVersion) -> Evaluation {
+        check_rollout(r, s, &Config { version: v })
+    }
+
+    fn ids(e: &Evaluation) -> Vec<&'static str> {
+        e.findings.iter().map(|f| f.rule.id()).collect()
+    }
+
+    fn find(e: &Evaluation, rule: Rule) -> &Finding {
+        e.findings
+            .iter()
+            .find(|f| f.rule == rule)
+            .unwrap_or_else(|| panic!("no {rule} in {:?}", ids(e)))
+    }
+
+    fn standard_steps() -> Value {
+        json!([{"setWeight": 20}, {"pause": {"duration": "5m"}}, {"setWeight": 50}, {"pause": {}}])
+    }
+
+    #[test]
+    fn flags_background_analysis_with_timed_pause_by_version() {
+        let s = store_of(&[template("t", json!([both()]))]);
+        let r = rollout(standard_steps(), bg("t"));
+        let old = eval(&r, &s, V181);
+        let f = find(&old, Rule::InconclusiveTimedPause);
+        assert_eq!(f.severity, Severity::High);
+        assert_eq!(f.path, "spec.strategy.canary.steps[1].pause.duration");
+        assert!(
+            f.message.contains("upgrade Argo Rollouts to >=1.8.2"),
+            "{}",
+            f.message
+        );
+        assert!(f.message.contains("inconclusiveLimit 0"));
+        let new = eval(&r, &s, V182);
+        assert_eq!(
+            find(&new, Rule::InconclusiveTimedPause).severity,
+            Severity::Medium
+        );
+        assert_eq!(new.trap.unwrap().timed_pauses, vec![(1, 300)]);
+    }
+
+    #[test]
+    fn one_condition_only_is_not_flagged() {
+        let mut m = both();
+        m.as_object_mut().unwrap().remove("failureCondition");
+        let s = store_of(&[template("t", json!([m]))]);
+        let e = eval(&rollout(standard_steps(), bg("t")), &s, V19);
+        assert!(
+            !ids(&e).contains(&"inconclusive-timed-pause"),
+            "{:?}",
+            ids(&e)
+        );
+        assert!(e.trap.is_none());
+    }
+
+    #[test]
+    fn count_at_or_below_inconclusive_limit_is_not_flagged() {
+        let mut m = both();
+        m["count"] = json!(3);
+        m["inconclusiveLimit"] = json!(3);
+        let s = store_of(&[template("t", json!([m.clone()]))]);
+        let e = eval(&rollout(standard_steps(), bg("t")), &s, V19);
+        assert!(e.trap.is_none());
+        assert!(ids(&e).contains(&"limit-never-trips"));
+        m["count"] = json!(4);
+        let s = store_of(&[template("t", json!([m]))]);
+        assert!(
+            eval(&rollout(standard_steps(), bg("t")), &s, V19)
+                .trap
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn dry_run_metrics_do_not_count() {
+        let s = store_of(&[template("t", json!([both()]))]);
+        let mut a = bg("t");
+        a["dryRun"] = json!([{"metricName": "we"}]);
+        let e = eval(&rollout(standard_steps(), a), &s, V19);
+        assert!(e.trap.is_none(), "{:?}", ids(&e));
+    }
+
+    #[test]
+    fn pauses_before_starting_step_do_not_count() {
+        let s = store_of(&[template("t", json!([both()]))]);
+        let mut a = bg("t");
+        a["startingStep"] = json!(2);
+        let e = eval(&rollout(standard_steps(), a.clone()), &s, V19);
+        assert!(e.trap.is_none(), "{:?}", ids(&e));
+        a["startingStep"] = json!(1);
+        assert!(eval(&rollout(standard_steps(), a), &s, V19).trap.is_some());
+    }
+
+    #[test]
+    fn starting_step_past_the_steps_never_starts() {
+        let s = store_of(&[template("t", json!([both()]))]);
+        let mut a = bg("t");
+        a["startingStep"] = json!(9);
+        let e = eval(&rollout(standard_steps(), a.clone()), &s, V19);
+        assert_eq!(ids(&e), ["starting-step-out-of-range"]);
+        // == len(steps): starts after the last step; not out of range, and no pause after it.
+        a["startingStep"] = json!(4);
+        assert!(
+            eval(&rollout(standard_steps(), a), &s, V19)
+                .findings
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn indefinite_pauses_are_not_the_timed_trap() {
+        let s = store_of(&[template("t", json!([both()]))]);
+        let steps = json!([{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]);
+        let e = eval(&rollout(steps.clone(), bg("t")), &s, V19);
+        assert!(e.trap.is_none());
+        // >= 1.8.2: a later pause can be skipped while an Inconclusive pause is active (D3).
+        let d3 = find(&e, Rule::PauseDuringBackgroundAnalysis);
+        assert_eq!(
+            (d3.severity, d3.path.as_str()),
+            (Severity::Info, "spec.strategy.canary.steps[1].pause")
+        );
+        // <= 1.8.1: the indefinite pause hides the verdict.
+        let old = eval(&rollout(steps, bg("t")), &s, V181);
+        assert!(
+            find(&old, Rule::PauseDuringBackgroundAnalysis)
+                .message
+                .contains("<=1.8.1")
+        );
+    }
+
+    #[test]
+    fn zero_second_pause_is_timed_and_negative_is_invalid() {
+        let s = store_of(&[template("t", json!([both()]))]);
+        let steps = json!([{"setWeight": 20}, {"pause": {"duration": "500ms"}}]);
+        assert!(eval(&rollout(steps, bg("t")), &s, V19).trap.is_some());
+        let steps = json!([{"setWeight": 20}, {"pause": {"duration": "-5s"}}]);
+        let e = eval(&rollout(steps, bg("t")), &s, V19);
+        assert_eq!(find(&e, Rule::InvalidDuration).severity, Severity::Error);
+        assert!(e.trap.is_none());
+    }
+
+    #[test]
+    fn full_canary_after_the_last_timed_pause_is_promoted_while_inconclusive() {
+        let s = store_of(&[template("t", json!([both()]))]);
+        let mut r = rollout(
+            json!([{"setWeight": 20}, {"pause": {"duration": "1m"}}]),
+            bg("t"),
+        );
+        r.spec.replicas = Some(1);
+        let e = eval(&r, &s, V19);
+        let d2 = find(&e, Rule::InconclusivePromotion);
+        assert_eq!(d2.severity, Severity::High);
+        assert!(d2.message.contains("(1/1 pods)"), "{}", d2.message);
+        // Not before the fix: 1.8.1 promotes anyway for another reason (D1 high).
+        assert!(!ids(&eval(&r, &s, V181)).contains(&"inconclusive-promotion"));
+        // Four replicas at 20%: one canary pod, not full, no D2.
+        r.spec.replicas = Some(4);
+        assert!(!ids(&eval(&r, &s, V19)).contains(&"inconclusive-promotion"));
+    }
+
+    #[test]
+    fn later_scaling_steps_block_promotion_unless_already_met() {
+        let s = store_of(&[template("t", json!([both()]))]);
+        let tail_scales = rollout(
+            json!([{"setWeight": 100}, {"pause": {"duration": "1m"}}, {"setWeight": 50}]),
+            bg("t"),
+        );
+        assert!(!ids(&eval(&tail_scales, &s, V19)).contains(&"inconclusive-promotion"));
+        let tail_routes = rollout(
+            json!([{"setWeight": 100}, {"pause": {"duration": "1m"}}, {"setHeaderRoute": {"name": "h"}}, {"pause": {}}, {"setWeight": 100}]),
+            bg("t"),
+        );
+        assert!(ids(&eval(&tail_routes, &s, V19)).contains(&"inconclusive-promotion"));
+        let plugin = rollout(
+            json!([{"setWeight": 100}, {"pause": {"duration": "1m"}}, {"plugin": {"name": "p"}}]),
+            bg("t"),
+        );
+        assert!(!ids(&eval(&plugin, &s, V19)).contains(&"inconclusive-promotion"));
+    }
+
+    #[test]
+    fn basic_canary_without_surge_is_not_full_below_weight_50() {
+        let s = store_of(&[template("t", json!([both()]))]);
+        let r: Rollout = serde_json::from_value(json!({
+            "metadata": {"name": "r", "namespace": "apps"},
+            "spec": {"strategy": {"canary": {"maxSurge": 0, "analysis": bg("t"),
+                "steps": [{"setWeight": 40}, {"pause": {"duration": "1m"}}]}}}
+        }))
+        .unwrap();
+        let e = eval(&r, &s, V19);
+        assert!(
+            e.trap.is_some() && !ids(&e).contains(&"inconclusive-promotion"),
+            "{:?}",
+            ids(&e)
+        );
+    }
+
+    #[test]
+    fn kayenta_with_marginal_band_is_flagged() {
+        let k = |marginal: i64| json!([{"name": "k", "interval": "5m", "provider": {"kayenta": {"threshold": {"pass": 90, "marginal": marginal}}}}]);
+        let s = store_of(&[template("t", k(75))]);
+        assert!(
+            eval(&rollout(standard_steps(), bg("t")), &s, V19)
+                .trap
+                .is_some()
+        );
+        let s = store_of(&[template("t", k(90))]);
+        assert!(
+            eval(&rollout(standard_steps(), bg("t")), &s, V19)
+                .trap
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn job_metrics_inconclude_only_from_1_10() {
+        let s = store_of(&[template(
+            "t",
+            json!([{"name": "j", "provider": {"job": {"spec": {}}}}]),
+        )]);
+        let r = rollout(standard_steps(), bg("t"));
+        assert!(eval(&r, &s, V19).trap.is_none());
+        assert!(eval(&r, &s, V110).trap.is_some());
+    }
+
+    #[test]
+    fn cluster_scoped_templates_are_resolved_by_name() {
+        let mut cat = template("shared", json!([both()]));
+        cat["kind"] = json!("ClusterAnalysisTemplate");
+        let s = store_of(&[cat]);
+        let a = json!({"templates": [{"templateName": "shared", "clusterScope": true}]});
+        let e = eval(&rollout(standard_steps(), a), &s, V19);
+        assert!(e.trap.is_some());
+        let f = find(&e, Rule::InconclusiveTimedPause);
+        assert!(f.explanation.contains("ClusterAnalysisTemplate shared"));
+        // Without clusterScope the namespaced lookup misses it.
+        let e = eval(&rollout(standard_steps(), bg("shared")), &s, V19);
+        assert!(e.trap.is_none());
+        assert!(ids(&e).contains(&"missing-template"));
+    }
+
+    #[test]
+    fn nested_templates_contribute_metrics_and_cycles_are_errors() {
+        let outer = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate",
+            "metadata": {"name": "outer"}, "spec": {"templates": [{"templateName": "inner"}]}});
+        let s = store_of(&[outer.clone(), template("inner", json!([both()]))]);
+        assert!(
+            eval(&rollout(standard_steps(), bg("outer")), &s, V19)
+                .trap
+                .is_some()
+        );
+
+        let mut inner = template("inner", json!([both()]));
+        inner["spec"]["templates"] = json!([{"templateName": "outer"}]);
+        let s = store_of(&[outer, inner]);
+        let e = eval(&rollout(standard_steps(), bg("outer")), &s, V19);
+        let cycle = find(&e, Rule::TemplateCycle);
+        assert_eq!(cycle.severity, Severity::Error);
+        assert_eq!(cycle.object.name, "inner");
+    }
+
+    #[test]
+    fn missing_templates_warn_and_do_not_guess() {
+        let e = eval(
+            &rollout(standard_steps(), bg("nowhere")),
+            &MemoryStore::new(),
+            V19,
+        );
+        // D3 (info) depends only on the steps, so it still applies.
+        assert_eq!(
+            ids(&e),
+            ["missing-template", "pause-during-background-analysis"]
+        );
+        assert_eq!(e.findings[0].severity, Severity::Warning);
+        assert!(e.trap.is_none());
+    }
+
+    #[test]
+    fn arguments_fill_placeholders_and_unresolved_ones_are_errors() {
+        let mut m = both();
+        m["count"] = json!("{{args.runs}}");
+        m["inconclusiveLimit"] = json!("{{args.limit}}");
+        let mut t = template("t", json!([m]));
+        t["spec"]["args"] = json!([{"name": "runs", "value": "2"}, {"name": "limit"}]);
+        let s = store_of(&[t]);
+        let mut a = bg("t");
+        let e = eval(&rollout(standard_steps(), a.clone()), &s, V19);
+        assert_eq!(
+            find(&e, Rule::UnresolvedArgument).path,
+            "spec.strategy.canary.analysis.args"
+        );
+        assert!(e.trap.is_none(), "an unknown limit is not a guess");
+        a["args"] = json!([{"name": "limit", "value": "1"}]);
+        assert!(
+            eval(&rollout(standard_steps(), a.clone()), &s, V19)
+                .trap
+                .is_some()
+        );
+        a["args"] = json!([{"name": "limit", "value": "1"}, {"name": "runs", "value": "1"}]);
+        let e = eval(&rollout(standard_steps(), a), &s, V19);
+        assert!(
+            e.trap.is_none() && ids(&e).contains(&"limit-never-trips"),
+            "{:?}",
+            ids(&e)
+        );
+    }
+
+    #[test]
+    fn indefinite_metrics_in_step_analysis_are_errors() {
+        let s = store_of(&[template("t", json!([both()]))]);
+        let r: Rollout = serde_json::from_value(json!({
+            "metadata": {"name": "r", "namespace": "apps"},
+            "spec": {"strategy": {"canary": {"steps": [{"analysis": {"templates": [{"templateName": "t"}]}}]}}}
+        }))
+        .unwrap();
+        let e = eval(&r, &s, V19);
+        assert_eq!(ids(&e), ["indefinite-foreground-metric"]);
+        assert_eq!(
+            e.findings[0].path,
+            "spec.strategy.canary.steps[0].analysis.templates"
+        );
+        let bg: Rollout = serde_json::from_value(json!({
+            "metadata": {"name": "r", "namespace": "apps"},
+            "spec": {"strategy": {"blueGreen": {"prePromotionAnalysis": {"templates": [{"templateName": "t"}]}}}}
+        }))
+        .unwrap();
+        assert_eq!(ids(&eval(&bg, &s, V19)), ["indefinite-foreground-metric"]);
+    }
+
+    #[test]
+    fn template_rules_run_on_templates_alone() {
+        let mut m = both();
+        m["interval"] = json!("1d");
+        let t: AnalysisTemplate = serde_json::from_value(template(
+            "t",
+            json!([m, {"name": "web", "provider": {"job": {}}}]),
+        ))
+        .unwrap();
+        let f = check_template(
+            &t,
+            Kind::AnalysisTemplate,
+            &MemoryStore::new(),
+            &Config::default(),
+        );
+        let ids: Vec<_> = f.iter().map(|f| f.rule.id()).collect();
+        assert_eq!(ids, ["invalid-duration", "duplicate-metric-name"]);
+    }
+
+    #[test]
+    fn blue_green_and_plain_canaries_are_clean() {
+        let s = store_of(&[template("t", json!([both()]))]);
+        let r: Rollout = serde_json::from_value(json!({
+            "metadata": {"name": "r"},
+            "spec": {"strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {"duration": "1m"}}]}}}
+        }))
+        .unwrap();
+        assert!(eval(&r, &s, V19).findings.is_empty());
+    }
+
+    #[test]
+    fn messages_are_single_lines_of_reasonable_length() {
+        let s = store_of(&[template("t", json!([both()]))]);
+        let mut r = rollout(
+            json!([{"setWeight": 20}, {"pause": {"duration": "1m"}}]),
+            bg("t"),
+        );
+        r.spec.replicas = Some(1);
+        for v in [V181, V19] {
+            for f in eval(&r, &s, v).findings {
+                assert!(
+                    !f.message.contains('\n') && f.message.len() <= 160,
+                    "{}: {}",
+                    f.message.len(),
+                    f.message
+                );
+                assert!(!f.explanation.is_empty());
+            }
+        }
+    }
+}
