@@ -116,3 +116,403 @@ impl fmt::Display for GuardSet {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The edits. Each takes the raw object and returns what it did in words (for a warning), or
+// `None` when there is nothing to do; callers diff before/after into an RFC 6902 patch.
+
+use serde_json::{Map, Value};
+
+use crate::model::RolloutStatus;
+use crate::rules::Trap;
+
+/// Annotation recording the original durations of pauses the hold guard made indefinite.
+pub const HELD_PAUSES_ANNOTATION: &str = "rollout-guard.io/held-pauses";
+/// Annotation recording the original conditions / thresholds the fail-closed guard changed.
+pub const FAIL_CLOSED_ANNOTATION: &str = "rollout-guard.io/fail-closed";
+
+/// Hold: turn the timed pauses of a D1 Rollout (at or after `startingStep`) into indefinite
+/// ones, recording the original durations so the change is visible and reversible.
+pub fn hold(rollout: &mut Value, trap: &Trap) -> Option<String> {
+    let steps = rollout
+        .pointer_mut("/spec/strategy/canary/steps")?
+        .as_array_mut()?;
+    let mut held = Vec::new();
+    for &(index, _) in &trap.timed_pauses {
+        let Some(pause) = steps
+            .get_mut(index)
+            .and_then(|s| s.get_mut("pause"))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        if let Some(original) = pause.remove("duration") {
+            held.push((index, original));
+        }
+    }
+    if held.is_empty() {
+        return None;
+    }
+    let mut record = existing_record(rollout, HELD_PAUSES_ANNOTATION);
+    for (index, original) in &held {
+        record.insert(index.to_string(), original.clone());
+    }
+    set_annotation(
+        rollout,
+        HELD_PAUSES_ANNOTATION,
+        Value::Object(record).to_string(),
+    );
+    let list = held
+        .iter()
+        .map(|(i, d)| format!("{i} ({})", plain(d)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(format!(
+        "hold: made timed pause steps {list} indefinite, since background analysis can end Inconclusive during them; \
+         promote each by hand (originals in annotation {HELD_PAUSES_ANNOTATION})"
+    ))
+}
+
+/// Status guard: on a controller write while an `InconclusiveAnalysisRun` pause is present,
+/// keep the step index, the stable ReplicaSet and the pause condition where they were, unless
+/// the user asked for it (`promoteFull`, `abort`) or a new revision started.
+pub fn status_guard(new: &mut Value, old: &Value) -> Option<String> {
+    let new_status: RolloutStatus = serde_json::from_value(new.get("status")?.clone()).ok()?;
+    let old_status: RolloutStatus = old
+        .get("status")
+        .and_then(|s| serde_json::from_value(s.clone()).ok())?;
+    if !(old_status.paused_inconclusive() || new_status.paused_inconclusive()) {
+        return None;
+    }
+    if new_status.promote_full == Some(true) || new_status.abort == Some(true) {
+        return None;
+    }
+    if old_status.current_pod_hash.is_some()
+        && new_status.current_pod_hash != old_status.current_pod_hash
+    {
+        return None;
+    }
+    let old_raw = old.get("status").cloned().unwrap_or_default();
+    let status = new.get_mut("status")?.as_object_mut()?;
+    let mut kept = Vec::new();
+    for field in ["currentStepIndex", "stableRS"] {
+        let before = old_raw.get(field);
+        if status.get(field) != before {
+            kept.push(field);
+            match before {
+                Some(v) => status.insert(field.to_owned(), v.clone()),
+                None => status.remove(field),
+            };
+        }
+    }
+    if !new_status.paused_inconclusive() {
+        let lost: Vec<Value> = old_raw
+            .get("pauseConditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|c| {
+                c.get("reason").and_then(Value::as_str) == Some(RolloutStatus::INCONCLUSIVE_REASON)
+            })
+            .cloned()
+            .collect();
+        if !lost.is_empty() {
+            let conditions = status
+                .entry("pauseConditions")
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if !conditions.is_array() {
+                *conditions = Value::Array(Vec::new());
+            }
+            if let Some(list) = conditions.as_array_mut() {
+                list.extend(lost);
+            }
+            kept.push("pauseConditions");
+        }
+    }
+    if kept.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "status guard: kept {} while the background analysis is Inconclusive; promote (or abort) the Rollout to continue",
+        kept.join(", ")
+    ))
+}
+
+/// Fail-closed: make an inconclusive measurement count as a failure, so the Rollout aborts
+/// instead of pausing: `failureCondition := (F) || !(S)` for metrics with both conditions,
+/// `marginal := pass` for Kayenta.
+pub fn fail_closed(template: &mut Value) -> Option<String> {
+    let metrics = template.pointer_mut("/spec/metrics")?.as_array_mut()?;
+    let mut changed: Vec<(String, Value)> = Vec::new();
+    for metric in metrics.iter_mut() {
+        let Some(m) = metric.as_object_mut() else {
+            continue;
+        };
+        let name = m
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let kayenta = m
+            .get_mut("provider")
+            .and_then(|p| p.get_mut("kayenta"))
+            .and_then(|k| k.get_mut("threshold"))
+            .and_then(Value::as_object_mut);
+        if let Some(threshold) = kayenta {
+            if let (Some(pass), Some(marginal)) = (
+                threshold.get("pass").and_then(Value::as_i64),
+                threshold.get("marginal").and_then(Value::as_i64),
+            ) {
+                if marginal < pass {
+                    threshold.insert("marginal".into(), Value::from(pass));
+                    changed.push((name, serde_json::json!({"marginal": marginal})));
+                }
+            }
+            continue;
+        }
+        let text = |m: &Map<String, Value>, k: &str| {
+            m.get(k)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let (Some(s), Some(f)) = (text(m, "successCondition"), text(m, "failureCondition")) else {
+            continue;
+        };
+        if !has_condition_provider(m) || is_fail_closed(&f, &s) {
+            continue;
+        }
+        m.insert(
+            "failureCondition".into(),
+            Value::from(format!("({f}) || !({s})")),
+        );
+        changed.push((name, serde_json::json!({"failureCondition": f})));
+    }
+    if changed.is_empty() {
+        return None;
+    }
+    let mut record = existing_record(template, FAIL_CLOSED_ANNOTATION);
+    let names: Vec<String> = changed.iter().map(|(n, _)| format!("`{n}`")).collect();
+    for (name, original) in changed {
+        record.insert(name, original);
+    }
+    set_annotation(
+        template,
+        FAIL_CLOSED_ANNOTATION,
+        Value::Object(record).to_string(),
+    );
+    Some(format!(
+        "fail-closed: inconclusive measurements of {} now count as failures (the Rollout aborts instead of pausing); originals in {FAIL_CLOSED_ANNOTATION}",
+        names.join(", ")
+    ))
+}
+
+/// Whether a failure condition is already `(F) || !(S)` for this success condition.
+pub fn is_fail_closed(failure: &str, success: &str) -> bool {
+    failure.ends_with(&format!(" || !({success})"))
+}
+
+fn has_condition_provider(metric: &Map<String, Value>) -> bool {
+    metric
+        .get("provider")
+        .and_then(Value::as_object)
+        .is_some_and(|p| {
+            p.len() == 1
+                && p.keys()
+                    .all(|k| !matches!(k.as_str(), "job" | "kayenta" | "plugin"))
+        })
+}
+
+fn existing_record(object: &Value, key: &str) -> Map<String, Value> {
+    object
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(key))
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str::<Map<String, Value>>(s).ok())
+        .unwrap_or_default()
+}
+
+fn set_annotation(object: &mut Value, key: &str, value: String) {
+    let Some(obj) = object.as_object_mut() else {
+        return;
+    };
+    let meta = obj
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !meta.is_object() {
+        *meta = Value::Object(Map::new());
+    }
+    let Some(meta) = meta.as_object_mut() else {
+        return;
+    };
+    let annotations = meta
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !annotations.is_object() {
+        *annotations = Value::Object(Map::new());
+    }
+    if let Some(a) = annotations.as_object_mut() {
+        a.insert(key.to_owned(), Value::from(value));
+    }
+}
+
+fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn apply(before: &Value, after: &Value) -> Value {
+        let patch = json_patch::diff(before, after);
+        let mut v = before.clone();
+        json_patch::patch(&mut v, &patch).unwrap();
+        v
+    }
+
+    #[test]
+    fn parses_guard_sets() {
+        assert_eq!("auto".parse::<GuardSet>().unwrap(), GuardSet::AUTO);
+        assert_eq!("none".parse::<GuardSet>().unwrap(), GuardSet::NONE);
+        let s: GuardSet = "status, fail-closed".parse().unwrap();
+        assert!(s.status && s.fail_closed && !s.hold);
+        assert!("auto,hold".parse::<GuardSet>().is_err());
+        assert!("bogus".parse::<GuardSet>().unwrap_err().contains("bogus"));
+        assert_eq!(
+            GuardSet::AUTO
+                .resolve(ControllerVersion::new(1, 8, 1))
+                .to_string(),
+            "hold"
+        );
+        assert_eq!(
+            GuardSet::AUTO
+                .resolve(ControllerVersion::new(1, 9, 0))
+                .to_string(),
+            "status"
+        );
+    }
+
+    #[test]
+    fn hold_makes_timed_pauses_indefinite_and_records_them() {
+        let before = json!({"metadata": {"name": "r", "annotations": {"keep": "me"}},
+            "spec": {"strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {"duration": "5m"}}, {"pause": {"duration": 30}}]}}}});
+        let mut after = before.clone();
+        let trap = Trap {
+            timed_pauses: vec![(1, 300), (2, 30)],
+        };
+        let said = hold(&mut after, &trap).unwrap();
+        assert!(said.contains("1 (5m), 2 (30)"), "{said}");
+        assert_eq!(
+            after["spec"]["strategy"]["canary"]["steps"][1],
+            json!({"pause": {}})
+        );
+        let record: Value = serde_json::from_str(
+            after["metadata"]["annotations"][HELD_PAUSES_ANNOTATION]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(record, json!({"1": "5m", "2": 30}));
+        assert_eq!(after["metadata"]["annotations"]["keep"], "me");
+        assert_eq!(apply(&before, &after), after);
+        // Second pass: nothing left to hold.
+        let mut again = after.clone();
+        assert!(
+            hold(
+                &mut again,
+                &Trap {
+                    timed_pauses: vec![]
+                }
+            )
+            .is_none()
+        );
+    }
+
+    fn status(index: i64, stable: &str, hash: &str, reasons: &[&str]) -> Value {
+        let conditions: Vec<_> = reasons
+            .iter()
+            .map(|r| json!({"reason": r, "startTime": "2026-01-01T00:00:00Z"}))
+            .collect();
+        json!({"metadata": {"name": "r"}, "status": {"currentStepIndex": index, "stableRS": stable,
+            "currentPodHash": hash, "pauseConditions": conditions, "controllerPause": true}})
+    }
+
+    #[test]
+    fn status_guard_keeps_the_rollout_where_it_is() {
+        let old = status(1, "stable", "canary", &["InconclusiveAnalysisRun"]);
+        let mut new = status(2, "stable", "canary", &[]);
+        let said = status_guard(&mut new, &old).unwrap();
+        assert!(
+            said.contains("currentStepIndex") && said.contains("pauseConditions"),
+            "{said}"
+        );
+        assert_eq!(new["status"]["currentStepIndex"], 1);
+        assert_eq!(
+            new["status"]["pauseConditions"][0]["reason"],
+            "InconclusiveAnalysisRun"
+        );
+        // Guarding the guarded object changes nothing.
+        let mut again = new.clone();
+        assert!(status_guard(&mut again, &old).is_none());
+        assert_eq!(again, new);
+    }
+
+    #[test]
+    fn status_guard_blocks_promotion_to_stable() {
+        let old = status(2, "stable", "canary", &["InconclusiveAnalysisRun"]);
+        let mut new = status(2, "canary", "canary", &["InconclusiveAnalysisRun"]);
+        assert!(status_guard(&mut new, &old).is_some());
+        assert_eq!(new["status"]["stableRS"], "stable");
+    }
+
+    #[test]
+    fn status_guard_lets_abort_full_promotion_and_new_revisions_through() {
+        let old = status(1, "stable", "canary", &["InconclusiveAnalysisRun"]);
+        let mut abort = status(0, "stable", "canary", &[]);
+        abort["status"]["abort"] = json!(true);
+        assert!(status_guard(&mut abort, &old).is_none());
+        let mut full = status(2, "canary", "canary", &[]);
+        full["status"]["promoteFull"] = json!(true);
+        assert!(status_guard(&mut full, &old).is_none());
+        let mut revision = status(0, "stable", "newer", &[]);
+        assert!(status_guard(&mut revision, &old).is_none());
+    }
+
+    #[test]
+    fn status_guard_ignores_healthy_rollouts() {
+        let old = status(1, "stable", "canary", &["CanaryPauseStep"]);
+        let mut new = status(2, "stable", "canary", &[]);
+        assert!(status_guard(&mut new, &old).is_none());
+    }
+
+    #[test]
+    fn fail_closed_turns_inconclusive_into_failure_once() {
+        let before = json!({"metadata": {"name": "t"}, "spec": {"metrics": [
+            {"name": "a", "successCondition": "result[0] >= 0.95", "failureCondition": "result[0] < 0.9", "provider": {"prometheus": {}}},
+            {"name": "b", "successCondition": "x", "provider": {"prometheus": {}}},
+            {"name": "k", "provider": {"kayenta": {"threshold": {"pass": 90, "marginal": 75}}}},
+            {"name": "j", "successCondition": "x", "failureCondition": "y", "provider": {"job": {}}}
+        ]}});
+        let mut after = before.clone();
+        let said = fail_closed(&mut after).unwrap();
+        assert!(said.contains("`a`, `k`"), "{said}");
+        assert_eq!(
+            after["spec"]["metrics"][0]["failureCondition"],
+            "(result[0] < 0.9) || !(result[0] >= 0.95)"
+        );
+        assert_eq!(
+            after["spec"]["metrics"][2]["provider"]["kayenta"]["threshold"]["marginal"],
+            90
+        );
+        assert_eq!(after["spec"]["metrics"][3], before["spec"]["metrics"][3]);
+        let mut again = after.clone();
+        assert!(fail_closed(&mut again).is_none());
+        assert_eq!(apply(&before, &after), after);
+    }
+}

@@ -8,6 +8,8 @@
 //! 3. run the [`rules`], which return [`finding::Finding`]s and never errors;
 //! 4. report them (`check`) or turn them into an admission answer and guard patches (`serve`).
 
+pub mod admission;
+pub mod catalog;
 pub mod check;
 pub mod cli;
 pub mod duration;

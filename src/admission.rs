@@ -1,0 +1,650 @@
+//! The only module that knows the `admission.k8s.io/v1` AdmissionReview wire format.
+//!
+//! The request is decoded lean: the envelope borrows from the body, `object` / `oldObject`
+//! stay raw JSON and are decoded straight into the partial typed views; a generic JSON tree is
+//! built only when a guard actually edits the object. The response is a small struct written
+//! with serde, with the patch as base64 of an RFC 6902 patch (what the API server reads).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::catalog::{Catalog, Overlay};
+use crate::cli::Mode;
+use crate::finding::{Finding, Rule, Severity};
+use crate::guards::{self, Guard, GuardSet};
+use crate::model::{AnalysisTemplate, Kind, ObjectMeta, ObjectRef, Rollout};
+use crate::review::{Endpoint, Outcome, Reply, Reviewer, Summary};
+use crate::rules::{Config, check_rollout, check_template};
+use crate::version::ControllerVersion;
+
+/// Per-object annotation: `warn`, `enforce` or `off` (skip validation for this object).
+pub const MODE_ANNOTATION: &str = "rollout-guard.io/mode";
+/// Per-object annotation: the guards for this object (`none`, `auto`, or a list).
+pub const GUARDS_ANNOTATION: &str = "rollout-guard.io/guards";
+
+/// The API server cuts warnings past 4096 characters in total and drops later ones.
+const WARNINGS_BUDGET: usize = 4096;
+/// ...and each to 256 once over budget; we never send one longer.
+const WARNING_MAX: usize = 256;
+/// Keeps the denial readable in kubectl's one-line error.
+const DENIAL_MAX: usize = 2048;
+
+/// Server-wide policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub mode: Mode,
+    pub version: ControllerVersion,
+    /// Already resolved for the version (no `auto`).
+    pub guards: GuardSet,
+    pub controller_user: String,
+}
+
+/// Answers admission reviews with the rule engine and the guards.
+pub struct Admission {
+    policy: Policy,
+    catalog: Arc<dyn Catalog + Send + Sync>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire format (request)
+
+#[derive(Deserialize)]
+struct ReviewIn<'a> {
+    #[serde(borrow)]
+    request: Option<Request<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct Request<'a> {
+    #[serde(borrow)]
+    uid: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: GroupVersionKind<'a>,
+    #[serde(borrow)]
+    sub_resource: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    namespace: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    operation: Cow<'a, str>,
+    #[serde(borrow)]
+    user_info: UserInfo<'a>,
+    #[serde(borrow)]
+    object: Option<&'a RawValue>,
+    #[serde(borrow)]
+    old_object: Option<&'a RawValue>,
+    dry_run: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct GroupVersionKind<'a> {
+    #[serde(borrow)]
+    group: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct UserInfo<'a> {
+    #[serde(borrow)]
+    username: Cow<'a, str>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire format (response)
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReviewOut<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    response: Response<'a>,
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Response<'a> {
+    uid: &'a str,
+    allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<Status>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Status {
+    status: &'static str,
+    code: u16,
+    reason: &'static str,
+    message: String,
+}
+
+/// What a review decided, before encoding.
+#[derive(Default)]
+struct Decision {
+    denied: Option<String>,
+    patch: Option<json_patch::Patch>,
+    warnings: Vec<String>,
+    rules: Vec<&'static str>,
+}
+
+impl Decision {
+    fn outcome(&self) -> Outcome {
+        if self.denied.is_some() {
+            Outcome::Denied
+        } else if self.patch.is_some() {
+            Outcome::Mutated
+        } else if !self.warnings.is_empty() {
+            Outcome::Warned
+        } else {
+            Outcome::Allowed
+        }
+    }
+}
+
+impl Admission {
+    pub fn new(policy: Policy, catalog: Arc<dyn Catalog + Send + Sync>) -> Self {
+        Self { policy, catalog }
+    }
+
+    fn config(&self) -> Config {
+        Config {
+            version: self.policy.version,
+        }
+    }
+
+    fn decide(&self, endpoint: Endpoint, req: &Request<'_>) -> Decision {
+        // Never patch or judge deletes (a patch on DELETE is a 500 for the user).
+        if req.operation != "CREATE" && req.operation != "UPDATE" {
+            return Decision::default();
+        }
+        let Some(kind) = (req.kind.group == Kind::GROUP)
+            .then(|| kind_of(&req.kind.kind))
+            .flatten()
+        else {
+            return Decision::default();
+        };
+        let Some(raw) = req.object else {
+            return Decision {
+                warnings: vec![
+                    "rollout-guard: the review carries no object; nothing was checked".into(),
+                ],
+                ..Decision::default()
+            };
+        };
+        let status_write = req.sub_resource.as_deref() == Some("status");
+        let result = match (endpoint, kind, status_write) {
+            (Endpoint::Validate, _, true) => Ok(Decision::default()),
+            (Endpoint::Validate, Kind::Rollout, false) => self.validate_rollout(raw, req),
+            (Endpoint::Validate, _, false) => self.validate_template(raw, kind, req),
+            (Endpoint::Mutate, Kind::Rollout, true) => self.guard_status(raw, req),
+            (Endpoint::Mutate, Kind::Rollout, false) => self.guard_rollout(raw, req),
+            (Endpoint::Mutate, _, true) => Ok(Decision::default()),
+            (Endpoint::Mutate, _, false) => self.guard_template(raw),
+        };
+        result.unwrap_or_else(|e| Decision {
+            warnings: vec![sanitize(&format!(
+                "rollout-guard: could not read the {kind}: {e}; it was not checked"
+            ))],
+            ..Decision::default()
+        })
+    }
+
+    fn validate_rollout(&self, raw: &RawValue, req: &Request<'_>) -> serde_json::Result<Decision> {
+        let mut rollout: Rollout = serde_json::from_str(raw.get())?;
+        fill_namespace(&mut rollout.metadata, req);
+        let Some(mode) = self.mode_for(&rollout.metadata) else {
+            return Ok(Decision::default());
+        };
+        let findings = check_rollout(&rollout, self.catalog.as_ref(), &self.config()).findings;
+        let subject = ObjectRef::new(Kind::Rollout, &rollout.metadata);
+        Ok(judge(&findings, &subject, mode, Vec::new()))
+    }
+
+    fn validate_template(
+        &self,
+        raw: &RawValue,
+        kind: Kind,
+        req: &Request<'_>,
+    ) -> serde_json::Result<Decision> {
+        let mut template: AnalysisTemplate = serde_json::from_str(raw.get())?;
+        if kind == Kind::AnalysisTemplate {
+            fill_namespace(&mut template.metadata, req);
+        }
+        let Some(mode) = self.mode_for(&template.metadata) else {
+            return Ok(Decision::default());
+        };
+        let cfg = self.config();
+        let findings = check_template(&template, kind, self.catalog.as_ref(), &cfg);
+        let subject = ObjectRef::new(kind, &template.metadata);
+        let namespace = template.metadata.namespace.clone().unwrap_or_default();
+        let name = subject.name.clone();
+        // Templates are read when a run starts, so an edit can make existing Rollouts
+        // dangerous: re-check the ones that use it, as they would be with this version.
+        let overlay = Overlay {
+            base: self.catalog.as_ref(),
+            kind,
+            namespace: &namespace,
+            template: Arc::new(template),
+        };
+        let mut extra = Vec::new();
+        for rollout in self.catalog.rollouts_referencing(kind, &namespace, &name) {
+            let eval = check_rollout(&rollout, &overlay, &cfg);
+            let dangerous = eval.findings.iter().filter(|f| {
+                matches!(
+                    f.rule,
+                    Rule::InconclusiveTimedPause | Rule::InconclusivePromotion
+                )
+            });
+            for f in dangerous {
+                extra.push((
+                    f.rule,
+                    format!(
+                        "{}: {} uses this template: {}: {}",
+                        f.rule, f.object, f.path, f.message
+                    ),
+                ));
+            }
+        }
+        Ok(judge(&findings, &subject, mode, extra))
+    }
+
+    fn guard_rollout(&self, raw: &RawValue, req: &Request<'_>) -> serde_json::Result<Decision> {
+        let mut rollout: Rollout = serde_json::from_str(raw.get())?;
+        fill_namespace(&mut rollout.metadata, req);
+        if !self.guards_for(&rollout.metadata).contains(Guard::Hold) {
+            return Ok(Decision::default());
+        }
+        let eval = check_rollout(&rollout, self.catalog.as_ref(), &self.config());
+        let Some(trap) = eval.trap else {
+            return Ok(Decision::default());
+        };
+        let original: Value = serde_json::from_str(raw.get())?;
+        let mut held = original.clone();
+        let Some(said) = guards::hold(&mut held, &trap) else {
+            return Ok(Decision::default());
+        };
+        if let Some(old_raw) = req.old_object {
+            let old: Value = serde_json::from_str(old_raw.get())?;
+            if would_restart_canary(&original, &held, &old) {
+                return Ok(Decision {
+                    warnings: vec![sanitize(&format!(
+                        "{}: hold skipped: converting the pauses now would restart the in-flight canary; it applies to the next revision",
+                        Rule::InconclusiveTimedPause
+                    ))],
+                    rules: vec![Rule::InconclusiveTimedPause.id()],
+                    ..Decision::default()
+                });
+            }
+        }
+        Ok(patched(
+            &original,
+            &held,
+            format!("rollout-guard {said}"),
+            Rule::InconclusiveTimedPause,
+        ))
+    }
+
+    fn guard_status(&self, raw: &RawValue, req: &Request<'_>) -> serde_json::Result<Decision> {
+        // Humans (kubectl argo rollouts promote, the dashboard, Argo CD actions) pass through.
+        if req.operation != "UPDATE" || req.user_info.username != self.policy.controller_user {
+            return Ok(Decision::default());
+        }
+        let Some(old_raw) = req.old_object else {
+            return Ok(Decision::default());
+        };
+        let new_view: Rollout = serde_json::from_str(raw.get())?;
+        if !self.guards_for(&new_view.metadata).contains(Guard::Status) {
+            return Ok(Decision::default());
+        }
+        let old_view: Rollout = serde_json::from_str(old_raw.get())?;
+        let inconclusive = |r: &Rollout| r.status.as_ref().is_some_and(|s| s.paused_inconclusive());
+        if !inconclusive(&new_view) && !inconclusive(&old_view) {
+            return Ok(Decision::default());
+        }
+        let original: Value = serde_json::from_str(raw.get())?;
+        let old: Value = serde_json::from_str(old_raw.get())?;
+        let mut guarded = original.clone();
+        let Some(said) = guards::status_guard(&mut guarded, &old) else {
+            return Ok(Decision::default());
+        };
+        Ok(patched(
+            &original,
+            &guarded,
+            format!("rollout-guard {said}"),
+            Rule::InconclusiveTimedPause,
+        ))
+    }
+
+    fn guard_template(&self, raw: &RawValue) -> serde_json::Result<Decision> {
+        let view: AnalysisTemplate = serde_json::from_str(raw.get())?;
+        if !self.guards_for(&view.metadata).contains(Guard::FailClosed) {
+            return Ok(Decision::default());
+        }
+        let original: Value = serde_json::from_str(raw.get())?;
+        let mut closed = original.clone();
+        let Some(said) = guards::fail_closed(&mut closed) else {
+            return Ok(Decision::default());
+        };
+        Ok(patched(
+            &original,
+            &closed,
+            format!("rollout-guard {said}"),
+            Rule::InconclusiveTimedPause,
+        ))
+    }
+
+    /// The mode for an object, `None` when it opted out.
+    fn mode_for(&self, meta: &ObjectMeta) -> Option<Mode> {
+        match meta.annotation(MODE_ANNOTATION).map(str::trim) {
+            Some("off") => None,
+            Some("warn") => Some(Mode::Warn),
+            Some("enforce") => Some(Mode::Enforce),
+            _ => Some(self.policy.mode),
+        }
+    }
+
+    fn guards_for(&self, meta: &ObjectMeta) -> GuardSet {
+        match meta
+            .annotation(GUARDS_ANNOTATION)
+            .map(str::parse::<GuardSet>)
+        {
+            Some(Ok(set)) => set.resolve(self.policy.version),
+            _ => self.policy.guards,
+        }
+    }
+
+    fn encode(&self, uid: &str, decision: &Decision) -> Vec<u8> {
+        let mut response = Response {
+            uid,
+            allowed: decision.denied.is_none(),
+            warnings: decision.warnings.clone(),
+            ..Response::default()
+        };
+        if let Some(message) = &decision.denied {
+            response.status = Some(Status {
+                status: "Failure",
+                code: 422,
+                reason: "Invalid",
+                message: message.clone(),
+            });
+        } else if let Some(patch) = &decision.patch {
+            let bytes = serde_json::to_vec(patch).unwrap_or_else(|_| b"[]".to_vec());
+            response.patch = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+            response.patch_type = Some("JSONPatch");
+        }
+        let review = ReviewOut {
+            api_version: "admission.k8s.io/v1",
+            kind: "AdmissionReview",
+            response,
+        };
+        serde_json::to_vec(&review).unwrap_or_default()
+    }
+}
+
+impl Reviewer for Admission {
+    fn review(&self, endpoint: Endpoint, body: &[u8]) -> Reply {
+        let review: ReviewIn<'_> = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => return Reply::bad_request(&format!("body is not an AdmissionReview: {e}")),
+        };
+        let Some(req) = review.request else {
+            return Reply::bad_request("AdmissionReview has no `request`");
+        };
+        if req.uid.is_empty() {
+            return Reply::bad_request("AdmissionReview request has no `uid`");
+        }
+        let decision = self.decide(endpoint, &req);
+        let outcome = decision.outcome();
+        let summary = Summary {
+            uid: req.uid.to_string(),
+            kind: req.kind.kind.to_string(),
+            namespace: req.namespace.as_deref().unwrap_or_default().to_owned(),
+            name: req.name.as_deref().unwrap_or_default().to_owned(),
+            operation: req.operation.to_string(),
+            sub_resource: req.sub_resource.as_deref().unwrap_or_default().to_owned(),
+            dry_run: req.dry_run.unwrap_or(false),
+            rules: decision.rules.clone(),
+        };
+        Reply {
+            status: 200,
+            body: self.encode(&req.uid, &decision),
+            outcome,
+            summary: Some(summary),
+        }
+    }
+
+    fn overloaded(&self, _endpoint: Endpoint, body: &[u8]) -> Reply {
+        // Only the uid is needed; anything else may be what overloads us.
+        #[derive(Deserialize)]
+        struct Uid<'a> {
+            #[serde(borrow)]
+            request: Option<UidOnly<'a>>,
+        }
+        #[derive(Deserialize)]
+        struct UidOnly<'a> {
+            #[serde(borrow)]
+            uid: Cow<'a, str>,
+        }
+        match serde_json::from_slice::<Uid<'_>>(body)
+            .ok()
+            .and_then(|u| u.request)
+        {
+            Some(r) => {
+                let decision = Decision {
+                    warnings: vec![
+                        "rollout-guard: overloaded, this request was not checked".into(),
+                    ],
+                    ..Decision::default()
+                };
+                Reply {
+                    status: 200,
+                    body: self.encode(&r.uid, &decision),
+                    outcome: Outcome::Error,
+                    summary: None,
+                }
+            }
+            None => Reply::bad_request("body is not an AdmissionReview"),
+        }
+    }
+
+    fn ready(&self) -> bool {
+        self.catalog.synced()
+    }
+
+    fn cache_sizes(&self) -> Vec<(&'static str, usize)> {
+        self.catalog.sizes()
+    }
+}
+
+fn kind_of(kind: &str) -> Option<Kind> {
+    Kind::from_type("argoproj.io/v1alpha1", kind)
+}
+
+/// CREATE requests may lack `metadata.namespace`; the request carries it.
+fn fill_namespace(meta: &mut ObjectMeta, req: &Request<'_>) {
+    if meta.namespace.as_deref().unwrap_or_default().is_empty() {
+        meta.namespace = req.namespace.as_deref().map(str::to_owned);
+    }
+    if meta.name.is_none() {
+        meta.name = req.name.as_deref().map(str::to_owned);
+    }
+}
+
+/// Turns findings into a verdict: in `enforce`, findings at or above the deny threshold deny;
+/// everything else becomes a warning (one line each, rule id first, deterministic order).
+fn judge(
+    findings: &[Finding],
+    subject: &ObjectRef,
+    mode: Mode,
+    extra: Vec<(Rule, String)>,
+) -> Decision {
+    let mut rules: Vec<&'static str> = findings
+        .iter()
+        .map(|f| f.rule.id())
+        .chain(extra.iter().map(|(r, _)| r.id()))
+        .collect();
+    rules.sort_unstable();
+    rules.dedup();
+    let describe = |f: &Finding| {
+        if &f.object == subject {
+            format!("{}: {}", f.path, f.message)
+        } else {
+            format!("{} {}: {}", f.object, f.path, f.message)
+        }
+    };
+    let line = |f: &Finding| format!("{}: {}", f.rule, describe(f));
+    let (deny, warn): (Vec<&Finding>, Vec<&Finding>) = findings
+        .iter()
+        .partition(|f| mode == Mode::Enforce && f.severity >= Severity::DENY_THRESHOLD);
+    let warnings = budget(
+        warn.iter()
+            .map(|f| line(f))
+            .chain(extra.into_iter().map(|(_, l)| l)),
+    );
+    let denied = (!deny.is_empty()).then(|| {
+        let mut message = format!(
+            "rollout-guard denied this {} (mode enforce): ",
+            subject.kind
+        );
+        let mut shown = 0;
+        for f in &deny {
+            let item = sanitize(&format!("[{}] {}", f.rule, describe(f)));
+            if message.len() + item.len() + 2 > DENIAL_MAX - 120 {
+                break;
+            }
+            if shown > 0 {
+                message.push_str("; ");
+            }
+            message.push_str(&item);
+            shown += 1;
+        }
+        if shown < deny.len() {
+            message.push_str(&format!("; and {} more", deny.len() - shown));
+        }
+        message.push_str(&format!(
+            ". To allow it anyway, annotate the object {MODE_ANNOTATION}: warn"
+        ));
+        message
+    });
+    Decision {
+        denied,
+        patch: None,
+        warnings,
+        rules,
+    }
+}
+
+/// Keeps warnings within what the API server passes on intact: single lines, at most 256
+/// characters each, exact repeats dropped, 4096 characters in total, with a last line saying
+/// how many were left out.
+fn budget(lines: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut total = 0;
+    let mut dropped = 0;
+    let reserve = 100;
+    for line in lines {
+        let line = truncate(sanitize(&line), WARNING_MAX);
+        if out.contains(&line) {
+            continue;
+        }
+        if dropped > 0 || total + line.len() > WARNINGS_BUDGET - reserve {
+            dropped += 1;
+            continue;
+        }
+        total += line.len();
+        out.push(line);
+    }
+    if dropped > 0 {
+        out.push(format!("rollout-guard: {dropped} more finding(s) not shown; run `rollout-guard check` on the manifest for all"));
+    }
+    out
+}
+
+/// The API server silently drops warnings with control characters.
+fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max - 3;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str("...");
+    }
+    s
+}
+
+fn patched(original: &Value, edited: &Value, said: String, rule: Rule) -> Decision {
+    let patch = json_patch::diff(original, edited);
+    if patch.0.is_empty() {
+        return Decision::default();
+    }
+    Decision {
+        denied: None,
+        patch: Some(patch),
+        warnings: budget(std::iter::once(said)),
+        rules: vec![rule.id()],
+    }
+}
+
+/// Changing the steps changes `status.currentStepHash`, which restarts an in-flight canary
+/// from step 0. The hold guard may change them only when that restarts nothing new: the
+/// result equals the stored steps, the update changes the steps or the pod template anyway,
+/// or no canary is in flight (a fully promoted Rollout is not restarted).
+fn would_restart_canary(new: &Value, held: &Value, old: &Value) -> bool {
+    let steps = "/spec/strategy/canary/steps";
+    if held.pointer(steps) == old.pointer(steps) {
+        return false;
+    }
+    if new.pointer(steps) != old.pointer(steps)
+        || new.pointer("/spec/template") != old.pointer("/spec/template")
+    {
+        return false;
+    }
+    let status = |f: &str| old.pointer(&format!("/status/{f}")).and_then(Value::as_str);
+    matches!((status("currentPodHash"), status("stableRS")), (Some(current), Some(stable)) if current != stable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_stay_within_the_api_server_budget() {
+        let lines = (0..100).map(|i| format!("rule-{i}: {}", "x".repeat(300)));
+        let out = budget(lines);
+        let total: usize = out.iter().map(String::len).sum();
+        assert!(total <= WARNINGS_BUDGET, "{total}");
+        assert!(
+            out.iter()
+                .all(|l| l.len() <= WARNING_MAX && !l.contains('\n'))
+        );
+        assert!(out.last().unwrap().contains("more finding(s) not shown"));
+    }
+
+    #[test]
+    fn warnings_drop_repeats_and_control_characters() {
+        let out = budget(["a\nb".to_string(), "a b".to_string(), "c".to_string()].into_iter());
+        assert_eq!(out, ["a b", "c"]);
+    }
+}

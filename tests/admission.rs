@@ -1,0 +1,742 @@
+//! The admission answer as the API server reads it: reviews built on a real captured envelope,
+//! decoded back from the wire, patches applied back to the object (and cross-checked with
+//! `kubectl patch --local` when kubectl is installed), idempotence of every guard.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use rollout_guard::admission::{Admission, Policy};
+use rollout_guard::catalog::SharedStore;
+use rollout_guard::cli::Mode;
+use rollout_guard::guards::GuardSet;
+use rollout_guard::model::AnalysisTemplate;
+use rollout_guard::review::{Endpoint, Outcome, Reviewer};
+use rollout_guard::templates::MemoryStore;
+use rollout_guard::version::ControllerVersion;
+use serde_json::{Value, json};
+
+const CONTROLLER: &str = "system:serviceaccount:argo-rollouts:argo-rollouts";
+
+fn envelope() -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/admission/gke_pod_create_admissionreview_v1.json"
+    ))
+    .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A review of `object` (and `old`) with the real envelope's uid, userInfo and options.
+fn review(
+    kind: &str,
+    resource: &str,
+    sub: Option<&str>,
+    op: &str,
+    object: &Value,
+    old: Option<&Value>,
+) -> Value {
+    let mut r = envelope();
+    let req = r["request"].as_object_mut().unwrap();
+    let gvk = json!({"group": "argoproj.io", "version": "v1alpha1", "kind": kind});
+    let gvr = json!({"group": "argoproj.io", "version": "v1alpha1", "resource": resource});
+    req.insert("kind".into(), gvk.clone());
+    req.insert("requestKind".into(), gvk);
+    req.insert("resource".into(), gvr.clone());
+    req.insert("requestResource".into(), gvr);
+    if let Some(s) = sub {
+        req.insert("subResource".into(), json!(s));
+        req.insert("requestSubResource".into(), json!(s));
+    }
+    req.insert("name".into(), object["metadata"]["name"].clone());
+    req.insert("namespace".into(), json!("apps"));
+    req.insert("operation".into(), json!(op));
+    req.insert("object".into(), object.clone());
+    req.insert("oldObject".into(), old.cloned().unwrap_or(Value::Null));
+    r
+}
+
+fn as_user(mut r: Value, user: &str) -> Value {
+    r["request"]["userInfo"]["username"] = json!(user);
+    r
+}
+
+fn template_web() -> Value {
+    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "web-check", "namespace": "apps"},
+        "spec": {"metrics": [{"name": "web", "interval": "10s",
+            "successCondition": "result.ok == true", "failureCondition": "result.ok == false",
+            "provider": {"web": {"url": "http://svc/health"}}}]}})
+}
+
+fn dangerous_rollout() -> Value {
+    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "shop", "namespace": "apps", "annotations": {"team": "payments"}},
+        "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "shop"}},
+            "template": {"metadata": {"labels": {"app": "shop"}}, "spec": {"containers": [{"name": "c", "image": "shop:2"}]}},
+            "strategy": {"canary": {
+                "analysis": {"templates": [{"templateName": "web-check"}], "startingStep": 1},
+                "steps": [{"setWeight": 20}, {"pause": {"duration": "5m"}}, {"setWeight": 60}, {"pause": {"duration": 120}}]}}}})
+}
+
+fn admission(
+    mode: Mode,
+    guards: &str,
+    version: ControllerVersion,
+    rollouts: &[Value],
+) -> Admission {
+    let mut store = MemoryStore::new();
+    store.insert_template(serde_json::from_value::<AnalysisTemplate>(template_web()).unwrap());
+    for r in rollouts {
+        store.insert_rollout(serde_json::from_value(r.clone()).unwrap());
+    }
+    let policy = Policy {
+        mode,
+        version,
+        guards: guards.parse::<GuardSet>().unwrap().resolve(version),
+        controller_user: CONTROLLER.into(),
+    };
+    Admission::new(policy, Arc::new(SharedStore::ready(store)))
+}
+
+fn default_admission() -> Admission {
+    admission(Mode::Warn, "auto", ControllerVersion::DEFAULT, &[])
+}
+
+struct Answer {
+    status: u16,
+    outcome: Outcome,
+    body: Value,
+}
+
+impl Answer {
+    fn response(&self) -> &Value {
+        &self.body["response"]
+    }
+    fn warnings(&self) -> Vec<String> {
+        self.response()["warnings"]
+            .as_array()
+            .map(|w| w.iter().map(|s| s.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
+    }
+    /// The patch as the API server decodes it: base64 of a JSON array of operations.
+    fn patch(&self) -> Option<Value> {
+        let encoded = self.response()["patch"].as_str()?;
+        assert_eq!(self.response()["patchType"], "JSONPatch");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .expect("patch is base64");
+        Some(serde_json::from_slice(&bytes).expect("patch is JSON"))
+    }
+}
+
+fn ask(a: &Admission, endpoint: Endpoint, review: &Value) -> Answer {
+    let reply = a.review(endpoint, &serde_json::to_vec(review).unwrap());
+    let body: Value = serde_json::from_slice(&reply.body).expect("reply is JSON");
+    if reply.status == 200 {
+        assert_eq!(body["apiVersion"], "admission.k8s.io/v1");
+        assert_eq!(body["kind"], "AdmissionReview");
+        assert_eq!(
+            body["response"]["uid"], review["request"]["uid"],
+            "uid must be echoed"
+        );
+    }
+    Answer {
+        status: reply.status,
+        outcome: reply.outcome,
+        body,
+    }
+}
+
+/// Applies a patch with the json-patch crate and, when kubectl is installed, with
+/// `kubectl patch --local` (the API server's own patch library); both must agree.
+fn apply(object: &Value, patch: &Value) -> Value {
+    let ops: json_patch::Patch = serde_json::from_value(patch.clone()).unwrap();
+    let mut ours = object.clone();
+    json_patch::patch(&mut ours, &ops).expect("patch applies");
+    if let Some(theirs) = kubectl_patch(object, patch) {
+        assert_eq!(theirs, ours, "kubectl patch --local disagrees");
+    }
+    ours
+}
+
+fn kubectl_patch(object: &Value, patch: &Value) -> Option<Value> {
+    let dir = tempfile::tempdir().ok()?;
+    let file = dir.path().join("object.json");
+    std::fs::write(&file, serde_json::to_vec(object).unwrap()).ok()?;
+    let out = std::process::Command::new("kubectl")
+        .args(["patch", "--local", "-f"])
+        .arg(&file)
+        .args(["--type=json", "-o", "json", "-p", &patch.to_string()])
+        .output()
+        .ok()?;
+    assert!(
+        out.status.success(),
+        "kubectl patch failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+#[test]
+fn warns_about_a_dangerous_rollout_and_echoes_the_uid() {
+    let a = default_admission();
+    let answer = ask(
+        &a,
+        Endpoint::Validate,
+        &review(
+            "Rollout",
+            "rollouts",
+            None,
+            "CREATE",
+            &dangerous_rollout(),
+            None,
+        ),
+    );
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.response()["allowed"], true);
+    assert_eq!(answer.outcome, Outcome::Warned);
+    let w = answer.warnings();
+    assert!(w[0].starts_with("inconclusive-timed-pause: spec.strategy.canary.steps[1].pause.duration: `web` can end Inconclusive"), "{w:?}");
+    assert!(w.iter().all(|l| !l.contains('\n') && l.len() <= 256));
+}
+
+#[test]
+fn enforce_denies_with_rule_ids_and_paths() {
+    let a = admission(Mode::Enforce, "auto", ControllerVersion::DEFAULT, &[]);
+    let answer = ask(
+        &a,
+        Endpoint::Validate,
+        &review(
+            "Rollout",
+            "rollouts",
+            None,
+            "CREATE",
+            &dangerous_rollout(),
+            None,
+        ),
+    );
+    let r = answer.response();
+    assert_eq!(r["allowed"], false);
+    assert_eq!(r["status"]["code"], 422);
+    assert_eq!(r["status"]["reason"], "Invalid");
+    let msg = r["status"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("[inconclusive-timed-pause] spec.strategy.canary.steps[1].pause.duration"),
+        "{msg}"
+    );
+    assert!(
+        r.get("patch").is_none(),
+        "a validating answer carries no patch"
+    );
+    assert_eq!(answer.outcome, Outcome::Denied);
+}
+
+#[test]
+fn per_object_annotation_sets_the_mode_or_opts_out() {
+    let a = admission(Mode::Enforce, "auto", ControllerVersion::DEFAULT, &[]);
+    let mut r = dangerous_rollout();
+    r["metadata"]["annotations"]["rollout-guard.io/mode"] = json!("warn");
+    assert_eq!(
+        ask(
+            &a,
+            Endpoint::Validate,
+            &review("Rollout", "rollouts", None, "CREATE", &r, None)
+        )
+        .outcome,
+        Outcome::Warned
+    );
+    r["metadata"]["annotations"]["rollout-guard.io/mode"] = json!("off");
+    assert_eq!(
+        ask(
+            &a,
+            Endpoint::Validate,
+            &review("Rollout", "rollouts", None, "CREATE", &r, None)
+        )
+        .outcome,
+        Outcome::Allowed
+    );
+}
+
+#[test]
+fn dry_run_gets_exactly_the_same_answer() {
+    let a = admission(Mode::Enforce, "auto", ControllerVersion::DEFAULT, &[]);
+    let wet = review(
+        "Rollout",
+        "rollouts",
+        None,
+        "CREATE",
+        &dangerous_rollout(),
+        None,
+    );
+    let mut dry = wet.clone();
+    dry["request"]["dryRun"] = json!(true);
+    assert_eq!(
+        ask(&a, Endpoint::Validate, &wet).body,
+        ask(&a, Endpoint::Validate, &dry).body
+    );
+}
+
+#[test]
+fn safe_rollouts_and_deletes_are_allowed_silently() {
+    let a = default_admission();
+    let mut safe = dangerous_rollout();
+    safe["spec"]["strategy"]["canary"]["steps"] = json!([{"setWeight": 20}, {"pause": {}}]);
+    safe["spec"]["strategy"]["canary"]["analysis"]["startingStep"] = json!(2);
+    let answer = ask(
+        &a,
+        Endpoint::Validate,
+        &review("Rollout", "rollouts", None, "UPDATE", &safe, Some(&safe)),
+    );
+    assert_eq!(
+        (answer.outcome, answer.warnings().len()),
+        (Outcome::Allowed, 0),
+        "{:?}",
+        answer.warnings()
+    );
+    let mut del = review(
+        "Rollout",
+        "rollouts",
+        None,
+        "DELETE",
+        &Value::Null,
+        Some(&dangerous_rollout()),
+    );
+    del["request"]["object"] = Value::Null;
+    let hold = admission(Mode::Warn, "hold", ControllerVersion::DEFAULT, &[]);
+    let answer = ask(&hold, Endpoint::Mutate, &del);
+    assert_eq!(answer.outcome, Outcome::Allowed);
+    assert!(answer.patch().is_none(), "never patch DELETE");
+}
+
+#[test]
+fn bodies_that_are_not_reviews_get_400_with_a_reason() {
+    let a = default_admission();
+    for body in [
+        &b"not json"[..],
+        b"{}",
+        b"{\"request\": {\"uid\": \"\"}}",
+        b"[1,2]",
+    ] {
+        let reply = a.review(Endpoint::Validate, body);
+        assert_eq!(reply.status, 400, "{}", String::from_utf8_lossy(body));
+        let v: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+}
+
+#[test]
+fn a_review_with_an_unexpected_object_still_gets_an_admission_review() {
+    let a = default_admission();
+    let mut odd = review(
+        "Rollout",
+        "rollouts",
+        None,
+        "CREATE",
+        &dangerous_rollout(),
+        None,
+    );
+    odd["request"]["object"]["spec"]["strategy"] = json!("not a map");
+    let answer = ask(&a, Endpoint::Validate, &odd);
+    assert_eq!(
+        (answer.status, answer.response()["allowed"].clone()),
+        (200, json!(true))
+    );
+    assert!(
+        answer.warnings()[0].contains("could not read the Rollout"),
+        "{:?}",
+        answer.warnings()
+    );
+}
+
+#[test]
+fn hold_guard_patches_d1_rollouts_and_is_idempotent() {
+    let a = admission(Mode::Warn, "hold", ControllerVersion::new(1, 8, 1), &[]);
+    let rollout = dangerous_rollout();
+    let answer = ask(
+        &a,
+        Endpoint::Mutate,
+        &review("Rollout", "rollouts", None, "CREATE", &rollout, None),
+    );
+    assert_eq!(answer.outcome, Outcome::Mutated);
+    let patched = apply(&rollout, &answer.patch().unwrap());
+    let steps = &patched["spec"]["strategy"]["canary"]["steps"];
+    assert_eq!(steps[1], json!({"pause": {}}));
+    assert_eq!(steps[3], json!({"pause": {}}));
+    assert_eq!(patched["metadata"]["annotations"]["team"], "payments");
+    let record = patched["metadata"]["annotations"]["rollout-guard.io/held-pauses"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(record).unwrap(),
+        json!({"1": "5m", "3": 120})
+    );
+    assert!(answer.warnings()[0].contains("hold"));
+    // Mutating the mutated object yields no patch.
+    let again = ask(
+        &a,
+        Endpoint::Mutate,
+        &review(
+            "Rollout",
+            "rollouts",
+            None,
+            "UPDATE",
+            &patched,
+            Some(&patched),
+        ),
+    );
+    assert!(again.patch().is_none());
+    assert_eq!(again.outcome, Outcome::Allowed);
+}
+
+#[test]
+fn hold_guard_never_restarts_an_in_flight_canary() {
+    let a = admission(Mode::Warn, "hold", ControllerVersion::new(1, 8, 1), &[]);
+    let mut stored = dangerous_rollout();
+    stored["status"] = json!({"currentPodHash": "new", "stableRS": "old", "currentStepIndex": 1});
+    // The controller's own update of an in-flight canary, steps unchanged.
+    let mut update = stored.clone();
+    update["metadata"]["annotations"]["rollout.argoproj.io/revision"] = json!("2");
+    let answer = ask(
+        &a,
+        Endpoint::Mutate,
+        &review(
+            "Rollout",
+            "rollouts",
+            None,
+            "UPDATE",
+            &update,
+            Some(&stored),
+        ),
+    );
+    assert!(answer.patch().is_none());
+    assert!(
+        answer.warnings()[0].contains("hold skipped"),
+        "{:?}",
+        answer.warnings()
+    );
+    // A new revision restarts the canary anyway: hold applies.
+    let mut new_revision = update.clone();
+    new_revision["spec"]["template"]["spec"]["containers"][0]["image"] = json!("shop:3");
+    assert!(
+        ask(
+            &a,
+            Endpoint::Mutate,
+            &review(
+                "Rollout",
+                "rollouts",
+                None,
+                "UPDATE",
+                &new_revision,
+                Some(&stored)
+            )
+        )
+        .patch()
+        .is_some()
+    );
+    // Fully promoted: nothing in flight to restart.
+    let mut promoted = stored.clone();
+    promoted["status"]["stableRS"] = json!("new");
+    let mut update = promoted.clone();
+    update["metadata"]["labels"] = json!({"x": "y"});
+    assert!(
+        ask(
+            &a,
+            Endpoint::Mutate,
+            &review(
+                "Rollout",
+                "rollouts",
+                None,
+                "UPDATE",
+                &update,
+                Some(&promoted)
+            )
+        )
+        .patch()
+        .is_some()
+    );
+}
+
+#[test]
+fn guards_can_be_switched_per_object() {
+    let a = admission(Mode::Warn, "hold", ControllerVersion::new(1, 8, 1), &[]);
+    let mut r = dangerous_rollout();
+    r["metadata"]["annotations"]["rollout-guard.io/guards"] = json!("none");
+    assert!(
+        ask(
+            &a,
+            Endpoint::Mutate,
+            &review("Rollout", "rollouts", None, "CREATE", &r, None)
+        )
+        .patch()
+        .is_none()
+    );
+    let off = admission(Mode::Warn, "none", ControllerVersion::new(1, 8, 1), &[]);
+    r["metadata"]["annotations"]["rollout-guard.io/guards"] = json!("hold");
+    assert!(
+        ask(
+            &off,
+            Endpoint::Mutate,
+            &review("Rollout", "rollouts", None, "CREATE", &r, None)
+        )
+        .patch()
+        .is_some()
+    );
+}
+
+fn with_status(index: i64, stable: &str, hash: &str, reasons: &[&str]) -> Value {
+    let mut r = dangerous_rollout();
+    let conditions: Vec<_> = reasons
+        .iter()
+        .map(|x| json!({"reason": x, "startTime": "2026-11-26T10:00:00Z"}))
+        .collect();
+    r["status"] = json!({"currentStepIndex": index, "stableRS": stable, "currentPodHash": hash,
+        "pauseConditions": conditions, "controllerPause": true, "phase": "Paused"});
+    r
+}
+
+fn status_review(new: &Value, old: &Value, user: &str) -> Value {
+    as_user(
+        review(
+            "Rollout",
+            "rollouts",
+            Some("status"),
+            "UPDATE",
+            new,
+            Some(old),
+        ),
+        user,
+    )
+}
+
+#[test]
+fn status_guard_holds_the_controller_while_inconclusive() {
+    let a = default_admission();
+    let old = with_status(1, "stable", "canary", &["InconclusiveAnalysisRun"]);
+    // The timed pause expires and the controller advances, dropping the pause condition.
+    let advancing = with_status(2, "stable", "canary", &[]);
+    let answer = ask(
+        &a,
+        Endpoint::Mutate,
+        &status_review(&advancing, &old, CONTROLLER),
+    );
+    let guarded = apply(&advancing, &answer.patch().expect("guard patches"));
+    assert_eq!(guarded["status"]["currentStepIndex"], 1);
+    assert_eq!(
+        guarded["status"]["pauseConditions"][0]["reason"],
+        "InconclusiveAnalysisRun"
+    );
+    let again = ask(
+        &a,
+        Endpoint::Mutate,
+        &status_review(&guarded, &old, CONTROLLER),
+    );
+    assert!(again.patch().is_none(), "idempotent");
+
+    // The controller promotes the full canary (R2).
+    let promoting = with_status(4, "canary", "canary", &["InconclusiveAnalysisRun"]);
+    let answer = ask(
+        &a,
+        Endpoint::Mutate,
+        &status_review(&promoting, &old, CONTROLLER),
+    );
+    let guarded = apply(&promoting, &answer.patch().unwrap());
+    assert_eq!(
+        (
+            guarded["status"]["stableRS"].as_str(),
+            guarded["status"]["currentStepIndex"].as_i64()
+        ),
+        (Some("stable"), Some(1))
+    );
+}
+
+#[test]
+fn status_guard_lets_humans_and_user_requests_through() {
+    let a = default_admission();
+    let old = with_status(1, "stable", "canary", &["InconclusiveAnalysisRun"]);
+    // kubectl argo rollouts promote: clears pauseConditions, as a human.
+    let promote = with_status(1, "stable", "canary", &[]);
+    assert!(
+        ask(
+            &a,
+            Endpoint::Mutate,
+            &status_review(&promote, &old, "alice@example.com")
+        )
+        .patch()
+        .is_none()
+    );
+    // After the human cleared it, the controller's next write is not held.
+    let next = with_status(2, "stable", "canary", &[]);
+    assert!(
+        ask(
+            &a,
+            Endpoint::Mutate,
+            &status_review(&next, &promote, CONTROLLER)
+        )
+        .patch()
+        .is_none()
+    );
+    // promoteFull and abort, even when the controller writes them.
+    let mut full = with_status(4, "canary", "canary", &[]);
+    full["status"]["promoteFull"] = json!(true);
+    assert!(
+        ask(
+            &a,
+            Endpoint::Mutate,
+            &status_review(&full, &old, CONTROLLER)
+        )
+        .patch()
+        .is_none()
+    );
+    let mut abort = with_status(0, "stable", "canary", &[]);
+    abort["status"]["abort"] = json!(true);
+    assert!(
+        ask(
+            &a,
+            Endpoint::Mutate,
+            &status_review(&abort, &old, CONTROLLER)
+        )
+        .patch()
+        .is_none()
+    );
+    // A new revision started.
+    let revision = with_status(0, "stable", "newer", &[]);
+    assert!(
+        ask(
+            &a,
+            Endpoint::Mutate,
+            &status_review(&revision, &old, CONTROLLER)
+        )
+        .patch()
+        .is_none()
+    );
+    // Off on 1.8.1 by default (hold is the default there).
+    let old_controller = admission(Mode::Warn, "auto", ControllerVersion::new(1, 8, 1), &[]);
+    let advancing = with_status(2, "stable", "canary", &[]);
+    assert!(
+        ask(
+            &old_controller,
+            Endpoint::Mutate,
+            &status_review(&advancing, &old, CONTROLLER)
+        )
+        .patch()
+        .is_none()
+    );
+}
+
+#[test]
+fn fail_closed_guard_patches_templates_when_switched_on() {
+    let a = admission(Mode::Warn, "fail-closed", ControllerVersion::DEFAULT, &[]);
+    let t = template_web();
+    let answer = ask(
+        &a,
+        Endpoint::Mutate,
+        &review(
+            "AnalysisTemplate",
+            "analysistemplates",
+            None,
+            "CREATE",
+            &t,
+            None,
+        ),
+    );
+    let patched = apply(&t, &answer.patch().unwrap());
+    assert_eq!(
+        patched["spec"]["metrics"][0]["failureCondition"],
+        "(result.ok == false) || !(result.ok == true)"
+    );
+    let again = ask(
+        &a,
+        Endpoint::Mutate,
+        &review(
+            "AnalysisTemplate",
+            "analysistemplates",
+            None,
+            "UPDATE",
+            &patched,
+            Some(&patched),
+        ),
+    );
+    assert!(again.patch().is_none());
+    // Not on by default.
+    assert!(
+        ask(
+            &default_admission(),
+            Endpoint::Mutate,
+            &review(
+                "AnalysisTemplate",
+                "analysistemplates",
+                None,
+                "CREATE",
+                &t,
+                None
+            )
+        )
+        .patch()
+        .is_none()
+    );
+}
+
+#[test]
+fn template_changes_are_checked_against_the_rollouts_that_use_them() {
+    let a = admission(
+        Mode::Warn,
+        "auto",
+        ControllerVersion::DEFAULT,
+        &[dangerous_rollout()],
+    );
+    let t = template_web();
+    let answer = ask(
+        &a,
+        Endpoint::Validate,
+        &review(
+            "AnalysisTemplate",
+            "analysistemplates",
+            None,
+            "UPDATE",
+            &t,
+            Some(&t),
+        ),
+    );
+    let w = answer.warnings();
+    assert!(
+        w.iter()
+            .any(|l| l.contains("Rollout/apps/shop uses this template")),
+        "{w:?}"
+    );
+    // A template that cannot end Inconclusive makes no Rollout dangerous.
+    let mut safe = t.clone();
+    safe["spec"]["metrics"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("failureCondition");
+    let answer = ask(
+        &a,
+        Endpoint::Validate,
+        &review(
+            "AnalysisTemplate",
+            "analysistemplates",
+            None,
+            "UPDATE",
+            &safe,
+            Some(&t),
+        ),
+    );
+    assert!(answer.warnings().is_empty(), "{:?}", answer.warnings());
+}
+
+#[test]
+fn overloaded_answers_still_echo_the_uid() {
+    let a = default_admission();
+    let r = review(
+        "Rollout",
+        "rollouts",
+        None,
+        "CREATE",
+        &dangerous_rollout(),
+        None,
+    );
+    let reply = a.overloaded(Endpoint::Validate, &serde_json::to_vec(&r).unwrap());
+    let body: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(body["response"]["uid"], r["request"]["uid"]);
+    assert_eq!(reply.outcome, Outcome::Error);
+}
