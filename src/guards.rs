@@ -262,11 +262,10 @@ pub fn fail_closed(template: &mut Value) -> Option<String> {
             if let (Some(pass), Some(marginal)) = (
                 threshold.get("pass").and_then(Value::as_i64),
                 threshold.get("marginal").and_then(Value::as_i64),
-            ) {
-                if marginal < pass {
-                    threshold.insert("marginal".into(), Value::from(pass));
-                    changed.push((name, serde_json::json!({"marginal": marginal})));
-                }
+            ) && marginal < pass
+            {
+                threshold.insert("marginal".into(), Value::from(pass));
+                changed.push((name, serde_json::json!({"marginal": marginal})));
             }
             continue;
         }
