@@ -1,1 +1,98 @@
-fn main() {}
+//! Criterion benchmarks of the rule engine: one flagged Rollout whose background analysis
+//! uses three templates (one nested), and the whole corpus through `check`'s library path.
+//!
+//! `cargo bench --bench engine`
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use rollout_guard::input::load;
+use rollout_guard::model::{AnalysisTemplate, Rollout};
+use rollout_guard::rules::{Config, check_rollout};
+use rollout_guard::templates::MemoryStore;
+use serde_json::json;
+
+fn flagged() -> (Rollout, MemoryStore) {
+    let metric = |name: &str| {
+        json!({"name": name, "interval": "30s", "successCondition": "result[0] >= 0.95",
+            "failureCondition": "result[0] < 0.9", "provider": {"prometheus": {"query": "q"}}})
+    };
+    let mut store = MemoryStore::new();
+    for (name, nested, metrics) in [
+        (
+            "success-rate",
+            json!([{"templateName": "latency"}]),
+            json!([metric("success"), metric("errors")]),
+        ),
+        ("latency", json!([]), json!([metric("p99"), metric("p50")])),
+        (
+            "saturation",
+            json!([]),
+            json!([metric("cpu"), {"name": "job", "provider": {"job": {}}}]),
+        ),
+    ] {
+        let t: AnalysisTemplate = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "apps"},
+            "spec": {"templates": nested, "metrics": metrics, "args": [{"name": "service"}]}
+        }))
+        .unwrap();
+        store.insert_template(t);
+    }
+    let rollout: Rollout = serde_json::from_value(json!({
+        "metadata": {"name": "shop", "namespace": "apps"},
+        "spec": {"replicas": 4, "strategy": {"canary": {
+            "analysis": {"templates": [{"templateName": "success-rate"}, {"templateName": "saturation"}],
+                "args": [{"name": "service", "value": "shop"}], "startingStep": 1},
+            "steps": [{"setWeight": 20}, {"pause": {"duration": "5m"}}, {"setWeight": 50},
+                {"pause": {"duration": "5m"}}, {"setWeight": 100}, {"pause": {"duration": "1m"}}]}}}
+    }))
+    .unwrap();
+    (rollout, store)
+}
+
+fn corpus_dir() -> PathBuf {
+    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus");
+    if local.is_dir() {
+        local
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared")
+    }
+}
+
+fn engine(c: &mut Criterion) {
+    let (rollout, store) = flagged();
+    let cfg = Config::default();
+    assert!(
+        check_rollout(&rollout, &store, &cfg).trap.is_some(),
+        "the benchmark Rollout must be flagged"
+    );
+    c.bench_function("check_rollout/flagged_three_templates", |b| {
+        b.iter(|| check_rollout(black_box(&rollout), &store, &cfg))
+    });
+
+    let dir = corpus_dir();
+    c.bench_function("check/whole_corpus_from_disk", |b| {
+        b.iter(|| {
+            let inputs = load(std::slice::from_ref(&dir));
+            rollout_guard::check::check_loaded(inputs, Default::default(), &cfg)
+        })
+    });
+    let inputs = || load(std::slice::from_ref(&dir));
+    let sample = inputs();
+    println!(
+        "corpus: {} files, {} Argo objects",
+        sample.files,
+        sample.objects.len()
+    );
+    c.bench_function("check/whole_corpus_engine_only", |b| {
+        b.iter_batched(
+            inputs,
+            |l| rollout_guard::check::check_loaded(l, Default::default(), &cfg),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+}
+
+criterion_group!(benches, engine);
+criterion_main!(benches);

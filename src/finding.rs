@@ -112,13 +112,13 @@ impl Rule {
     pub fn summary(self) -> &'static str {
         match self {
             Rule::InconclusiveTimedPause => {
-                "Background analysis can end Inconclusive during a timed pause (DOMAIN D1)."
+                "Background analysis can end Inconclusive during a timed pause."
             }
             Rule::InconclusivePromotion => {
-                "After a timed pause the full canary is promoted while analysis is Inconclusive (D2)."
+                "After a timed pause the full canary is promoted while analysis is Inconclusive."
             }
             Rule::PauseDuringBackgroundAnalysis => {
-                "A pause step runs while background analysis may be Inconclusive (D3)."
+                "A pause step runs while background analysis may be Inconclusive."
             }
             Rule::InvalidDuration => "A pause, interval or initialDelay is negative or unparsable.",
             Rule::InvalidMetricLimits => "Metric limits that Argo rejects when the run starts.",

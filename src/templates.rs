@@ -35,7 +35,9 @@ impl TemplateStore for EmptyStore {
 ///
 /// A namespaced template read from a file without `metadata.namespace` is kept under the
 /// empty namespace and answers a lookup from any namespace when no exact match exists: a
-/// repository of manifests usually leaves the namespace to `kubectl -n` or kustomize.
+/// repository of manifests usually leaves the namespace to `kubectl -n` or kustomize. For the
+/// same reason `default` and no namespace are the same namespace here (what kubectl does
+/// with a manifest that names none, in a default context).
 #[derive(Default, Clone)]
 pub struct MemoryStore {
     namespaced: HashMap<(String, String), Arc<AnalysisTemplate>>,
@@ -49,7 +51,7 @@ impl MemoryStore {
     }
 
     pub fn insert_template(&mut self, template: AnalysisTemplate) {
-        let ns = template.metadata.namespace.clone().unwrap_or_default();
+        let ns = namespace_key(template.metadata.namespace.as_deref());
         let name = template.metadata.display_name().to_owned();
         self.namespaced.insert((ns, name), Arc::new(template));
     }
@@ -60,13 +62,13 @@ impl MemoryStore {
     }
 
     pub fn insert_rollout(&mut self, rollout: Rollout) {
-        let ns = rollout.metadata.namespace.clone().unwrap_or_default();
+        let ns = namespace_key(rollout.metadata.namespace.as_deref());
         let name = rollout.metadata.display_name().to_owned();
         self.rollouts.insert((ns, name), Arc::new(rollout));
     }
 
     pub fn remove(&mut self, kind: Kind, namespace: &str, name: &str) {
-        let key = (namespace.to_owned(), name.to_owned());
+        let key = (namespace_key(Some(namespace)), name.to_owned());
         match kind {
             Kind::AnalysisTemplate => drop(self.namespaced.remove(&key)),
             Kind::ClusterAnalysisTemplate => drop(self.cluster.remove(name)),
@@ -98,7 +100,8 @@ impl MemoryStore {
             .rollouts
             .values()
             .filter(|r| {
-                let ns = r.metadata.namespace.as_deref().unwrap_or_default();
+                let ns = namespace_key(r.metadata.namespace.as_deref());
+                let namespace = namespace_key(Some(namespace));
                 if kind == Kind::AnalysisTemplate && ns != namespace && !namespace.is_empty() {
                     return false;
                 }
@@ -117,7 +120,7 @@ impl MemoryStore {
 impl TemplateStore for MemoryStore {
     fn analysis_template(&self, namespace: &str, name: &str) -> Option<Arc<AnalysisTemplate>> {
         self.namespaced
-            .get(&(namespace.to_owned(), name.to_owned()))
+            .get(&(namespace_key(Some(namespace)), name.to_owned()))
             .or_else(|| self.namespaced.get(&(String::new(), name.to_owned())))
             .cloned()
     }
@@ -133,6 +136,13 @@ impl<T: TemplateStore + ?Sized> TemplateStore for Arc<T> {
     }
     fn cluster_analysis_template(&self, name: &str) -> Option<Arc<AnalysisTemplate>> {
         (**self).cluster_analysis_template(name)
+    }
+}
+
+fn namespace_key(namespace: Option<&str>) -> String {
+    match namespace {
+        None | Some("default") => String::new(),
+        Some(ns) => ns.to_owned(),
     }
 }
 

@@ -114,7 +114,7 @@ pub fn background_findings(
                 ),
                 "On controllers >= 1.8.2 an Inconclusive background run pauses the Rollout, but later pause steps \
                  reached while that pause is active complete at once because status.controllerPause is still set \
-                 (DOMAIN R1). Nobody sees those pauses.",
+                 . Nobody sees those pauses.",
             )
         } else {
             (
@@ -166,8 +166,7 @@ fn d1(
     let (first, _) = metrics[0];
     let subject = match metrics.len() {
         1 => format!("`{}`", first.name),
-        2 => format!("`{}` and `{}`", first.name, metrics[1].0.name),
-        n => format!("`{}` and {} more metrics", first.name, n - 1),
+        n => format!("`{}` (+{} more)", first.name, n - 1),
     };
     let limit = match first.inconclusive_limit_value() {
         Some(0) => "inconclusiveLimit 0".to_owned(),
@@ -179,14 +178,14 @@ fn d1(
         (
             Severity::Medium,
             format!(
-                "{subject} can end Inconclusive ({limit}) during this {pause} pause, which still expires: make it indefinite or fail on inconclusive"
+                "{subject} can end Inconclusive ({limit}) in this {pause} pause, which still expires: hold it or fail on inconclusive"
             ),
         )
     } else {
         (
             Severity::High,
             format!(
-                "{subject} can end Inconclusive ({limit}) during this {pause} pause; <=1.8.1 promotes anyway: upgrade Argo Rollouts to >=1.8.2"
+                "{subject} can end Inconclusive ({limit}) in this {pause} pause; <=1.8.1 promotes anyway: upgrade Argo Rollouts to >=1.8.2"
             ),
         )
     };
@@ -194,7 +193,7 @@ fn d1(
     if cfg.version.records_inconclusive_pause() {
         explanation.push_str(&format!(
             "Argo Rollouts {} records the Inconclusive pause, but the timed pause's own clock still completes the step; \
-             later pause steps are then skipped and a full canary can be promoted (DOMAIN R1/R2). ",
+             later pause steps are then skipped and a full canary can be promoted . ",
             cfg.version
         ));
     } else {
@@ -291,7 +290,7 @@ fn d2(
         );
         let explanation = format!(
             "When the step index reaches the end, Argo Rollouts {} promotes as soon as the canary is full, ignoring the \
-             Inconclusive pause (DOMAIN R2). Nothing after this pause changes ReplicaSet sizes, so nothing halts it. \
+             Inconclusive pause . Nothing after this pause changes ReplicaSet sizes, so nothing halts it. \
              With replicas: 1 any weight gives a full canary. Fixes: rollout-guard's status guard, an indefinite \
              pause, or failing on inconclusive measurements.",
             cfg.version
