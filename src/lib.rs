@@ -8,10 +8,12 @@
 //! 3. run the [`rules`], which return [`finding::Finding`]s and never errors;
 //! 4. report them (`check`) or turn them into an admission answer and guard patches (`serve`).
 
+pub mod certs;
 pub mod cli;
 pub mod duration;
 pub mod finding;
 pub mod guards;
+pub mod manifests;
 pub mod model;
 pub mod review;
 pub mod version;
