@@ -159,10 +159,22 @@ pub fn run(args: &CertsArgs) -> anyhow::Result<()> {
     let generated = generate(args)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "wrote {}", generated.ca_cert.display())?;
-    writeln!(out, "wrote {} (private, mode 0600)", generated.ca_key.display())?;
+    writeln!(
+        out,
+        "wrote {} (private, mode 0600)",
+        generated.ca_key.display()
+    )?;
     writeln!(out, "wrote {}", generated.tls_cert.display())?;
-    writeln!(out, "wrote {} (private, mode 0600)", generated.tls_key.display())?;
-    writeln!(out, "serving certificate names: {}", generated.sans.join(", "))?;
+    writeln!(
+        out,
+        "wrote {} (private, mode 0600)",
+        generated.tls_key.display()
+    )?;
+    writeln!(
+        out,
+        "serving certificate names: {}",
+        generated.sans.join(", ")
+    )?;
     writeln!(out, "valid for {} days", args.days)?;
     writeln!(out)?;
     writeln!(out, "caBundle: {}", generated.ca_bundle)?;
@@ -216,8 +228,9 @@ fn write_set(
         .context("cannot sign the CA certificate")?;
 
     let sans = subject_alt_names(service, namespace);
-    let mut tls_params = CertificateParams::new(sans.clone())
-        .with_context(|| format!("service {service:?} or namespace {namespace:?} is not a DNS name"))?;
+    let mut tls_params = CertificateParams::new(sans.clone()).with_context(|| {
+        format!("service {service:?} or namespace {namespace:?} is not a DNS name")
+    })?;
     tls_params.distinguished_name = name(&format!("{service}.{namespace}.svc"));
     tls_params.is_ca = IsCa::ExplicitNoCa;
     tls_params.key_usages = vec![
@@ -322,11 +335,7 @@ mod tests {
         .unwrap()
     }
 
-    fn verify_at(
-        generated: &Generated,
-        name: &str,
-        at: SystemTime,
-    ) -> Result<(), rustls::Error> {
+    fn verify_at(generated: &Generated, name: &str, at: SystemTime) -> Result<(), rustls::Error> {
         let leaf = read_certs(&generated.tls_cert).remove(0);
         let server_name = ServerName::try_from(name.to_owned()).unwrap();
         let now = UnixTime::since_unix_epoch(at.duration_since(SystemTime::UNIX_EPOCH).unwrap());
@@ -384,7 +393,10 @@ mod tests {
                 UnixTime::now(),
             )
             .unwrap_err();
-        assert!(matches!(err, rustls::Error::InvalidCertificate(_)), "{err:?}");
+        assert!(
+            matches!(err, rustls::Error::InvalidCertificate(_)),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -394,13 +406,23 @@ mod tests {
         let now = SystemTime::now();
         // Tolerates a little clock skew backwards, and lasts `--days`.
         verify_at(&generated, "guard.ops.svc", now - Duration::from_secs(60)).unwrap();
-        verify_at(&generated, "guard.ops.svc", now + Duration::from_secs(29 * DAY)).unwrap();
-        let expired = verify_at(&generated, "guard.ops.svc", now + Duration::from_secs(31 * DAY));
+        verify_at(
+            &generated,
+            "guard.ops.svc",
+            now + Duration::from_secs(29 * DAY),
+        )
+        .unwrap();
+        let expired = verify_at(
+            &generated,
+            "guard.ops.svc",
+            now + Duration::from_secs(31 * DAY),
+        );
         assert!(
             matches!(
                 expired,
                 Err(rustls::Error::InvalidCertificate(
-                    rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. }
+                    rustls::CertificateError::Expired
+                        | rustls::CertificateError::ExpiredContext { .. }
                 ))
             ),
             "{expired:?}"
@@ -463,7 +485,10 @@ mod tests {
         let first = generate(&args(dir.path())).unwrap();
         let before = fs::read(&first.ca_cert).unwrap();
         let err = generate(&args(dir.path())).unwrap_err().to_string();
-        assert!(err.contains("already exists") && err.contains("--force"), "{err}");
+        assert!(
+            err.contains("already exists") && err.contains("--force"),
+            "{err}"
+        );
         assert_eq!(fs::read(&first.ca_cert).unwrap(), before, "CA was touched");
 
         let forced = generate(&CertsArgs {
@@ -492,7 +517,11 @@ mod tests {
         let first = fs::read(&cert).unwrap();
         assert!(dir.path().join("nested/ca.crt").exists());
         assert!(!ensure_dev_certs(&cert, &key).unwrap());
-        assert_eq!(fs::read(&cert).unwrap(), first, "existing certificate replaced");
+        assert_eq!(
+            fs::read(&cert).unwrap(),
+            first,
+            "existing certificate replaced"
+        );
 
         let generated = Generated {
             ca_cert: dir.path().join("nested/ca.crt"),
@@ -502,7 +531,12 @@ mod tests {
             ca_bundle: String::new(),
             sans: Vec::new(),
         };
-        verify_at(&generated, "rollout-guard.rollout-guard.svc", SystemTime::now()).unwrap();
+        verify_at(
+            &generated,
+            "rollout-guard.rollout-guard.svc",
+            SystemTime::now(),
+        )
+        .unwrap();
         verify_at(&generated, "localhost", SystemTime::now()).unwrap();
     }
 
@@ -526,6 +560,9 @@ mod tests {
         let garbage = dir.path().join("garbage.crt");
         fs::write(&garbage, "not a certificate\n").unwrap();
         let err = format!("{:#}", ca_bundle_from_file(&garbage).unwrap_err());
-        assert!(err.contains("garbage.crt") && err.contains("no PEM"), "{err}");
+        assert!(
+            err.contains("garbage.crt") && err.contains("no PEM"),
+            "{err}"
+        );
     }
 }
