@@ -181,8 +181,13 @@ pub fn run(args: &CertsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Base64 of a PEM file, as `caBundle` wants it; errors name the file.
+/// Base64 of a PEM CA file, as `caBundle` wants it; errors name the file.
 pub fn ca_bundle_from_file(path: &Path) -> anyhow::Result<String> {
+    Ok(base64::engine::general_purpose::STANDARD.encode(read_ca_pem(path)?))
+}
+
+/// The bytes of a PEM file holding at least one certificate; errors name the file.
+pub fn read_ca_pem(path: &Path) -> anyhow::Result<Vec<u8>> {
     let pem = fs::read(path).with_context(|| {
         format!(
             "cannot read CA file {} (create one with `rollout-guard certs`)",
@@ -201,7 +206,7 @@ pub fn ca_bundle_from_file(path: &Path) -> anyhow::Result<String> {
             path.display()
         );
     }
-    Ok(base64::engine::general_purpose::STANDARD.encode(&pem))
+    Ok(pem)
 }
 
 fn write_set(
@@ -463,6 +468,54 @@ mod tests {
                 assert_eq!(mode, 0o600, "{}", path.display());
             }
         }
+    }
+
+    /// Runs a real TLS 1.3 handshake in memory: a rustls server loading `tls.crt`/`tls.key` the
+    /// way `serve` does, a client trusting only `ca.crt` and dialling the in-cluster name, as
+    /// the API server does.
+    #[test]
+    fn api_server_like_client_completes_a_handshake() {
+        use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
+
+        let dir = tempfile::tempdir().unwrap();
+        let generated = generate(&args(dir.path())).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key_pem = fs::read(&generated.tls_key).unwrap();
+        let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+            .unwrap()
+            .unwrap();
+        let server_config = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(read_certs(&generated.tls_cert), key)
+            .unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(read_certs(&generated.ca_cert).remove(0)).unwrap();
+        let client_config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+
+        let mut server = ServerConnection::new(Arc::new(server_config)).unwrap();
+        let name = ServerName::try_from("guard.ops.svc").unwrap();
+        let mut client = ClientConnection::new(Arc::new(client_config), name).unwrap();
+        for _ in 0..10 {
+            if !client.is_handshaking() && !server.is_handshaking() {
+                break;
+            }
+            let mut buf = Vec::new();
+            client.write_tls(&mut buf).unwrap();
+            server.read_tls(&mut buf.as_slice()).unwrap();
+            server.process_new_packets().unwrap();
+            let mut buf = Vec::new();
+            server.write_tls(&mut buf).unwrap();
+            client.read_tls(&mut buf.as_slice()).unwrap();
+            client.process_new_packets().unwrap();
+        }
+        assert!(!client.is_handshaking() && !server.is_handshaking());
+        assert_eq!(server.server_name(), Some("guard.ops.svc"));
     }
 
     #[test]

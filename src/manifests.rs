@@ -95,7 +95,8 @@ pub fn webhook_configurations(
     if let Some(url) = &args.url {
         check_url(url)?;
     }
-    let ca_bundle = read_ca_bundle(&args.ca_file)?;
+    // PEM bytes; `ByteString` serialises them as the base64 `caBundle` wants.
+    let ca_bundle = crate::certs::read_ca_pem(&args.ca_file)?;
     let client_config = |path: &str| WebhookClientConfig {
         ca_bundle: Some(ByteString(ca_bundle.clone())),
         service: args.url.is_none().then(|| ServiceReference {
@@ -224,12 +225,6 @@ pub fn namespace_selector(own_namespace: &str) -> LabelSelector {
         ]),
         match_labels: None,
     }
-}
-
-/// The PEM bytes of `--ca-file` (serialised as base64 by `ByteString`).
-fn read_ca_bundle(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-    crate::certs::ca_bundle_from_file(path)?;
-    std::fs::read(path).with_context(|| format!("cannot read CA file {}", path.display()))
 }
 
 /// The API server's rules for `clientConfig.url`: https, a host, no user info, query or

@@ -807,3 +807,93 @@ fn renderer_fails_loudly_on_unknown_constructs() {
         assert!(err.contains(needle), "{src}: {err}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The image and the install docs agree with the chart and the CLI.
+
+/// The value of each instruction of the runtime (last) stage of the Dockerfile.
+fn runtime_stage() -> BTreeMap<String, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile");
+    let text = std::fs::read_to_string(path).unwrap();
+    let last_from = text.rfind("\nFROM ").expect("a multi-stage Dockerfile");
+    text[last_from..]
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+#[test]
+fn image_runs_what_the_chart_expects() {
+    let stage = runtime_stage();
+    assert_eq!(stage["USER"], "65532:65532");
+    assert_eq!(stage["ENTRYPOINT"], r#"["/rollout-guard"]"#);
+    assert_eq!(stage["CMD"], r#"["serve"]"#);
+    assert_eq!(stage["EXPOSE"], "8443 8080");
+    let docs = defaults();
+    let pod = deployment(&docs).spec.template.spec.unwrap();
+    assert_eq!(pod.security_context.unwrap().run_as_user, Some(65532));
+    assert_eq!(
+        pod.containers[0].args.as_deref(),
+        Some(&["serve".to_owned()][..])
+    );
+
+    let ignore =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".dockerignore"))
+            .unwrap();
+    assert!(
+        ignore.lines().any(|l| l.trim() == "certs"),
+        "certs/ (private keys) must stay out of the build context"
+    );
+}
+
+/// `rollout-guard ...` commands in the fenced shell blocks of a Markdown file, continuation
+/// lines joined, comments and pipes cut off.
+fn documented_commands(relative: &str) -> Vec<Vec<String>> {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)).unwrap();
+    let mut commands = Vec::new();
+    let mut in_block = false;
+    let mut pending = String::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_block = !in_block;
+            continue;
+        }
+        if !in_block {
+            continue;
+        }
+        let line = line.split(" #").next().unwrap().trim_end();
+        if let Some(head) = line.strip_suffix('\\') {
+            pending.push_str(head);
+            continue;
+        }
+        pending.push_str(line);
+        let full = std::mem::take(&mut pending);
+        for part in full.split(['|', ';']).flat_map(|p| p.split("&&")) {
+            let words: Vec<String> = part.split_whitespace().map(str::to_owned).collect();
+            if words.first().map(String::as_str) == Some("rollout-guard") {
+                commands.push(words);
+            }
+        }
+    }
+    commands
+}
+
+#[test]
+fn documented_commands_parse() {
+    let mut seen = 0;
+    for file in [
+        "docs/install.md",
+        "charts/rollout-guard/README.md",
+        "certs/README.md",
+    ] {
+        for argv in documented_commands(file) {
+            <Cli as clap::Parser>::try_parse_from(&argv)
+                .unwrap_or_else(|e| panic!("{file}: `{}` does not parse:\n{e}", argv.join(" ")));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 8, "only {seen} commands found");
+}
