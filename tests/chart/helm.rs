@@ -255,15 +255,10 @@ fn tokens(src: &str) -> Result<Vec<Tok>> {
     let chars: Vec<char> = src.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
+    // Identifiers, field chains (`.a.b`) and numbers; Go identifiers have no `-`.
     let word = |i: &mut usize| {
         let start = *i;
-        while *i < chars.len()
-            && (chars[*i].is_alphanumeric() || matches!(chars[*i], '_' | '.' | '-'))
-        {
-            // `-` only inside identifiers such as none here; stop at `-` to keep `-}}` out.
-            if chars[*i] == '-' {
-                break;
-            }
+        while *i < chars.len() && (chars[*i].is_alphanumeric() || matches!(chars[*i], '_' | '.')) {
             *i += 1;
         }
         chars[start..*i].iter().collect::<String>()
