@@ -525,7 +525,7 @@ mod tests {
         assert!(err.contains("nope.crt"), "{err}");
         std::fs::write(
             dir.path().join("ca.crt"),
-            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
         )
         .unwrap();
         let err = format!("{:#}", render(&args(dir.path())).unwrap_err());
