@@ -15,6 +15,8 @@
 
 #[path = "chart/helm.rs"]
 mod helm;
+#[path = "chart/schema.rs"]
+mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -896,4 +898,104 @@ fn documented_commands_parse() {
         }
     }
     assert!(seen >= 8, "only {seen} commands found");
+}
+
+// ---------------------------------------------------------------------------------------------
+// values.schema.json: helm rejects bad values before anything reaches the cluster.
+
+fn values_schema() -> Value {
+    let path = chart_dir().join("values.schema.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn schema_errors(overrides: &Value) -> Vec<String> {
+    let chart = helm::Chart::load(&chart_dir()).unwrap();
+    let mut values = chart.values.clone();
+    helm::merge(&mut values, overrides);
+    schema::validate(&values_schema(), &values).unwrap()
+}
+
+#[test]
+fn schema_accepts_the_defaults_and_the_fixture() {
+    assert_eq!(schema_errors(&json!({})), Vec::<String>::new());
+    assert_eq!(
+        schema_errors(&fixture("chart-values-everything.yaml")),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn schema_rejects_what_serve_or_the_api_server_would() {
+    for (overrides, needle) in [
+        (json!({"mode": "enfroce"}), "mode"),
+        (json!({"guards": "status,holdd"}), "guards"),
+        (json!({"guards": "auto,status"}), "guards"),
+        (
+            json!({"argoRollouts": {"version": "latest"}}),
+            "argoRollouts.version",
+        ),
+        (
+            json!({"webhook": {"timeoutSeconds": 31}}),
+            "webhook.timeoutSeconds",
+        ),
+        (
+            json!({"webhook": {"failurePolicy": "fail"}}),
+            "webhook.failurePolicy",
+        ),
+        (json!({"shutdownTimeout": "25 seconds"}), "shutdownTimeout"),
+        (
+            json!({"webhooks": {"failurePolicy": "Fail"}}),
+            "webhooks: not a value",
+        ),
+        (
+            json!({"tls": {"certmanager": {"enabled": false}}}),
+            "tls.certmanager",
+        ),
+        (json!({"replicaCount": "2"}), "replicaCount"),
+    ] {
+        let errors = schema_errors(&overrides);
+        assert!(
+            errors.iter().any(|e| e.starts_with(needle)),
+            "{overrides} not rejected as expected: {errors:?}"
+        );
+    }
+}
+
+/// The schema's enums are exactly what clap accepts for the matching `serve` flag.
+#[test]
+fn schema_enums_match_the_cli() {
+    let schema = values_schema();
+    let cli = Cli::command();
+    let serve = cli
+        .get_subcommands()
+        .find(|c| c.get_name() == "serve")
+        .unwrap();
+    for (value, flag) in [
+        ("mode", "mode"),
+        ("logFormat", "log-format"),
+        ("templateSource", "template-source"),
+    ] {
+        let arg = serve
+            .get_arguments()
+            .find(|a| a.get_long() == Some(flag))
+            .unwrap();
+        let accepted: BTreeSet<String> = arg
+            .get_possible_values()
+            .iter()
+            .map(|v| v.get_name().to_owned())
+            .collect();
+        let allowed: BTreeSet<String> = schema["properties"][value]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(allowed, accepted, "{value} vs --{flag}");
+    }
+    // Every value the schema's duration pattern admits for the timeouts must parse in serve.
+    for duration in ["25s", "500ms", "2m", "1m30s", "30"] {
+        let errors = schema_errors(&json!({"shutdownTimeout": duration}));
+        assert!(errors.is_empty(), "{duration}: {errors:?}");
+        rollout_guard::cli::parse_duration(duration).unwrap();
+    }
 }

@@ -127,7 +127,7 @@ pub fn render_source(src: &str, values: &Value) -> Result<String> {
 }
 
 /// Helm's coalescing of values files: maps merge key by key, anything else replaces.
-fn merge(base: &mut Value, over: &Value) {
+pub fn merge(base: &mut Value, over: &Value) {
     match (base, over) {
         (Value::Object(b), Value::Object(o)) => {
             for (k, v) in o {
