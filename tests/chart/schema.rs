@@ -67,32 +67,27 @@ fn check(
             return Ok(());
         }
     }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
-        if !allowed.contains(value) {
-            errors.push(format!("{at}: {value} is not one of {allowed:?}"));
-        }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        errors.push(format!("{at}: {value} is not one of {allowed:?}"));
     }
-    if let (Some(min), Some(n)) = (
-        schema.get("minimum").and_then(Value::as_f64),
-        value.as_f64(),
-    ) {
-        if n < min {
-            errors.push(format!("{at}: {n} is below {min}"));
-        }
+    let number = value.as_f64();
+    if let (Some(min), Some(n)) = (schema.get("minimum").and_then(Value::as_f64), number)
+        && n < min
+    {
+        errors.push(format!("{at}: {n} is below {min}"));
     }
-    if let (Some(max), Some(n)) = (
-        schema.get("maximum").and_then(Value::as_f64),
-        value.as_f64(),
-    ) {
-        if n > max {
-            errors.push(format!("{at}: {n} is above {max}"));
-        }
+    if let (Some(max), Some(n)) = (schema.get("maximum").and_then(Value::as_f64), number)
+        && n > max
+    {
+        errors.push(format!("{at}: {n} is above {max}"));
     }
     if let Some(s) = value.as_str() {
-        if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
-            if (s.chars().count() as u64) < min {
-                errors.push(format!("{at}: {s:?} is shorter than {min}"));
-            }
+        if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+            && (s.chars().count() as u64) < min
+        {
+            errors.push(format!("{at}: {s:?} is shorter than {min}"));
         }
         if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
             let re = regex::Regex::new(pattern).map_err(|e| format!("pattern at {at}: {e}"))?;
