@@ -238,10 +238,8 @@ fn write_set(
     })?;
     tls_params.distinguished_name = name(&format!("{service}.{namespace}.svc"));
     tls_params.is_ca = IsCa::ExplicitNoCa;
-    tls_params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
+    // ECDSA keys sign the handshake; keyEncipherment only applies to RSA key transport.
+    tls_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     tls_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     tls_params.use_authority_key_identifier_extension = true;
     tls_params.not_before = not_before.into();
