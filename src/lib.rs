@@ -6,16 +6,19 @@
 //! 2. resolve the templates it references through a [`templates::TemplateStore`] (files for
 //!    `check`, an in-memory cache for `serve`);
 //! 3. run the [`rules`], which return [`finding::Finding`]s and never errors;
-//! 4. report them (`check`) or turn them into an admission answer and guard patches (`serve`).
+//! 4. report them (`check`) or turn them into an admission answer and guard patches
+//!    ([`admission`], served by `serve`).
 
 pub mod admission;
 pub mod catalog;
+pub mod certs;
 pub mod check;
 pub mod cli;
 pub mod duration;
 pub mod finding;
 pub mod guards;
 pub mod input;
+pub mod manifests;
 pub mod model;
 pub mod review;
 pub mod rules;

@@ -22,8 +22,20 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Serve(_) | Command::Certs(_) | Command::Manifests(_) => {
+        Command::Certs(args) => report(rollout_guard::certs::run(&args)),
+        Command::Manifests(args) => report(rollout_guard::manifests::run(&args)),
+        Command::Serve(_) => {
             eprintln!("error: not available in this build");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
     }
