@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod certs;
 pub mod check;
 pub mod cli;
+pub mod cluster;
 pub mod duration;
 pub mod finding;
 pub mod guards;

@@ -76,6 +76,26 @@ impl MemoryStore {
         }
     }
 
+    /// Replaces every object of one kind (a watch relist completed).
+    pub fn replace_kind(&mut self, kind: Kind, objects: Vec<WatchedObject>) {
+        match kind {
+            Kind::AnalysisTemplate => self.namespaced.clear(),
+            Kind::ClusterAnalysisTemplate => self.cluster.clear(),
+            Kind::Rollout => self.rollouts.clear(),
+        }
+        for object in objects {
+            self.insert(object);
+        }
+    }
+
+    pub fn insert(&mut self, object: WatchedObject) {
+        match object {
+            WatchedObject::Rollout(r) => self.insert_rollout(r),
+            WatchedObject::Template(t) => self.insert_template(t),
+            WatchedObject::ClusterTemplate(t) => self.insert_cluster_template(t),
+        }
+    }
+
     pub fn len(&self, kind: Kind) -> usize {
         match kind {
             Kind::AnalysisTemplate => self.namespaced.len(),
@@ -137,6 +157,14 @@ impl<T: TemplateStore + ?Sized> TemplateStore for Arc<T> {
     fn cluster_analysis_template(&self, name: &str) -> Option<Arc<AnalysisTemplate>> {
         (**self).cluster_analysis_template(name)
     }
+}
+
+/// One object as a watch delivers it, already reduced to the partial view.
+#[derive(Debug, Clone)]
+pub enum WatchedObject {
+    Rollout(Rollout),
+    Template(AnalysisTemplate),
+    ClusterTemplate(AnalysisTemplate),
 }
 
 fn namespace_key(namespace: Option<&str>) -> String {

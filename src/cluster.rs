@@ -1,0 +1,239 @@
+//! The cluster-backed template cache: kube-runtime watches of AnalysisTemplates,
+//! ClusterAnalysisTemplates and Rollouts fill a [`SharedStore`], keeping only the partial
+//! views the rules read (no pod templates, no status beyond what the views hold).
+//!
+//! Behaviour the server relies on:
+//! - the request path only reads the store; it never waits for the API server;
+//! - readiness (`synced`) turns true once every kind has been listed once, and stays true
+//!   across disconnects: the last complete view keeps answering while the watcher re-lists
+//!   with backoff;
+//! - a relist (`Init` .. `InitDone`) replaces a kind's objects at once, so objects deleted
+//!   while disconnected disappear and nothing is half-replaced.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use tracing::{debug, info, warn};
+
+use crate::catalog::SharedStore;
+use crate::model::{AnalysisTemplate, Kind, Rollout};
+use crate::templates::WatchedObject;
+
+const KINDS: [(Kind, &str); 3] = [
+    (Kind::AnalysisTemplate, "analysistemplates"),
+    (Kind::ClusterAnalysisTemplate, "clusteranalysistemplates"),
+    (Kind::Rollout, "rollouts"),
+];
+
+/// Tracks which kinds have completed their first list.
+#[derive(Default)]
+pub struct SyncState {
+    listed: [AtomicBool; 3],
+}
+
+impl SyncState {
+    fn mark(&self, kind: Kind) -> bool {
+        let i = KINDS.iter().position(|(k, _)| *k == kind).unwrap_or(0);
+        self.listed[i].store(true, Ordering::Release);
+        self.listed.iter().all(|l| l.load(Ordering::Acquire))
+    }
+}
+
+/// Reduces a watched object to the partial view the rules need.
+pub fn reduce(kind: Kind, object: &DynamicObject) -> Result<WatchedObject, String> {
+    let value = serde_json::to_value(object).map_err(|e| e.to_string())?;
+    let name = object.metadata.name.clone().unwrap_or_default();
+    let parsed = match kind {
+        Kind::Rollout => serde_json::from_value::<Rollout>(value).map(WatchedObject::Rollout),
+        Kind::AnalysisTemplate => {
+            serde_json::from_value::<AnalysisTemplate>(value).map(WatchedObject::Template)
+        }
+        Kind::ClusterAnalysisTemplate => {
+            serde_json::from_value::<AnalysisTemplate>(value).map(WatchedObject::ClusterTemplate)
+        }
+    };
+    parsed.map_err(|e| format!("{kind} {name}: {e}"))
+}
+
+/// Applies one watch event to the store. `buffer` collects a relist until `InitDone`.
+pub fn apply_event(
+    store: &SharedStore,
+    sync: &SyncState,
+    kind: Kind,
+    buffer: &mut Option<Vec<WatchedObject>>,
+    event: Event<DynamicObject>,
+) {
+    match event {
+        Event::Init => *buffer = Some(Vec::new()),
+        Event::InitApply(o) => match reduce(kind, &o) {
+            Ok(w) => buffer.get_or_insert_with(Vec::new).push(w),
+            Err(e) => warn!(kind = %kind, error = %e, "skipping an object the rules cannot read"),
+        },
+        Event::InitDone => {
+            let objects = buffer.take().unwrap_or_default();
+            let count = objects.len();
+            store.update(|s| s.replace_kind(kind, objects));
+            let all = sync.mark(kind);
+            info!(kind = %kind, count, "template cache listed");
+            if all {
+                store.mark_synced(true);
+            }
+        }
+        Event::Apply(o) => match reduce(kind, &o) {
+            Ok(w) => store.update(|s| s.insert(w)),
+            Err(e) => warn!(kind = %kind, error = %e, "skipping an object the rules cannot read"),
+        },
+        Event::Delete(o) => {
+            let ns = o.metadata.namespace.clone().unwrap_or_default();
+            let name = o.metadata.name.clone().unwrap_or_default();
+            store.update(|s| s.remove(kind, &ns, &name));
+        }
+    }
+}
+
+/// Starts one watch per kind; they run until the runtime shuts down.
+pub fn spawn_watchers(
+    client: kube::Client,
+    store: Arc<SharedStore>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let sync = Arc::new(SyncState::default());
+    KINDS
+        .iter()
+        .map(|&(kind, plural)| {
+            let gvk = GroupVersionKind::gvk(Kind::GROUP, "v1alpha1", kind.as_str());
+            let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            let store = store.clone();
+            let sync = sync.clone();
+            tokio::spawn(async move {
+                let mut buffer = None;
+                let mut stream = watcher::watcher(api, watcher::Config::default())
+                    .default_backoff()
+                    .boxed();
+                while let Some(item) = stream.next().await {
+                    match item {
+                        Ok(event) => apply_event(&store, &sync, kind, &mut buffer, event),
+                        // The watcher retries with backoff; the store keeps its last view.
+                        Err(e) => {
+                            warn!(kind = %kind, error = %e, "template watch failed; retrying")
+                        }
+                    }
+                }
+                debug!(kind = %kind, "template watch ended");
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::templates::TemplateStore;
+    use serde_json::json;
+
+    fn object(kind: &str, name: &str, ns: Option<&str>) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": kind,
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"metrics": [{"name": "m", "provider": {"job": {}}}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn becomes_synced_after_every_kind_listed_and_relists_replace() {
+        let store = SharedStore::new();
+        let sync = SyncState::default();
+        let mut buf = None;
+        for (kind, _) in KINDS {
+            assert!(!store.synced());
+            apply_event(&store, &sync, kind, &mut buf, Event::Init);
+            if kind == Kind::AnalysisTemplate {
+                apply_event(
+                    &store,
+                    &sync,
+                    kind,
+                    &mut buf,
+                    Event::InitApply(object("AnalysisTemplate", "a", Some("ns"))),
+                );
+                apply_event(
+                    &store,
+                    &sync,
+                    kind,
+                    &mut buf,
+                    Event::InitApply(object("AnalysisTemplate", "b", Some("ns"))),
+                );
+            }
+            apply_event(&store, &sync, kind, &mut buf, Event::InitDone);
+        }
+        assert!(store.synced());
+        assert!(store.analysis_template("ns", "a").is_some());
+        // A relist that no longer has `a` removes it at InitDone, not before.
+        let k = Kind::AnalysisTemplate;
+        apply_event(&store, &sync, k, &mut buf, Event::Init);
+        apply_event(
+            &store,
+            &sync,
+            k,
+            &mut buf,
+            Event::InitApply(object("AnalysisTemplate", "b", Some("ns"))),
+        );
+        assert!(store.analysis_template("ns", "a").is_some());
+        apply_event(&store, &sync, k, &mut buf, Event::InitDone);
+        assert!(store.analysis_template("ns", "a").is_none());
+        assert!(store.analysis_template("ns", "b").is_some());
+        // Live events.
+        apply_event(
+            &store,
+            &sync,
+            k,
+            &mut buf,
+            Event::Apply(object("AnalysisTemplate", "c", Some("ns"))),
+        );
+        apply_event(
+            &store,
+            &sync,
+            k,
+            &mut buf,
+            Event::Delete(object("AnalysisTemplate", "b", Some("ns"))),
+        );
+        assert!(
+            store.analysis_template("ns", "c").is_some()
+                && store.analysis_template("ns", "b").is_none()
+        );
+        let ck = Kind::ClusterAnalysisTemplate;
+        apply_event(
+            &store,
+            &sync,
+            ck,
+            &mut buf,
+            Event::Apply(object("ClusterAnalysisTemplate", "shared", None)),
+        );
+        assert!(store.cluster_analysis_template("shared").is_some());
+    }
+
+    #[test]
+    fn unreadable_objects_are_skipped_not_fatal() {
+        let store = SharedStore::new();
+        let sync = SyncState::default();
+        let mut buf = None;
+        let bad: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate",
+            "metadata": {"name": "bad", "namespace": "ns"}, "spec": {"metrics": "nope"}
+        }))
+        .unwrap();
+        apply_event(
+            &store,
+            &sync,
+            Kind::AnalysisTemplate,
+            &mut buf,
+            Event::Apply(bad),
+        );
+        assert!(store.analysis_template("ns", "bad").is_none());
+    }
+}
