@@ -47,15 +47,16 @@ impl SyncState {
 pub fn reduce(kind: Kind, object: &DynamicObject) -> Result<WatchedObject, String> {
     let value = serde_json::to_value(object).map_err(|e| e.to_string())?;
     let name = object.metadata.name.clone().unwrap_or_default();
-    let parsed = match kind {
-        Kind::Rollout => serde_json::from_value::<Rollout>(value).map(WatchedObject::Rollout),
-        Kind::AnalysisTemplate => {
-            serde_json::from_value::<AnalysisTemplate>(value).map(WatchedObject::Template)
-        }
-        Kind::ClusterAnalysisTemplate => {
-            serde_json::from_value::<AnalysisTemplate>(value).map(WatchedObject::ClusterTemplate)
-        }
-    };
+    let parsed =
+        match kind {
+            Kind::Rollout => serde_json::from_value::<Rollout>(value)
+                .map(|r| WatchedObject::Rollout(Box::new(r))),
+            Kind::AnalysisTemplate => {
+                serde_json::from_value::<AnalysisTemplate>(value).map(WatchedObject::Template)
+            }
+            Kind::ClusterAnalysisTemplate => serde_json::from_value::<AnalysisTemplate>(value)
+                .map(WatchedObject::ClusterTemplate),
+        };
     parsed.map_err(|e| format!("{kind} {name}: {e}"))
 }
 

@@ -90,7 +90,7 @@ impl MemoryStore {
 
     pub fn insert(&mut self, object: WatchedObject) {
         match object {
-            WatchedObject::Rollout(r) => self.insert_rollout(r),
+            WatchedObject::Rollout(r) => self.insert_rollout(*r),
             WatchedObject::Template(t) => self.insert_template(t),
             WatchedObject::ClusterTemplate(t) => self.insert_cluster_template(t),
         }
@@ -162,7 +162,7 @@ impl<T: TemplateStore + ?Sized> TemplateStore for Arc<T> {
 /// One object as a watch delivers it, already reduced to the partial view.
 #[derive(Debug, Clone)]
 pub enum WatchedObject {
-    Rollout(Rollout),
+    Rollout(Box<Rollout>),
     Template(AnalysisTemplate),
     ClusterTemplate(AnalysisTemplate),
 }
