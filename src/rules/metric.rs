@@ -215,7 +215,11 @@ pub fn can_inconclude(m: &RunMetric, version: ControllerVersion) -> Verdict {
                 "kayenta scores from {mg} (marginal) up to {p} (pass) are Inconclusive"
             )),
             (Resolved::Known(_), Resolved::Known(_)) => Verdict::No,
-            _ => Verdict::Unknown("kayenta thresholds depend on arguments".into()),
+            (Resolved::Unknown, _) | (_, Resolved::Unknown) => {
+                Verdict::Unknown("kayenta thresholds depend on arguments".into())
+            }
+            // Missing or not integers: reported by `metric_findings`, never a guess here.
+            _ => Verdict::No,
         },
         ProviderClass::Plugin => Verdict::Yes("a plugin provider can return Inconclusive".into()),
         ProviderClass::Job if version.job_can_inconclude() => Verdict::Yes(
@@ -299,6 +303,30 @@ pub fn metric_findings(m: &RunMetric) -> Vec<Finding> {
             ),
             "Argo Rollouts rejects a metric with more than one provider when the run starts.",
         ),
+        ProviderClass::Kayenta { pass, marginal } => {
+            for (field, value) in [("pass", pass), ("marginal", marginal)] {
+                match value {
+                    Resolved::Unset => deny(
+                        Rule::InvalidProvider,
+                        "provider.kayenta.threshold",
+                        format!(
+                            "kayenta metric `{name}` has no threshold.{field}: set threshold.pass and threshold.marginal"
+                        ),
+                        "The Kayenta provider requires threshold.pass and threshold.marginal (the CRD marks them \
+                         required; `thresholds` is a common misspelling).",
+                    ),
+                    Resolved::Invalid(text) => deny(
+                        Rule::InvalidProvider,
+                        "provider.kayenta.threshold",
+                        format!(
+                            "kayenta metric `{name}` threshold.{field} `{text}` is not an integer"
+                        ),
+                        "Kayenta thresholds are integer scores.",
+                    ),
+                    _ => {}
+                }
+            }
+        }
         _ => {}
     }
 
@@ -555,6 +583,18 @@ mod tests {
         };
         assert!(yes(can_inconclude(&k(90, 75), V19)));
         assert_eq!(can_inconclude(&k(90, 90), V19), Verdict::No);
+    }
+
+    #[test]
+    fn kayenta_without_thresholds_is_invalid_not_unknown() {
+        let m = metric(
+            json!({"name": "k", "interval": "5m", "provider": {"kayenta": {"thresholds": {"pass": 90}}}}),
+        );
+        assert_eq!(can_inconclude(&m, V19), Verdict::No);
+        let f = metric_findings(&m);
+        assert_eq!(f.len(), 2);
+        assert!(f.iter().all(|f| f.rule == Rule::InvalidProvider
+            && f.path == "spec.metrics[0].provider.kayenta.threshold"));
     }
 
     #[test]
