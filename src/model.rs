@@ -140,7 +140,9 @@ impl ObjectMeta {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Rollout {
+    #[serde(deserialize_with = "nullable")]
     pub metadata: ObjectMeta,
+    #[serde(deserialize_with = "nullable")]
     pub spec: RolloutSpec,
     pub status: Option<RolloutStatus>,
 }
@@ -150,6 +152,7 @@ pub struct Rollout {
 pub struct RolloutSpec {
     /// Defaults to 1 (the controller writes it).
     pub replicas: Option<i64>,
+    #[serde(deserialize_with = "nullable")]
     pub strategy: Strategy,
     pub workload_ref: Option<IgnoredAny>,
     pub paused: Option<bool>,
@@ -284,7 +287,9 @@ impl RolloutStatus {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct AnalysisTemplate {
+    #[serde(deserialize_with = "nullable")]
     pub metadata: ObjectMeta,
+    #[serde(deserialize_with = "nullable")]
     pub spec: TemplateSpec,
 }
 
@@ -421,10 +426,14 @@ impl ObjectRef {
             Kind::ClusterAnalysisTemplate => None,
             _ => meta.namespace.clone().filter(|n| !n.is_empty()),
         };
+        let name = match meta.display_name() {
+            "" => "<unnamed>".to_owned(),
+            name => name.to_owned(),
+        };
         Self {
             kind,
             namespace,
-            name: meta.display_name().to_owned(),
+            name,
         }
     }
 }
@@ -473,6 +482,9 @@ mod tests {
 
     #[test]
     fn tolerates_nulls_and_unknown_fields() {
+        let t: AnalysisTemplate =
+            serde_json::from_value(json!({"metadata": null, "spec": null})).unwrap();
+        assert!(t.metadata.name.is_none() && t.spec.metrics.is_empty());
         let r: Rollout = serde_json::from_value(json!({
             "metadata": {"name": "r", "annotations": null, "labels": {"a": "b"}},
             "spec": {"strategy": {"canary": {"steps": null, "futureField": 1}}, "template": {}}
