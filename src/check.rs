@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::cli::{CheckArgs, OutputFormat};
 use crate::finding::{Finding, Rule, Severity, normalize};
 use crate::input::{InputError, Loaded, Location, Object, load};
+use crate::locate::{field_lines as field_lines_of, line_of};
 use crate::model::{Kind, ObjectRef};
 use crate::rules::{Config, check_rollout, check_template};
 use crate::templates::MemoryStore;
@@ -37,6 +38,9 @@ pub struct Located {
     /// Where the object was read from (absent for objects known only by reference).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
+    /// Line of the field (or its closest ancestor) in the file, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -87,11 +91,30 @@ pub fn check_loaded(inputs: Loaded, templates: Loaded, cfg: &Config) -> CheckRep
             .entry(f.severity.to_string())
             .or_default() += 1;
     }
+    let mut texts = inputs.texts;
+    texts.extend(templates.texts);
+    let mut field_lines: HashMap<(String, usize), HashMap<String, usize>> = HashMap::new();
     let findings = findings
         .into_iter()
         .map(|finding| {
             let location = locations.get(&finding.object).cloned();
-            Located { finding, location }
+            let line = location.as_ref().and_then(|loc| {
+                let key = (loc.file.clone(), loc.document);
+                let text = texts.get(&key)?;
+                let lines = field_lines
+                    .entry(key)
+                    .or_insert_with(|| field_lines_of(text));
+                let path = match loc.item {
+                    Some(i) => format!("items[{i}].{}", finding.path),
+                    None => finding.path.clone(),
+                };
+                line_of(lines, &path).map(|l| loc.line + l - 1)
+            });
+            Located {
+                finding,
+                location,
+                line,
+            }
         })
         .collect();
     let mut errors = inputs.errors;
@@ -164,10 +187,14 @@ pub fn text(report: &CheckReport, explain: bool, fail_on: Severity) -> String {
         }
         let _ = writeln!(
             s,
-            "  {:<7} {}  {}",
+            "  {:<7} {}  {}{}",
             f.severity.as_str(),
             f.rule.id(),
-            f.path
+            f.path,
+            located
+                .line
+                .map(|l| format!("  (line {l})"))
+                .unwrap_or_default()
         );
         let _ = writeln!(s, "          {}", f.message);
         if explain && !f.explanation.is_empty() {
@@ -275,7 +302,7 @@ pub fn sarif(report: &CheckReport) -> serde_json::Value {
             let logical = json!([{"fullyQualifiedName": format!("{}.{}", f.object, f.path), "kind": "member"}]);
             let location = match &l.location {
                 Some(loc) => json!({
-                    "physicalLocation": {"artifactLocation": {"uri": loc.file}, "region": {"startLine": loc.line}},
+                    "physicalLocation": {"artifactLocation": {"uri": loc.file}, "region": {"startLine": l.line.unwrap_or(loc.line)}},
                     "logicalLocations": logical,
                 }),
                 None => json!({"logicalLocations": logical}),

@@ -2,9 +2,11 @@
 //! Kubernetes `List` objects, each document located by file, index and line. A document that
 //! does not parse becomes an [`InputError`]; the others are still read.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -87,6 +89,9 @@ pub struct Loaded {
     pub files: usize,
     /// Documents of other kinds (Services, Deployments, ...), skipped.
     pub other_documents: usize,
+    /// YAML text of each document that held an Argo object, by (file, document), so field
+    /// paths can be turned into lines later.
+    pub texts: HashMap<(String, usize), Arc<str>>,
 }
 
 /// Reads every path: files, directories (recursively, `.yaml`/`.yml`/`.json`, in name order)
@@ -192,7 +197,15 @@ pub fn load_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
         let document = index + 1;
         match serde_yaml::from_str::<Value>(chunk) {
             Ok(Value::Null) => {}
-            Ok(v) => add_value(file, document, start_line, v, loaded),
+            Ok(v) => {
+                let before = loaded.objects.len();
+                add_value(file, document, start_line, v, loaded);
+                if loaded.objects.len() > before {
+                    loaded
+                        .texts
+                        .insert((file.to_owned(), document), Arc::from(chunk));
+                }
+            }
             Err(e) => {
                 let (line, column) = e
                     .location()

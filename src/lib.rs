@@ -19,6 +19,7 @@ pub mod duration;
 pub mod finding;
 pub mod guards;
 pub mod input;
+pub mod locate;
 pub mod manifests;
 pub mod model;
 pub mod review;

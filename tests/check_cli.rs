@@ -1,0 +1,199 @@
+//! `rollout-guard check` as a user runs it: the real binary on good, dangerous and malformed
+//! files, every output format, stdin, and the documented exit codes.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/check/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn check(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
+        .arg("check")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+#[test]
+fn dangerous_rollout_fails_with_actionable_text() {
+    let out = check(&[&fixture("dangerous.yaml")]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("Rollout/shop"), "{text}");
+    assert!(text.contains("high    inconclusive-promotion  spec.strategy.canary.steps[1].pause.duration  (line 35)"), "{text}");
+    assert!(text.contains("medium  inconclusive-timed-pause"), "{text}");
+    assert!(
+        text.contains(
+            "`success-rate` can end Inconclusive (inconclusiveLimit 0) in this 10m pause"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("run with --explain"), "{text}");
+}
+
+#[test]
+fn explain_adds_the_why_and_the_fix() {
+    let text = stdout(&check(&[&fixture("dangerous.yaml"), "--explain"]));
+    assert!(text.contains("| "), "{text}");
+    assert!(
+        text.contains("the first inconclusive measurement ends the run"),
+        "{text}"
+    );
+}
+
+#[test]
+fn old_controllers_get_the_upgrade_advice() {
+    let text = stdout(&check(&[
+        &fixture("dangerous.yaml"),
+        "--argo-rollouts-version",
+        "v1.8.1",
+    ]));
+    assert!(text.contains("high    inconclusive-timed-pause"), "{text}");
+    assert!(text.contains("upgrade Argo Rollouts to >=1.8.2"), "{text}");
+    assert!(
+        !text.contains("inconclusive-promotion"),
+        "D2 is a >= 1.8.2 rule: {text}"
+    );
+}
+
+#[test]
+fn safe_manifests_pass() {
+    let out = check(&[&fixture("safe.yaml")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("no findings"));
+}
+
+#[test]
+fn fail_on_moves_the_threshold() {
+    assert_eq!(
+        check(&[&fixture("dangerous.yaml"), "--fail-on", "error"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        check(&[&fixture("dangerous.yaml"), "--fail-on", "high"])
+            .status
+            .code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn malformed_documents_are_reported_and_the_rest_still_checked() {
+    let out = check(&[&fixture("malformed.yaml")]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    assert!(text.contains("malformed.yaml:"), "{text}");
+    assert!(text.contains("document 1: invalid YAML"), "{text}");
+    // The second document is still read and its own problem reported, at its field's line.
+    assert!(
+        text.contains("invalid-duration  spec.metrics[0].interval  (line 18)"),
+        "{text}"
+    );
+    assert!(text.contains("interval `30` is not a duration"), "{text}");
+}
+
+#[test]
+fn json_output_carries_findings_errors_and_lines() {
+    let out = check(&[
+        &fixture("dangerous.yaml"),
+        &fixture("malformed.yaml"),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = v["findings"].as_array().unwrap();
+    let d1 = findings
+        .iter()
+        .find(|f| f["rule"] == "InconclusiveTimedPause" || f["rule"] == "inconclusive-timed-pause");
+    let d1 = d1.unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(d1["severity"], "medium");
+    assert_eq!(d1["path"], "spec.strategy.canary.steps[1].pause.duration");
+    assert_eq!(d1["line"], 35);
+    assert_eq!(d1["object"]["name"], "shop");
+    assert_eq!(v["errors"][0]["document"], 1);
+    assert!(v["errors"][0]["line"].as_u64().is_some());
+}
+
+#[test]
+fn sarif_output_annotates_the_field_line() {
+    let out = check(&[&fixture("dangerous.yaml"), "-o", "sarif"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["version"], "2.1.0");
+    let run = &v["runs"][0];
+    assert!(run["tool"]["driver"]["rules"].as_array().unwrap().len() >= 15);
+    let result = run["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ruleId"] == "inconclusive-promotion")
+        .unwrap();
+    assert_eq!(result["level"], "error");
+    let region = &result["locations"][0]["physicalLocation"]["region"];
+    assert_eq!(region["startLine"], 35);
+    let rule_index = result["ruleIndex"].as_u64().unwrap() as usize;
+    assert_eq!(
+        run["tool"]["driver"]["rules"][rule_index]["id"],
+        "inconclusive-promotion"
+    );
+}
+
+#[test]
+fn reads_stdin() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
+        .args(["check", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text = std::fs::read(fixture("dangerous.yaml")).unwrap();
+    child.stdin.take().unwrap().write_all(&text).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("-:"), "{}", stdout(&out));
+}
+
+#[test]
+fn missing_paths_and_bad_flags_are_usage_errors() {
+    let out = check(&["/nonexistent/manifests.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stdout(&out).contains("cannot read file"),
+        "{}",
+        stdout(&out)
+    );
+    let out = check(&[&fixture("safe.yaml"), "--argo-rollouts-version", "latest"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a version"));
+}
+
+#[test]
+fn templates_dir_resolves_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixture("dangerous.yaml")).unwrap();
+    let (template, rollout) = text.split_once("\n---\n").unwrap();
+    std::fs::write(dir.path().join("template.yaml"), template).unwrap();
+    let rollout_file = dir.path().join("rollout.yml");
+    std::fs::write(&rollout_file, rollout).unwrap();
+    let alone = stdout(&check(&[rollout_file.to_str().unwrap()]));
+    assert!(alone.contains("missing-template"), "{alone}");
+    let tdir = dir.path().join("t");
+    std::fs::create_dir(&tdir).unwrap();
+    std::fs::rename(dir.path().join("template.yaml"), tdir.join("template.yaml")).unwrap();
+    let with = stdout(&check(&[
+        rollout_file.to_str().unwrap(),
+        "--templates",
+        tdir.to_str().unwrap(),
+    ]));
+    assert!(with.contains("inconclusive-timed-pause"), "{with}");
+}
