@@ -8,10 +8,15 @@
 //! 3. run the [`rules`], which return [`finding::Finding`]s and never errors;
 //! 4. report them (`check`) or turn them into an admission answer and guard patches (`serve`).
 
+pub mod admin;
 pub mod cli;
 pub mod duration;
 pub mod finding;
 pub mod guards;
+pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod review;
+pub mod server;
+pub mod tls;
 pub mod version;
