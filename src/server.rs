@@ -178,13 +178,22 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// The `timeout` query parameter the API server appends (`?timeout=10s`), as a Go duration.
+/// The API server's ceiling for `timeoutSeconds`; a longer `?timeout=` is not one it sent.
+const MAX_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `timeout` query parameter the API server appends (`?timeout=10s`), as a Go duration,
+/// capped at 30 s.
 pub fn timeout_from_query(query: &str) -> Option<Duration> {
     let value = query
         .split('&')
         .find_map(|pair| pair.strip_prefix("timeout="))?;
+    // The API server sends short values like `10s`; refusing long ones keeps arbitrary client
+    // input (dozens of fraction digits) away from the duration parser's arithmetic.
+    if value.len() > 16 {
+        return None;
+    }
     match crate::duration::parse_go_duration(value)? {
-        nanos if nanos > 0 => Some(Duration::from_nanos(nanos as u64)),
+        nanos if nanos > 0 => Some(Duration::from_nanos(nanos as u64).min(MAX_TIMEOUT)),
         _ => None,
     }
 }
@@ -600,8 +609,16 @@ mod tests {
             Some(Duration::from_millis(500))
         );
         assert_eq!(
-            timeout_from_query("timeout=1m30s"),
-            Some(Duration::from_secs(90))
+            timeout_from_query("timeout=2.5s"),
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(
+            timeout_from_query("timeout=1h"),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            timeout_from_query("timeout=0.999999999999999999999999999999h"),
+            None
         );
         assert_eq!(timeout_from_query("timeout=abc"), None);
         assert_eq!(timeout_from_query("timeout=0s"), None);
