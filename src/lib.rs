@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod conn;
 pub mod duration;
 pub mod finding;
 pub mod guards;

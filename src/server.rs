@@ -32,6 +32,7 @@ use tower::ServiceExt as _;
 
 use crate::admin::{self, AdminState};
 use crate::cli::ServeArgs;
+use crate::conn::{Activity, IDLE_TIMEOUT, Timed};
 use crate::metrics::{Metrics, Rejection};
 use crate::review::{Endpoint, Outcome, Reply, Reviewer};
 use crate::tls::{self, CertResolver};
@@ -406,6 +407,7 @@ pub struct Server {
     admin_state: AdminState,
     shutting_down: Arc<AtomicBool>,
     header_timeout: Duration,
+    idle_timeout: Duration,
     shutdown_timeout: Duration,
     reload_interval: Duration,
 }
@@ -461,9 +463,18 @@ impl Server {
             tls_config,
             shutting_down,
             header_timeout: args.header_timeout,
+            idle_timeout: IDLE_TIMEOUT,
             shutdown_timeout: args.shutdown_timeout,
             reload_interval: args.tls_reload_interval,
         })
+    }
+
+    /// How long a keep-alive connection may stay idle between requests (default
+    /// [`IDLE_TIMEOUT`]: above Go's 90 s, so the API server closes its pooled connections
+    /// before we do). The first request head and every later one get `--header-timeout`.
+    pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> Self {
+        self.idle_timeout = idle_timeout;
+        self
     }
 
     /// The bound HTTPS address (useful with port 0).
@@ -493,12 +504,14 @@ impl Server {
 
         let acceptor = TlsAcceptor::from(self.tls_config);
         let mut http = hyper::server::conn::http1::Builder::new();
+        // `conn::Timed` bounds request heads and idle time instead of hyper's header timer,
+        // which cannot tell a slow head from an idle keep-alive connection.
         http.timer(TokioTimer::new())
             .keep_alive(true)
-            .header_read_timeout(self.header_timeout);
+            .header_read_timeout(None);
         let router = router(self.state);
         let graceful = GracefulShutdown::new();
-        let handshake_timeout = self.header_timeout;
+        let (header_timeout, idle_timeout) = (self.header_timeout, self.idle_timeout);
 
         tokio::pin!(shutdown);
         loop {
@@ -516,7 +529,7 @@ impl Server {
                         tokio::spawn(async move {
                             let _ = tcp.set_nodelay(true);
                             let tls = match tokio::time::timeout(
-                                handshake_timeout,
+                                header_timeout,
                                 acceptor.accept(tcp),
                             )
                             .await
@@ -528,10 +541,18 @@ impl Server {
                                     return;
                                 }
                             };
+                            let activity = Arc::new(Activity::default());
+                            let io = Timed::new(tls, Arc::clone(&activity), header_timeout, idle_timeout);
                             let service = hyper::service::service_fn(move |request| {
-                                router.clone().oneshot(request)
+                                let busy = activity.begin();
+                                let response = router.clone().oneshot(request);
+                                async move {
+                                    let response = response.await;
+                                    drop(busy);
+                                    response
+                                }
                             });
-                            let connection = http.serve_connection(TokioIo::new(tls), service);
+                            let connection = http.serve_connection(TokioIo::new(io), service);
                             if let Err(error) = watcher.watch(connection).await {
                                 tracing::debug!(%peer, %error, "connection ended with an error");
                             }

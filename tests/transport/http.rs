@@ -227,6 +227,19 @@ async fn header_timeout_closes_a_slow_client_without_stalling_others() {
         let waited = started.elapsed();
         assert!(waited < Duration::from_millis(1500), "{waited:?}");
 
+        // A connection that completes its handshake but never sends a request: same bound.
+        let stream = connect_tls(server.https, pki.client_config(rustls::ALL_VERSIONS))
+            .await
+            .unwrap();
+        let started = Instant::now();
+        assert!(
+            HttpConn::new(stream)
+                .closed_within(Duration::from_secs(3))
+                .await
+        );
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_millis(1500), "{waited:?}");
+
         // A client that never finishes its handshake is dropped by the same bound.
         let mut idle = tokio::net::TcpStream::connect(server.https).await.unwrap();
         let mut byte = [0u8; 1];
@@ -298,6 +311,58 @@ async fn reviews_a_multi_megabyte_body_without_stalling_small_ones() {
         let response = big.await.unwrap().unwrap();
         assert_eq!(response.status, 200);
         assert_eq!(response.json()["response"]["uid"], "large-1");
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_keep_alive_connections_outlive_the_header_timeout_until_the_idle_timeout() {
+    bounded(async {
+        let pki = Pki::new();
+        let certs = CertDir::with(&pki.server_leaf());
+        let args = serve_args(&certs, &["--header-timeout", "300ms"]);
+        let server = TestServer::start_with_idle_timeout(
+            &args,
+            Arc::new(NullReviewer),
+            Duration::from_millis(1200),
+        )
+        .await;
+        let config = pki.client_config(rustls::ALL_VERSIONS);
+        let mut conn = HttpConn::new(connect_tls(server.https, config).await.unwrap());
+        assert_eq!(
+            conn.post("/validate", GKE_REVIEW).await.unwrap().status,
+            200
+        );
+
+        // Idle for twice the header timeout: the pooled connection is still usable.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(
+            conn.post("/validate", GKE_REVIEW).await.unwrap().status,
+            200
+        );
+
+        // A head started after an idle spell still gets only the header timeout.
+        conn.stream
+            .write_all(b"POST /validate HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        let started = Instant::now();
+        assert!(conn.closed_within(Duration::from_secs(2)).await);
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_millis(900), "{waited:?}");
+
+        // Idle past the idle timeout: closed by the server.
+        let config = pki.client_config(rustls::ALL_VERSIONS);
+        let mut conn = HttpConn::new(connect_tls(server.https, config).await.unwrap());
+        assert_eq!(conn.post("/mutate", GKE_REVIEW).await.unwrap().status, 200);
+        let started = Instant::now();
+        assert!(conn.closed_within(Duration::from_secs(3)).await);
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(1100) && waited < Duration::from_millis(2000),
+            "{waited:?}"
+        );
         server.shutdown().await;
     })
     .await;

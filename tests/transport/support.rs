@@ -283,7 +283,20 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start(args: &ServeArgs, reviewer: Arc<dyn Reviewer>) -> Self {
         install_provider();
+        Self::run(Server::bind(args, reviewer).await.unwrap())
+    }
+
+    pub async fn start_with_idle_timeout(
+        args: &ServeArgs,
+        reviewer: Arc<dyn Reviewer>,
+        idle_timeout: Duration,
+    ) -> Self {
+        install_provider();
         let server = Server::bind(args, reviewer).await.unwrap();
+        Self::run(server.with_idle_timeout(idle_timeout))
+    }
+
+    fn run(server: Server) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let https = server.https_addr();
         let admin = server.admin_addr();
