@@ -227,10 +227,12 @@ async fn drive(
             continue;
         };
         while Instant::now() < deadline {
-            let scheduled = match ticks.as_mut() {
-                Some(t) => t.tick().await.into_std(),
-                None => Instant::now(),
-            };
+            if let Some(t) = ticks.as_mut() {
+                t.tick().await;
+            }
+            // Measured from the send: tokio's timer fires on a 1 ms wheel, so measuring from
+            // the scheduled tick would add up to a millisecond of timer lag to every sample.
+            let sent = Instant::now();
             if tls.write_all(&request).await.is_err() {
                 errors += 1;
                 continue 'connection;
@@ -258,7 +260,7 @@ async fn drive(
                 errors += 1;
                 continue 'connection;
             }
-            latencies.push(scheduled.elapsed());
+            latencies.push(sent.elapsed());
         }
     }
     (latencies, errors)
