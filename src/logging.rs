@@ -25,3 +25,17 @@ pub fn init_logging(format: LogFormat, level: &str) -> anyhow::Result<()> {
     };
     installed.map_err(|error| anyhow::anyhow!("cannot install the logger: {error}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_an_invalid_filter_before_installing_anything() {
+        let error = init_logging(LogFormat::Json, "rollout_guard=[").unwrap_err();
+        assert!(
+            error.to_string().starts_with("invalid log level"),
+            "{error}"
+        );
+    }
+}

@@ -26,7 +26,7 @@ use futures::StreamExt as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
@@ -73,7 +73,7 @@ pub struct AppState {
 struct Inner {
     reviewer: Arc<dyn Reviewer>,
     metrics: Arc<Metrics>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     limits: Limits,
 }
 
@@ -91,7 +91,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 reviewer,
                 metrics,
-                permits: Semaphore::new(limits.max_concurrent_reviews.max(1)),
+                permits: Arc::new(Semaphore::new(limits.max_concurrent_reviews.max(1))),
                 limits,
             }),
         }
@@ -281,8 +281,9 @@ async fn handle(state: &Inner, endpoint: Endpoint, request: Request) -> Response
         Err(_) => return reject(&state.metrics, Rejection::BodyTimeout),
     };
 
-    let reply = match tokio::time::timeout_at(deadline, state.permits.acquire()).await {
-        Ok(Ok(_permit)) => review(&state.reviewer, endpoint, body).await,
+    let permit = Arc::clone(&state.permits).acquire_owned();
+    let reply = match tokio::time::timeout_at(deadline, permit).await {
+        Ok(Ok(permit)) => review(&state.reviewer, endpoint, body, permit).await,
         // No slot before the deadline (the semaphore is never closed).
         Ok(Err(_)) | Err(_) => state.reviewer.overloaded(endpoint, &body),
     };
@@ -296,14 +297,27 @@ async fn handle(state: &Inner, endpoint: Endpoint, request: Request) -> Response
     json(status, Body::from(reply.body))
 }
 
-async fn review(reviewer: &Arc<dyn Reviewer>, endpoint: Endpoint, body: Bytes) -> Reply {
+async fn review(
+    reviewer: &Arc<dyn Reviewer>,
+    endpoint: Endpoint,
+    body: Bytes,
+    permit: OwnedSemaphorePermit,
+) -> Reply {
     if body.len() < INLINE_REVIEW_LIMIT {
-        return review_guarded(reviewer.as_ref(), endpoint, &body);
+        let reply = review_guarded(reviewer.as_ref(), endpoint, &body);
+        drop(permit);
+        return reply;
     }
     let reviewer = Arc::clone(reviewer);
-    tokio::task::spawn_blocking(move || review_guarded(reviewer.as_ref(), endpoint, &body))
-        .await
-        .unwrap_or_else(|_| internal_error())
+    // The permit travels with the work: a client that hangs up mid-review must not free a
+    // slot while its review still occupies a blocking thread.
+    tokio::task::spawn_blocking(move || {
+        let reply = review_guarded(reviewer.as_ref(), endpoint, &body);
+        drop(permit);
+        reply
+    })
+    .await
+    .unwrap_or_else(|_| internal_error())
 }
 
 /// A panicking reviewer must cost one request, not the connection or the worker thread.
