@@ -424,6 +424,7 @@ pub struct Server {
     shutting_down: Arc<AtomicBool>,
     header_timeout: Duration,
     idle_timeout: Duration,
+    shutdown_delay: Duration,
     shutdown_timeout: Duration,
     reload_interval: Duration,
 }
@@ -480,6 +481,7 @@ impl Server {
             shutting_down,
             header_timeout: args.header_timeout,
             idle_timeout: IDLE_TIMEOUT,
+            shutdown_delay: Duration::ZERO,
             shutdown_timeout: args.shutdown_timeout,
             reload_interval: args.tls_reload_interval,
         })
@@ -493,6 +495,15 @@ impl Server {
         self
     }
 
+    /// How long to keep accepting after readiness goes off (default none). Endpoints and
+    /// kube-proxy rules lag readiness by a few seconds; connections routed meanwhile are
+    /// refused unless the listener stays open that long. `--shutdown-timeout` still bounds
+    /// the drain that follows.
+    pub fn with_shutdown_delay(mut self, shutdown_delay: Duration) -> Self {
+        self.shutdown_delay = shutdown_delay;
+        self
+    }
+
     /// The bound HTTPS address (useful with port 0).
     pub fn https_addr(&self) -> SocketAddr {
         self.https_addr
@@ -503,8 +514,9 @@ impl Server {
         self.admin_addr
     }
 
-    /// Serves until `shutdown` resolves, then: readiness off, listener closed, in-flight
-    /// requests drained within `--shutdown-timeout`, admin port closed.
+    /// Serves until `shutdown` resolves, then: readiness off, (after the shutdown delay, if
+    /// any) listener closed, in-flight requests drained within `--shutdown-timeout`, admin
+    /// port closed.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         tracing::info!(https = %self.https_addr, admin = %self.admin_addr, "listening");
         let reloader = self.tls.spawn_reloader(self.reload_interval);
@@ -529,6 +541,18 @@ impl Server {
         let graceful = GracefulShutdown::new();
         let (header_timeout, idle_timeout) = (self.header_timeout, self.idle_timeout);
 
+        // Readiness goes off as soon as shutdown is asked for; the listener stays open for the
+        // shutdown delay so that connections routed before the endpoints update still land.
+        let shutting_down = Arc::clone(&self.shutting_down);
+        let shutdown_delay = self.shutdown_delay;
+        let shutdown = async move {
+            shutdown.await;
+            shutting_down.store(true, Ordering::SeqCst);
+            tracing::info!(delay = ?shutdown_delay, "shutting down: not ready");
+            if !shutdown_delay.is_zero() {
+                tokio::time::sleep(shutdown_delay).await;
+            }
+        };
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -583,12 +607,8 @@ impl Server {
             }
         }
 
-        self.shutting_down.store(true, Ordering::SeqCst);
         drop(self.https);
-        tracing::info!(
-            connections = graceful.count(),
-            "shutting down: not ready, listener closed, draining"
-        );
+        tracing::info!(connections = graceful.count(), "listener closed, draining");
         match tokio::time::timeout(self.shutdown_timeout, graceful.shutdown()).await {
             Ok(()) => tracing::info!("drained"),
             Err(_) => tracing::warn!(

@@ -109,3 +109,38 @@ async fn shutdown_timeout_bounds_a_drain_that_does_not_finish() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keeps_accepting_for_the_shutdown_delay_after_readiness_goes_off() {
+    bounded(async {
+        let pki = Pki::new();
+        let certs = CertDir::with(&pki.server_leaf());
+        let mut server = TestServer::start_with_shutdown_delay(
+            &serve_args(&certs, &[]),
+            Arc::new(rollout_guard::review::NullReviewer),
+            Duration::from_millis(600),
+        )
+        .await;
+        server.begin_shutdown();
+        let started = Instant::now();
+        while admin_get(server.admin, "/readyz").await.status != 503 {
+            assert!(
+                started.elapsed() < Duration::from_millis(200),
+                "still ready"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // Not ready, yet a new connection is still served during the delay.
+        let response = post_once(&pki, server.https, "/validate", GKE_REVIEW)
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200);
+        assert!(started.elapsed() < Duration::from_millis(500));
+        let https = server.https;
+        server.wait_stopped().await;
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(600), "{took:?}");
+        assert!(tokio::net::TcpStream::connect(https).await.is_err());
+    })
+    .await;
+}

@@ -296,6 +296,16 @@ impl TestServer {
         Self::run(server.with_idle_timeout(idle_timeout))
     }
 
+    pub async fn start_with_shutdown_delay(
+        args: &ServeArgs,
+        reviewer: Arc<dyn Reviewer>,
+        delay: Duration,
+    ) -> Self {
+        install_provider();
+        let server = Server::bind(args, reviewer).await.unwrap();
+        Self::run(server.with_shutdown_delay(delay))
+    }
+
     fn run(server: Server) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let https = server.https_addr();
