@@ -72,6 +72,15 @@ pub enum Mode {
     Enforce,
 }
 
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Warn => "warn",
+            Self::Enforce => "enforce",
+        }
+    }
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -152,7 +161,11 @@ pub struct ServeArgs {
     /// Time a client has to send its request headers.
     #[arg(long, env = "ROLLOUT_GUARD_HEADER_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub header_timeout: Duration,
-    /// Bound on draining in-flight reviews after SIGTERM.
+    /// After SIGTERM, how long readiness is off while the listener still accepts: the time
+    /// Kubernetes needs to take the pod out of the Service's endpoints.
+    #[arg(long, env = "ROLLOUT_GUARD_SHUTDOWN_DELAY", default_value = "3s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
+    /// Bound on draining in-flight reviews after SIGTERM (after the shutdown delay).
     #[arg(long, env = "ROLLOUT_GUARD_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
     /// Log format.

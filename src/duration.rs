@@ -56,8 +56,11 @@ pub fn parse_go_duration(s: &str) -> Option<i64> {
         if !frac_part.is_empty() {
             // Go keeps the fraction's precision up to the nanosecond and truncates beyond it.
             let digits = &frac_part[..frac_part.len().min(30)];
+            // At most 20 digits: a u64-sized fraction times the largest scale fits in u128
+            // (longer fractions overflowed before); Go keeps no more than nanoseconds anyway.
+            let digits = &digits[..digits.len().min(20)];
             let frac: u128 = digits.parse().ok()?;
-            value += frac * scale / 10u128.pow(digits.len() as u32);
+            value += frac.checked_mul(scale)? / 10u128.pow(digits.len() as u32);
         }
         total = total.checked_add(value)?;
         if total > i64::MAX as u128 {
@@ -135,6 +138,11 @@ mod tests {
         assert_eq!(parse_go_duration("+5m"), Some(300 * s));
         assert_eq!(parse_go_duration("0"), Some(0));
         assert_eq!(parse_go_duration("1\u{b5}s"), Some(1000));
+        // Long fractions once overflowed the intermediate product.
+        assert_eq!(
+            parse_go_duration("0.999999999999999999999999999999h"),
+            Some(3_599_999_999_999)
+        );
     }
 
     #[test]

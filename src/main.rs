@@ -24,9 +24,19 @@ fn main() -> ExitCode {
         }
         Command::Certs(args) => report(rollout_guard::certs::run(&args)),
         Command::Manifests(args) => report(rollout_guard::manifests::run(&args)),
-        Command::Serve(_) => {
-            eprintln!("error: not available in this build");
-            ExitCode::from(2)
+        Command::Serve(args) => {
+            // rustls needs exactly one process-wide crypto provider (kube's client uses it).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    return report(Err(anyhow::anyhow!("cannot start the async runtime: {e}")));
+                }
+            };
+            report(runtime.block_on(rollout_guard::serve::run(*args)))
         }
     }
 }

@@ -312,8 +312,10 @@ fn container_configuration_is_accepted_by_serve() {
             .termination_grace_period_seconds
             .unwrap();
         assert!(
-            u128::from(grace.unsigned_abs()) * 1000 > serve.shutdown_timeout.as_millis(),
-            "terminationGracePeriodSeconds {grace} must exceed the shutdown timeout {:?}",
+            u128::from(grace.unsigned_abs()) * 1000
+                > (serve.shutdown_delay + serve.shutdown_timeout).as_millis(),
+            "terminationGracePeriodSeconds {grace} must exceed the shutdown delay {:?} + timeout {:?}",
+            serve.shutdown_delay,
             serve.shutdown_timeout
         );
     }

@@ -1,0 +1,110 @@
+//! `rollout-guard serve`: the composition root. Picks the template source (files, the
+//! cluster, or nothing), makes development certificates when running without a cluster,
+//! builds the [`Admission`] reviewer and hands it to the HTTPS server.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tracing::{info, warn};
+
+use crate::admission::{Admission, Policy};
+use crate::catalog::{Catalog, SharedStore, load_dir};
+use crate::cli::{ServeArgs, TemplateSource};
+use crate::templates::MemoryStore;
+
+/// Where templates came from, for the start-up log.
+enum Source {
+    Files(String),
+    Cluster,
+    Empty,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    crate::logging::init_logging(args.log_format, &args.log_level)?;
+    let version = args.argo_rollouts_version;
+    let guards = args.guards.resolve(version);
+
+    let (catalog, source) = template_source(&args).await?;
+    let no_certs = !args.tls_cert.exists() && !args.tls_key.exists();
+    if args.dev_certs
+        && no_certs
+        && !matches!(source, Source::Cluster)
+        && crate::certs::ensure_dev_certs(&args.tls_cert, &args.tls_key).with_context(|| {
+            format!(
+                "cannot create development certificates next to {}",
+                args.tls_cert.display()
+            )
+        })?
+    {
+        info!(
+            cert = %args.tls_cert.display(),
+            key = %args.tls_key.display(),
+            "created development certificates (no cluster configured)"
+        );
+    }
+    match &source {
+        Source::Files(dir) => info!(source = "files", dir = %dir, "templates from files"),
+        Source::Cluster => info!(source = "cluster", "templates from the cluster (watching)"),
+        Source::Empty => info!(
+            source = "none",
+            "no cluster and no --templates: every template reference will be reported missing"
+        ),
+    }
+    info!(mode = args.mode.as_str(), argo_rollouts_version = %version, guards = %guards, controller_user = %args.controller_user, "policy");
+
+    let policy = Policy {
+        mode: args.mode,
+        version,
+        guards,
+        controller_user: args.controller_user.clone(),
+    };
+    let reviewer = Arc::new(Admission::new(policy, catalog));
+    crate::server::Server::bind(&args, reviewer)
+        .await?
+        .with_shutdown_delay(args.shutdown_delay)
+        .run(crate::server::shutdown_signal())
+        .await
+}
+
+async fn template_source(
+    args: &ServeArgs,
+) -> anyhow::Result<(Arc<dyn Catalog + Send + Sync>, Source)> {
+    let files = |dir: &std::path::Path| {
+        let (store, errors) = load_dir(dir);
+        for e in &errors {
+            warn!(error = %e, "skipping a manifest under --templates");
+        }
+        let catalog: Arc<dyn Catalog + Send + Sync> = Arc::new(SharedStore::ready(store));
+        (catalog, Source::Files(dir.display().to_string()))
+    };
+    match (args.template_source, &args.templates) {
+        (TemplateSource::Files, Some(dir)) | (TemplateSource::Auto, Some(dir)) => Ok(files(dir)),
+        (TemplateSource::Files, None) => Ok((
+            Arc::new(SharedStore::ready(MemoryStore::new())),
+            Source::Empty,
+        )),
+        (TemplateSource::Cluster, _) => {
+            let client = kube::Client::try_default()
+                .await
+                .context("cannot configure a Kubernetes client (in-cluster or KUBECONFIG)")?;
+            Ok(cluster(client))
+        }
+        (TemplateSource::Auto, None) => match kube::Config::infer().await {
+            Ok(config) => {
+                let client =
+                    kube::Client::try_from(config).context("cannot build a Kubernetes client")?;
+                Ok(cluster(client))
+            }
+            Err(_) => Ok((
+                Arc::new(SharedStore::ready(MemoryStore::new())),
+                Source::Empty,
+            )),
+        },
+    }
+}
+
+fn cluster(client: kube::Client) -> (Arc<dyn Catalog + Send + Sync>, Source) {
+    let store = Arc::new(SharedStore::new());
+    crate::cluster::spawn_watchers(client, store.clone());
+    (store, Source::Cluster)
+}

@@ -1,0 +1,369 @@
+//! HTTP rules over real TLS connections: keep-alive, status codes, limits, deadlines.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rollout_guard::review::NullReviewer;
+use tokio::io::AsyncWriteExt;
+
+use crate::support::*;
+
+fn assert_json_error(response: &Response, status: u16) {
+    assert_eq!(response.status, status, "{}", response.text());
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    assert!(
+        response.json()["error"].is_string(),
+        "no error message: {}",
+        response.text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn answers_every_rule_with_json_on_one_keep_alive_connection() {
+    bounded(async {
+        let pki = Pki::new();
+        let certs = CertDir::with(&pki.server_leaf());
+        let args = serve_args(&certs, &["--max-body-bytes", "8192"]);
+        let server = TestServer::start(&args, Arc::new(NullReviewer)).await;
+        let stream = connect_tls(server.https, pki.client_config(rustls::ALL_VERSIONS))
+            .await
+            .unwrap();
+        let mut conn = HttpConn::new(stream);
+
+        let ok = conn.post("/validate", GKE_REVIEW).await.unwrap();
+        assert_eq!(ok.status, 200);
+        assert_eq!(ok.json()["response"]["uid"], GKE_UID);
+        let ok = conn
+            .request(
+                "POST",
+                "/mutate?timeout=10s",
+                &[("content-type", "application/json; charset=utf-8")],
+                GKE_REVIEW,
+            )
+            .await
+            .unwrap();
+        assert_eq!(ok.status, 200);
+
+        let wrong_method = conn.request("GET", "/validate", &[], b"").await.unwrap();
+        assert_json_error(&wrong_method, 405);
+        assert_eq!(wrong_method.header("allow"), Some("POST"));
+        let unknown = conn.post("/nope", GKE_REVIEW).await.unwrap();
+        assert_json_error(&unknown, 404);
+        let text = conn
+            .request(
+                "POST",
+                "/validate",
+                &[("content-type", "text/plain")],
+                GKE_REVIEW,
+            )
+            .await
+            .unwrap();
+        assert_json_error(&text, 415);
+        let missing_type = conn
+            .request("POST", "/validate", &[], GKE_REVIEW)
+            .await
+            .unwrap();
+        assert_json_error(&missing_type, 415);
+        let not_a_review = conn.post("/validate", b"{\"hello\":1}").await.unwrap();
+        assert_json_error(&not_a_review, 400);
+        let empty = conn.post("/mutate", b"").await.unwrap();
+        assert_json_error(&empty, 400);
+
+        // The connection survived all of the above.
+        let ok = conn.post("/validate", GKE_REVIEW).await.unwrap();
+        assert_eq!(ok.status, 200);
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refuses_large_bodies_by_content_length_and_while_streaming() {
+    bounded(async {
+        let pki = Pki::new();
+        let certs = CertDir::with(&pki.server_leaf());
+        let args = serve_args(&certs, &["--max-body-bytes", "8192"]);
+        let server = TestServer::start(&args, Arc::new(NullReviewer)).await;
+        let config = || pki.client_config(rustls::ALL_VERSIONS);
+
+        // Declared too large: refused before the body is sent.
+        let mut conn = HttpConn::new(connect_tls(server.https, config()).await.unwrap());
+        let response = conn
+            .request(
+                "POST",
+                "/validate",
+                &[
+                    ("content-type", "application/json"),
+                    ("content-length", "9000000"),
+                ],
+                b"",
+            )
+            .await
+            .unwrap();
+        assert_json_error(&response, 413);
+
+        // Chunked, no length: refused once the limit is crossed.
+        let mut conn = HttpConn::new(connect_tls(server.https, config()).await.unwrap());
+        let chunk = vec![b' '; 4096];
+        let mut wire = b"POST /validate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+        for _ in 0..3 {
+            wire.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            wire.extend_from_slice(&chunk);
+            wire.extend_from_slice(b"\r\n");
+        }
+        wire.extend_from_slice(b"0\r\n\r\n");
+        conn.stream.write_all(&wire).await.unwrap();
+        let response = conn.read_response().await.unwrap();
+        assert_json_error(&response, 413);
+
+        // Exactly at the limit is accepted (and reviewed: this body is no review).
+        let at_limit = vec![b' '; 8192];
+        let response = post_once(&pki, server.https, "/validate", &at_limit)
+            .await
+            .unwrap();
+        assert_json_error(&response, 400);
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn waits_for_a_review_slot_until_the_timeout_parameter_then_answers_overloaded() {
+    bounded(async {
+        let pki = Pki::new();
+        let certs = CertDir::with(&pki.server_leaf());
+        let args = serve_args(
+            &certs,
+            &["--max-concurrent-reviews", "1", "--review-timeout", "300ms"],
+        );
+        let reviewer = Arc::new(TestReviewer {
+            delay: Duration::from_millis(1200),
+            ..TestReviewer::default()
+        });
+        let server = TestServer::start(&args, reviewer.clone()).await;
+        let https = server.https;
+
+        // Occupy the only slot.
+        let pki = Arc::new(pki);
+        let holder = {
+            let pki = Arc::clone(&pki);
+            tokio::spawn(async move {
+                post_once(&pki, https, "/validate?timeout=10s", GKE_REVIEW).await
+            })
+        };
+        while reviewer.calls.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+
+        // `?timeout=200ms` gives up after 180 ms (a tenth kept in reserve).
+        let started = Instant::now();
+        let response = post_once(&pki, https, "/validate?timeout=200ms", GKE_REVIEW)
+            .await
+            .unwrap();
+        let waited = started.elapsed();
+        assert_eq!(response.status, 503, "{}", response.text());
+        assert!(
+            waited >= Duration::from_millis(170) && waited < Duration::from_millis(700),
+            "{waited:?}"
+        );
+
+        // An unparsable timeout falls back to --review-timeout (300 ms, so 270 ms).
+        let started = Instant::now();
+        let response = post_once(&pki, https, "/validate?timeout=soon", GKE_REVIEW)
+            .await
+            .unwrap();
+        let waited = started.elapsed();
+        assert_eq!(response.status, 503);
+        assert!(
+            waited >= Duration::from_millis(260) && waited < Duration::from_millis(800),
+            "{waited:?}"
+        );
+
+        // A long enough timeout waits for the slot and gets a real review.
+        let response = post_once(&pki, https, "/mutate?timeout=5s", GKE_REVIEW)
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(response.json()["response"]["uid"], GKE_UID);
+        assert_eq!(holder.await.unwrap().unwrap().status, 200);
+        assert_eq!(reviewer.calls.load(Ordering::SeqCst), 2);
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn header_timeout_closes_a_slow_client_without_stalling_others() {
+    bounded(async {
+        let pki = Pki::new();
+        let certs = CertDir::with(&pki.server_leaf());
+        let args = serve_args(&certs, &["--header-timeout", "400ms"]);
+        let server = TestServer::start(&args, Arc::new(NullReviewer)).await;
+
+        let stream = connect_tls(server.https, pki.client_config(rustls::ALL_VERSIONS))
+            .await
+            .unwrap();
+        let mut slow = HttpConn::new(stream);
+        slow.stream
+            .write_all(b"POST /validate HTTP/1.1\r\nhost: localhost\r\n")
+            .await
+            .unwrap();
+        slow.stream.flush().await.unwrap();
+
+        // Meanwhile other clients are served at once.
+        let started = Instant::now();
+        let response = post_once(&pki, server.https, "/validate", GKE_REVIEW)
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200);
+        assert!(started.elapsed() < Duration::from_millis(300));
+
+        let started = Instant::now();
+        assert!(
+            slow.closed_within(Duration::from_secs(3)).await,
+            "slow client still connected"
+        );
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_millis(1500), "{waited:?}");
+
+        // A connection that completes its handshake but never sends a request: same bound.
+        let stream = connect_tls(server.https, pki.client_config(rustls::ALL_VERSIONS))
+            .await
+            .unwrap();
+        let started = Instant::now();
+        assert!(
+            HttpConn::new(stream)
+                .closed_within(Duration::from_secs(3))
+                .await
+        );
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_millis(1500), "{waited:?}");
+
+        // A client that never finishes its handshake is dropped by the same bound.
+        let mut idle = tokio::net::TcpStream::connect(server.https).await.unwrap();
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(
+            Duration::from_secs(3),
+            tokio::io::AsyncReadExt::read(&mut idle, &mut byte),
+        )
+        .await
+        .expect("handshake timeout did not close the connection");
+        assert!(matches!(read, Ok(0) | Err(_)));
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_panicking_review_costs_one_request_not_the_server() {
+    bounded(async {
+        let pki = Pki::new();
+        let certs = CertDir::with(&pki.server_leaf());
+        let reviewer = Arc::new(TestReviewer {
+            panic_on: Some("boom"),
+            ..TestReviewer::default()
+        });
+        let server = TestServer::start(&serve_args(&certs, &[]), reviewer).await;
+        let stream = connect_tls(server.https, pki.client_config(rustls::ALL_VERSIONS))
+            .await
+            .unwrap();
+        let mut conn = HttpConn::new(stream);
+        let response = conn
+            .post("/validate", br#"{"request":{"uid":"boom"}}"#)
+            .await
+            .unwrap();
+        assert_json_error(&response, 500);
+        // Same connection, and a large body that goes to the blocking pool.
+        let large = format!(
+            r#"{{"request":{{"uid":"boom","object":"{}"}}}}"#,
+            "x".repeat(200 * 1024)
+        );
+        let response = conn.post("/validate", large.as_bytes()).await.unwrap();
+        assert_json_error(&response, 500);
+        let response = conn.post("/validate", GKE_REVIEW).await.unwrap();
+        assert_eq!(response.status, 200);
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reviews_a_multi_megabyte_body_without_stalling_small_ones() {
+    bounded(async {
+        let pki = Arc::new(Pki::new());
+        let certs = CertDir::with(&pki.server_leaf());
+        let server = TestServer::start(&serve_args(&certs, &[]), Arc::new(NullReviewer)).await;
+        // 7 MiB: an object and an old object of 3.5 MiB each, the API server's worst case.
+        let padding = "x".repeat(7 * 1024 * 1024);
+        let large = format!(r#"{{"request":{{"uid":"large-1","object":{{"data":"{padding}"}}}}}}"#);
+        let https = server.https;
+        let big = {
+            let pki = Arc::clone(&pki);
+            tokio::spawn(async move { post_once(&pki, https, "/validate", large.as_bytes()).await })
+        };
+        for _ in 0..20 {
+            let response = post_once(&pki, https, "/validate", GKE_REVIEW)
+                .await
+                .unwrap();
+            assert_eq!(response.status, 200);
+        }
+        let response = big.await.unwrap().unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(response.json()["response"]["uid"], "large-1");
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_keep_alive_connections_outlive_the_header_timeout_until_the_idle_timeout() {
+    bounded(async {
+        let pki = Pki::new();
+        let certs = CertDir::with(&pki.server_leaf());
+        let args = serve_args(&certs, &["--header-timeout", "300ms"]);
+        let server = TestServer::start_with_idle_timeout(
+            &args,
+            Arc::new(NullReviewer),
+            Duration::from_millis(1200),
+        )
+        .await;
+        let config = pki.client_config(rustls::ALL_VERSIONS);
+        let mut conn = HttpConn::new(connect_tls(server.https, config).await.unwrap());
+        assert_eq!(
+            conn.post("/validate", GKE_REVIEW).await.unwrap().status,
+            200
+        );
+
+        // Idle for twice the header timeout: the pooled connection is still usable.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(
+            conn.post("/validate", GKE_REVIEW).await.unwrap().status,
+            200
+        );
+
+        // A head started after an idle spell still gets only the header timeout.
+        conn.stream
+            .write_all(b"POST /validate HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        let started = Instant::now();
+        assert!(conn.closed_within(Duration::from_secs(2)).await);
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_millis(900), "{waited:?}");
+
+        // Idle past the idle timeout: closed by the server.
+        let config = pki.client_config(rustls::ALL_VERSIONS);
+        let mut conn = HttpConn::new(connect_tls(server.https, config).await.unwrap());
+        assert_eq!(conn.post("/mutate", GKE_REVIEW).await.unwrap().status, 200);
+        let started = Instant::now();
+        assert!(conn.closed_within(Duration::from_secs(3)).await);
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(1100) && waited < Duration::from_millis(2000),
+            "{waited:?}"
+        );
+        server.shutdown().await;
+    })
+    .await;
+}
