@@ -50,7 +50,7 @@ pub struct Summary {
     #[serde(rename = "otherDocuments")]
     pub other_documents: usize,
     #[serde(rename = "bySeverity")]
-    pub by_severity: std::collections::BTreeMap<String, usize>,
+    pub by_severity: std::collections::BTreeMap<Severity, usize>,
 }
 
 /// Checks already-loaded inputs. `templates` are extra objects used only for resolution.
@@ -86,10 +86,7 @@ pub fn check_loaded(inputs: Loaded, templates: Loaded, cfg: &Config) -> CheckRep
         ..Summary::default()
     };
     for f in &findings {
-        *summary
-            .by_severity
-            .entry(f.severity.to_string())
-            .or_default() += 1;
+        *summary.by_severity.entry(f.severity).or_default() += 1;
     }
     let mut texts = inputs.texts;
     texts.extend(templates.texts);

@@ -168,8 +168,7 @@ pub fn hold(rollout: &mut Value, trap: &Trap) -> Option<String> {
         .collect::<Vec<_>>()
         .join(", ");
     Some(format!(
-        "hold: made timed pause steps {list} indefinite, since background analysis can end Inconclusive during them; \
-         promote each by hand (originals in annotation {HELD_PAUSES_ANNOTATION})"
+        "hold: timed pauses at steps {list} made indefinite; promote by hand (originals: {HELD_PAUSES_ANNOTATION})"
     ))
 }
 
@@ -233,7 +232,7 @@ pub fn status_guard(new: &mut Value, old: &Value) -> Option<String> {
         return None;
     }
     Some(format!(
-        "status guard: kept {} while the background analysis is Inconclusive; promote (or abort) the Rollout to continue",
+        "status guard: kept {} while analysis is Inconclusive; promote or abort the Rollout to go on",
         kept.join(", ")
     ))
 }
@@ -302,7 +301,7 @@ pub fn fail_closed(template: &mut Value) -> Option<String> {
         Value::Object(record).to_string(),
     );
     Some(format!(
-        "fail-closed: inconclusive measurements of {} now count as failures (the Rollout aborts instead of pausing); originals in {FAIL_CLOSED_ANNOTATION}",
+        "fail-closed: inconclusive {} now fails (aborts, not pauses); originals: {FAIL_CLOSED_ANNOTATION}",
         names.join(", ")
     ))
 }

@@ -284,7 +284,7 @@ fn d2(
             continue;
         }
         let message = format!(
-            "after this {} pause the canary is full ({}/{replicas} pods) and is promoted while Inconclusive: enable the status guard",
+            "after this {} pause the full canary ({}/{replicas} pods) is promoted even if Inconclusive: use the status guard or hold the pause",
             human_seconds(secs),
             at_pause.canary
         );
