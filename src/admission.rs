@@ -428,7 +428,7 @@ impl Reviewer for Admission {
         }
     }
 
-    fn overloaded(&self, _endpoint: Endpoint, body: &[u8]) -> Reply {
+    fn overloaded(&self, endpoint: Endpoint, body: &[u8]) -> Reply {
         // Only the uid is needed; anything else may be what overloads us.
         #[derive(Deserialize)]
         struct Uid<'a> {
@@ -445,15 +445,39 @@ impl Reviewer for Admission {
             .and_then(|u| u.request)
         {
             Some(r) => {
-                let decision = Decision {
-                    warnings: vec![
-                        "rollout-guard: overloaded, this request was not checked".into(),
-                    ],
-                    ..Decision::default()
+                // In enforce mode an unchecked write is refused (retryable, 429), as the
+                // operator asked for; otherwise it passes with a warning, like failurePolicy
+                // Ignore. Guards are skipped either way: no patch without a decision.
+                let body = if endpoint == Endpoint::Validate && self.policy.mode == Mode::Enforce {
+                    let response = Response {
+                        uid: &r.uid,
+                        allowed: false,
+                        status: Some(Status {
+                            status: "Failure",
+                            code: 429,
+                            reason: "TooManyRequests",
+                            message: "rollout-guard is overloaded and could not check this request; retry".into(),
+                        }),
+                        ..Response::default()
+                    };
+                    serde_json::to_vec(&ReviewOut {
+                        api_version: "admission.k8s.io/v1",
+                        kind: "AdmissionReview",
+                        response,
+                    })
+                    .unwrap_or_default()
+                } else {
+                    let decision = Decision {
+                        warnings: vec![
+                            "rollout-guard: overloaded, this request was not checked".into(),
+                        ],
+                        ..Decision::default()
+                    };
+                    self.encode(&r.uid, &decision)
                 };
                 Reply {
                     status: 200,
-                    body: self.encode(&r.uid, &decision),
+                    body,
                     outcome: Outcome::Error,
                     summary: None,
                 }

@@ -738,5 +738,19 @@ fn overloaded_answers_still_echo_the_uid() {
     let reply = a.overloaded(Endpoint::Validate, &serde_json::to_vec(&r).unwrap());
     let body: Value = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(body["response"]["uid"], r["request"]["uid"]);
+    assert_eq!(body["response"]["allowed"], true, "warn mode fails open");
     assert_eq!(reply.outcome, Outcome::Error);
+    let enforce = admission(Mode::Enforce, "auto", ControllerVersion::DEFAULT, &[]);
+    let reply = enforce.overloaded(Endpoint::Validate, &serde_json::to_vec(&r).unwrap());
+    let body: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(
+        (
+            body["response"]["allowed"].clone(),
+            body["response"]["status"]["code"].clone()
+        ),
+        (json!(false), json!(429))
+    );
+    let reply = enforce.overloaded(Endpoint::Mutate, &serde_json::to_vec(&r).unwrap());
+    let body: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert!(body["response"]["allowed"] == true && body["response"].get("patch").is_none());
 }
