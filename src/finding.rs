@@ -46,8 +46,8 @@ impl fmt::Display for Severity {
     }
 }
 
-/// Every rule, with its stable kebab-case id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+/// Every rule, with its stable kebab-case id (which is also how it serialises).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Rule {
     /// D1: background analysis that can end Inconclusive during a timed pause.
     InconclusiveTimedPause,
@@ -139,6 +139,12 @@ impl Rule {
                 "A metric with no conditions is always Successful on this provider."
             }
         }
+    }
+}
+
+impl Serialize for Rule {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.id())
     }
 }
 

@@ -113,8 +113,8 @@ pub fn background_findings(
                     "background analysis runs through this {what}: if it is Inconclusive by then, Argo skips the pause"
                 ),
                 "On controllers >= 1.8.2 an Inconclusive background run pauses the Rollout, but later pause steps \
-                 reached while that pause is active complete at once because status.controllerPause is still set \
-                 . Nobody sees those pauses.",
+                 reached while that pause is active complete at once because status.controllerPause is still set. \
+                 Nobody sees those pauses.",
             )
         } else {
             (
@@ -193,7 +193,7 @@ fn d1(
     if cfg.version.records_inconclusive_pause() {
         explanation.push_str(&format!(
             "Argo Rollouts {} records the Inconclusive pause, but the timed pause's own clock still completes the step; \
-             later pause steps are then skipped and a full canary can be promoted . ",
+             later pause steps are then skipped and a full canary can be promoted. ",
             cfg.version
         ));
     } else {
@@ -290,7 +290,7 @@ fn d2(
         );
         let explanation = format!(
             "When the step index reaches the end, Argo Rollouts {} promotes as soon as the canary is full, ignoring the \
-             Inconclusive pause . Nothing after this pause changes ReplicaSet sizes, so nothing halts it. \
+             Inconclusive pause. Nothing after this pause changes ReplicaSet sizes, so nothing halts it. \
              With replicas: 1 any weight gives a full canary. Fixes: rollout-guard's status guard, an indefinite \
              pause, or failing on inconclusive measurements.",
             cfg.version
