@@ -242,19 +242,29 @@ impl Admission {
             template: Arc::new(template),
         };
         let mut extra = Vec::new();
+        let trap = |f: &&Finding| {
+            matches!(
+                f.rule,
+                Rule::InconclusiveTimedPause | Rule::InconclusivePromotion
+            )
+        };
         for rollout in self.catalog.rollouts_referencing(kind, &namespace, &name) {
-            let eval = check_rollout(&rollout, &overlay, &cfg);
-            let dangerous = eval.findings.iter().filter(|f| {
-                matches!(
-                    f.rule,
-                    Rule::InconclusiveTimedPause | Rule::InconclusivePromotion
-                )
-            });
-            for f in dangerous {
+            let after = check_rollout(&rollout, &overlay, &cfg);
+            let before = check_rollout(&rollout, self.catalog.as_ref(), &cfg);
+            for f in after.findings.iter().filter(trap) {
+                let already = before
+                    .findings
+                    .iter()
+                    .any(|b| b.rule == f.rule && b.path == f.path);
+                let verb = if already {
+                    "stays dangerous"
+                } else {
+                    "becomes dangerous"
+                };
                 extra.push((
                     f.rule,
                     format!(
-                        "{}: {} uses this template: {}: {}",
+                        "{}: {} {verb} with this template: {}: {}",
                         f.rule, f.object, f.path, f.message
                     ),
                 ));

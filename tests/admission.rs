@@ -700,7 +700,7 @@ fn template_changes_are_checked_against_the_rollouts_that_use_them() {
     let w = answer.warnings();
     assert!(
         w.iter()
-            .any(|l| l.contains("Rollout/apps/shop uses this template")),
+            .any(|l| l.contains("Rollout/apps/shop stays dangerous with this template")),
         "{w:?}"
     );
     // A template that cannot end Inconclusive makes no Rollout dangerous.
@@ -753,4 +753,39 @@ fn overloaded_answers_still_echo_the_uid() {
     let reply = enforce.overloaded(Endpoint::Mutate, &serde_json::to_vec(&r).unwrap());
     let body: Value = serde_json::from_slice(&reply.body).unwrap();
     assert!(body["response"]["allowed"] == true && body["response"].get("patch").is_none());
+}
+
+#[test]
+fn a_template_edit_that_makes_a_rollout_dangerous_says_so() {
+    let mut safe = template_web();
+    safe["spec"]["metrics"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("failureCondition");
+    let mut store = MemoryStore::new();
+    store.insert_template(serde_json::from_value::<AnalysisTemplate>(safe.clone()).unwrap());
+    store.insert_rollout(serde_json::from_value(dangerous_rollout()).unwrap());
+    let version = ControllerVersion::DEFAULT;
+    let policy = Policy {
+        mode: Mode::Warn,
+        version,
+        guards: GuardSet::AUTO.resolve(version),
+        controller_user: CONTROLLER.into(),
+    };
+    let a = Admission::new(policy, Arc::new(SharedStore::ready(store)));
+    let edit = review(
+        "AnalysisTemplate",
+        "analysistemplates",
+        None,
+        "UPDATE",
+        &template_web(),
+        Some(&safe),
+    );
+    let w = ask(&a, Endpoint::Validate, &edit).warnings();
+    assert!(
+        w.iter().any(|l| l.starts_with(
+            "inconclusive-timed-pause: Rollout/apps/shop becomes dangerous with this template"
+        )),
+        "{w:?}"
+    );
 }
