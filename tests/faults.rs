@@ -1431,6 +1431,12 @@ async fn shutdown_under_load_answers_every_accepted_review() {
             dropped.is_empty(),
             "reviews reached the reviewer but were never answered: {dropped:?}"
         );
+        // Every answer after the signal said `Connection: close`, so no pooled connection was
+        // closed under a request (a failed call: Go does not retry a POST on a reused one).
+        assert!(
+            unread_pooled.is_empty(),
+            "requests on pooled connections closed unanswered: {unread_pooled:?}"
+        );
         assert!(
             unread_pooled
                 .iter()
