@@ -545,7 +545,7 @@ impl Server {
         // server does while shutting down. The API server's pooled connections survive the
         // endpoint update (conntrack keeps them routed), so they carry reviews through the
         // delay; closed by the drain instead, a request written as the close lands is lost,
-        // and Go does not retry a POST on a reused connection: a failed call. Retired one
+        // and Go retries a POST only if none of it was written: a failed call. Retired one
         // answer at a time, the client learns of each close before it sends again.
         let draining = Arc::clone(&self.shutting_down);
         // Readiness goes off as soon as shutdown is asked for; the listener stays open for the
