@@ -169,7 +169,8 @@ fn short(text: &str) -> String {
     if out.len() < text.len() {
         out.push('…');
     }
-    out.replace('|', "/")
+    // Printed inside a Markdown table cell and code span.
+    out.replace('|', "/").replace('`', "'")
 }
 
 /// What the answer body says, shortly: the first warning, the patch, or the error.
@@ -1450,7 +1451,7 @@ async fn shutdown_under_load_answers_every_accepted_review() {
             "reviews reached the reviewer but were never answered: {dropped:?}"
         );
         // Every answer after the signal said `Connection: close`, so no pooled connection was
-        // closed under a request (a failed call: Go does not retry a POST on a reused one).
+        // closed under a request (a failed call: Go retries a POST only if none was written).
         assert!(
             unread_pooled.is_empty(),
             "requests on pooled connections closed unanswered: {unread_pooled:?}"
