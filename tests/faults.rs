@@ -499,7 +499,7 @@ async fn faults_leave_the_server_answering_with_bounded_memory() {
         // glibc keeps freed multi-MiB buffers (it raises its mmap threshold after the first
         // one is freed, and each thread has its own arena): measured here, RSS climbs by
         // 70-110 MiB over the first passes of the large bodies and then levels off, while with
-        // MALLOC_MMAP_THRESHOLD_=131072 it stays within 5 MiB of the start. One pass of the
+        // MALLOC_MMAP_THRESHOLD_=131072 it stays within 10 MiB of the start. One pass of the
         // large-body cases first, so that the bound below measures growth, not that retention.
         bodies_at_the_limit(&h, &mut Vec::new()).await;
         hostile_json(&h, &mut Vec::new()).await;
