@@ -541,6 +541,13 @@ impl Server {
         let graceful = GracefulShutdown::new();
         let (header_timeout, idle_timeout) = (self.header_timeout, self.idle_timeout);
 
+        // Once shutdown is asked for, every answer says `Connection: close`, as Go's own
+        // server does while shutting down. The API server's pooled connections survive the
+        // endpoint update (conntrack keeps them routed), so they carry reviews through the
+        // delay; closed by the drain instead, a request written as the close lands is lost,
+        // and Go retries a POST only if none of it was written: a failed call. Retired one
+        // answer at a time, the client learns of each close before it sends again.
+        let draining = Arc::clone(&self.shutting_down);
         // Readiness goes off as soon as shutdown is asked for; the listener stays open for the
         // shutdown delay so that connections routed before the endpoints update still land.
         let shutting_down = Arc::clone(&self.shutting_down);
@@ -566,6 +573,7 @@ impl Server {
                         let acceptor = acceptor.clone();
                         let http = http.clone();
                         let router = router.clone();
+                        let draining = Arc::clone(&draining);
                         tokio::spawn(async move {
                             let _ = tcp.set_nodelay(true);
                             let tls = match tokio::time::timeout(
@@ -586,8 +594,17 @@ impl Server {
                             let service = hyper::service::service_fn(move |request| {
                                 let busy = activity.begin();
                                 let response = router.clone().oneshot(request);
+                                let draining = Arc::clone(&draining);
                                 async move {
-                                    let response = response.await;
+                                    let mut response = response.await;
+                                    if draining.load(Ordering::SeqCst)
+                                        && let Ok(response) = &mut response
+                                    {
+                                        response.headers_mut().insert(
+                                            header::CONNECTION,
+                                            HeaderValue::from_static("close"),
+                                        );
+                                    }
                                     drop(busy);
                                     response
                                 }

@@ -130,11 +130,13 @@ async fn keeps_accepting_for_the_shutdown_delay_after_readiness_goes_off() {
             );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        // Not ready, yet a new connection is still served during the delay.
+        // Not ready, yet a new connection is still served during the delay, and told to
+        // close so that pooled connections retire before the drain.
         let response = post_once(&pki, server.https, "/validate", GKE_REVIEW)
             .await
             .unwrap();
         assert_eq!(response.status, 200);
+        assert_eq!(response.header("connection"), Some("close"));
         assert!(started.elapsed() < Duration::from_millis(500));
         let https = server.https;
         server.wait_stopped().await;
