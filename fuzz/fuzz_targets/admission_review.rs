@@ -1,0 +1,25 @@
+//! Arbitrary bytes as an admission request body, on both endpoints, under one of 16 policies
+//! (first byte). Every answer must satisfy `fuzz_oracle::review_and_check`.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use fuzz_oracle::{admission, review_and_check};
+use libfuzzer_sys::fuzz_target;
+use rollout_guard::admission::Admission;
+use rollout_guard::review::Endpoint;
+
+fn reviewers() -> &'static [Admission] {
+    static R: OnceLock<Vec<Admission>> = OnceLock::new();
+    R.get_or_init(|| (0..16).map(admission).collect())
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&config, body)) = data.split_first() else {
+        return;
+    };
+    let a = &reviewers()[usize::from(config & 15)];
+    for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
+        review_and_check(a, endpoint, body);
+    }
+});
