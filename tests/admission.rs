@@ -366,8 +366,14 @@ fn a_long_wrongly_typed_value_still_gets_a_warning_the_api_server_keeps() {
         let answer = ask(&a, endpoint, &odd);
         let w = answer.warnings();
         assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].starts_with("rollout-guard: could not read the Rollout"), "{w:?}");
-        assert!(w[0].len() <= 256 && !w[0].chars().any(char::is_control), "{w:?}");
+        assert!(
+            w[0].starts_with("rollout-guard: could not read the Rollout"),
+            "{w:?}"
+        );
+        assert!(
+            w[0].len() <= 256 && !w[0].chars().any(char::is_control),
+            "{w:?}"
+        );
     }
 }
 

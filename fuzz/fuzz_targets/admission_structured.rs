@@ -32,8 +32,26 @@ enum Dur {
 }
 
 const DURATIONS: [&str; 20] = [
-    "5m", "30s", "0", "0s", "1h30m", "-1s", "-500ms", "500ms", "1d", "", "1.5h", ".5s", "10",
-    "+30s", "2h45m0.5s", "{{args.pause}}", "9223372036s", "1\u{b5}s", "5 m", "0.999999999999999999999999999999h",
+    "5m",
+    "30s",
+    "0",
+    "0s",
+    "1h30m",
+    "-1s",
+    "-500ms",
+    "500ms",
+    "1d",
+    "",
+    "1.5h",
+    ".5s",
+    "10",
+    "+30s",
+    "2h45m0.5s",
+    "{{args.pause}}",
+    "9223372036s",
+    "1\u{b5}s",
+    "5 m",
+    "0.999999999999999999999999999999h",
 ];
 
 impl Dur {
@@ -412,7 +430,10 @@ enum ProviderIn {
     Web,
     Datadog,
     Job,
-    Kayenta { pass: Option<Int>, marginal: Option<Int> },
+    Kayenta {
+        pass: Option<Int>,
+        marginal: Option<Int>,
+    },
     Plugin,
     None,
     Two,
@@ -495,8 +516,14 @@ impl MetricIn {
         put("interval", self.interval.as_ref().map(Dur::json));
         put("initialDelay", self.initial_delay.as_ref().map(Dur::json));
         put("count", self.count.as_ref().map(Int::json));
-        put("successCondition", self.success.as_ref().map(Condition::json));
-        put("failureCondition", self.failure.as_ref().map(Condition::json));
+        put(
+            "successCondition",
+            self.success.as_ref().map(Condition::json),
+        );
+        put(
+            "failureCondition",
+            self.failure.as_ref().map(Condition::json),
+        );
         put("failureLimit", self.failure_limit.as_ref().map(Int::json));
         put(
             "inconclusiveLimit",
@@ -535,7 +562,8 @@ impl TemplateIn {
             starting_step: None,
         }
         .json();
-        let mut spec = json!({"metrics": self.metrics.iter().take(5).map(MetricIn::json).collect::<Vec<_>>()});
+        let mut spec =
+            json!({"metrics": self.metrics.iter().take(5).map(MetricIn::json).collect::<Vec<_>>()});
         for key in ["args", "dryRun"] {
             if let Some(v) = refs.get(key) {
                 spec[key] = v.clone();
@@ -625,7 +653,9 @@ fn run(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
     let (kind, mut object) = match &input.subject {
         Subject::Rollout(r) => ("Rollout", r.json()),
         Subject::Template(t) => ("AnalysisTemplate", t.json("AnalysisTemplate")),
-        Subject::ClusterTemplate(t) => ("ClusterAnalysisTemplate", t.json("ClusterAnalysisTemplate")),
+        Subject::ClusterTemplate(t) => {
+            ("ClusterAnalysisTemplate", t.json("ClusterAnalysisTemplate"))
+        }
     };
     let op = match input.operation {
         Operation::Create => "CREATE",

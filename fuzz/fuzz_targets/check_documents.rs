@@ -21,7 +21,10 @@ fuzz_target!(|data: &[u8]| {
     load_text("fuzz.yaml", text_in, flags & 1 == 1, &mut loaded);
     for e in &loaded.errors {
         assert_eq!(e.file, "fuzz.yaml");
-        assert!(!e.message.trim().is_empty(), "error without a message: {e:?}");
+        assert!(
+            !e.message.trim().is_empty(),
+            "error without a message: {e:?}"
+        );
         assert!(e.document.is_none_or(|d| d >= 1), "{e:?}");
         assert!(e.line.is_none_or(|l| l >= 1), "{e:?}");
     }

@@ -53,13 +53,21 @@ fuzz_target!(|input: Input<'_>| {
     // Units.
     let (name, scale) = UNITS[usize::from(unit) % UNITS.len()];
     let expected = i64::try_from(n).ok().and_then(|n| n.checked_mul(scale));
-    assert_eq!(parse_go_duration(&format!("{n}{name}")), expected, "{n}{name}");
+    assert_eq!(
+        parse_go_duration(&format!("{n}{name}")),
+        expected,
+        "{n}{name}"
+    );
     assert_eq!(parse_go_duration("0"), Some(0));
 
     // Signs.
     if let Some(v) = unsigned(text) {
         assert!(v >= 0, "{text:?} -> {v}");
-        assert_eq!(parse_go_duration(&format!("-{text}")), Some(-v), "-{text:?}");
+        assert_eq!(
+            parse_go_duration(&format!("-{text}")),
+            Some(-v),
+            "-{text:?}"
+        );
         assert_eq!(parse_go_duration(&format!("+{text}")), Some(v), "+{text:?}");
     }
 

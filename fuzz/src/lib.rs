@@ -199,7 +199,9 @@ pub fn review_and_check(a: &Admission, endpoint: Endpoint, body: &[u8]) -> Verdi
     );
     let allowed = response["allowed"].as_bool().expect("allowed is a bool");
     if !allowed {
-        let code = response["status"]["code"].as_u64().expect("a denial has a code");
+        let code = response["status"]["code"]
+            .as_u64()
+            .expect("a denial has a code");
         assert!(code >= 400, "denial code {code}");
         let message = response["status"]["message"].as_str().unwrap_or_default();
         assert!(!message.is_empty(), "a denial says why");
@@ -208,17 +210,27 @@ pub fn review_and_check(a: &Admission, endpoint: Endpoint, body: &[u8]) -> Verdi
 
     let patch = response.get("patch").map(|p| {
         let encoded = p.as_str().expect("patch is a base64 string");
-        assert_eq!(response["patchType"], "JSONPatch", "patch without patchType");
+        assert_eq!(
+            response["patchType"], "JSONPatch",
+            "patch without patchType"
+        );
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(encoded)
             .expect("patch is base64");
         serde_json::from_slice::<Value>(&bytes).expect("patch is JSON")
     });
     if patch.is_none() {
-        assert!(response.get("patchType").is_none(), "patchType without patch");
+        assert!(
+            response.get("patchType").is_none(),
+            "patchType without patch"
+        );
     }
     let patched = patch.as_ref().map(|patch| {
-        assert_eq!(endpoint, Endpoint::Mutate, "a validating answer carries a patch");
+        assert_eq!(
+            endpoint,
+            Endpoint::Mutate,
+            "a validating answer carries a patch"
+        );
         assert!(allowed, "a denial carries a patch");
         let op = request.operation.as_deref().unwrap_or_default();
         assert!(op == "CREATE" || op == "UPDATE", "a patch on {op}");
