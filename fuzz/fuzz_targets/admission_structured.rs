@@ -595,25 +595,28 @@ struct Edit {
 }
 
 fn apply_edit(root: &mut Value, edit: &Edit) {
-    let mut node = root;
+    // Walk immutably to a JSON Pointer, then write there.
+    let mut pointer = String::new();
+    let mut node = &*root;
     for &i in edit.walk.iter().take(8) {
-        let next = match node {
+        let (token, next) = match node {
             Value::Object(m) if !m.is_empty() => {
-                let k = m.keys().nth(usize::from(i) % m.len()).cloned();
-                k.and_then(move |k| m.get_mut(&k))
+                let (k, v) = m.iter().nth(usize::from(i) % m.len()).unwrap();
+                (k.replace('~', "~0").replace('/', "~1"), v)
             }
             Value::Array(a) if !a.is_empty() => {
-                let n = a.len();
-                a.get_mut(usize::from(i) % n)
+                let n = usize::from(i) % a.len();
+                (n.to_string(), &a[n])
             }
-            _ => None,
+            _ => break,
         };
-        match next {
-            Some(n) => node = n,
-            None => break,
-        }
+        pointer.push('/');
+        pointer.push_str(&token);
+        node = next;
     }
-    *node = edit.value.json();
+    if let Some(target) = root.pointer_mut(&pointer) {
+        *target = edit.value.json();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
