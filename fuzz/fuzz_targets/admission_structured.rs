@@ -650,6 +650,11 @@ struct Input {
     edits: Vec<Edit>,
 }
 
+fn stats() -> bool {
+    static S: OnceLock<bool> = OnceLock::new();
+    *S.get_or_init(|| std::env::var_os("FUZZ_STATS").is_some())
+}
+
 fn run(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
     let input = Input::arbitrary(u)?;
     let a = &reviewers()[usize::from(input.config & 15)];
@@ -703,6 +708,19 @@ fn run(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
     for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
         let verdict = review_and_check(a, endpoint, &body(&object));
         assert_eq!(verdict.status, 200, "a well-formed review gets a 200");
+        if stats() {
+            // Which paths the corpus reaches: `FUZZ_STATS=1 ... -runs=0 corpus/...`.
+            let outcome = match (&verdict.patch, verdict.allowed) {
+                (Some(_), _) => "patched",
+                (None, Some(false)) => "denied",
+                _ if !verdict.warnings.is_empty() => "warned",
+                _ => "allowed",
+            };
+            eprintln!(
+                "STATS {endpoint:?} {kind} {op} {} {outcome}",
+                sub.unwrap_or("main")
+            );
+        }
         if let Some(patched) = verdict.patched {
             let second = review_and_check(a, endpoint, &body(&patched));
             assert!(
