@@ -707,7 +707,12 @@ fn run(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
     };
     for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
         let verdict = review_and_check(a, endpoint, &body(&object));
-        assert_eq!(verdict.status, 200, "a well-formed review gets a 200");
+        assert_eq!(
+            verdict.status,
+            200,
+            "a well-formed review gets a 200: {}",
+            String::from_utf8_lossy(&verdict.body)
+        );
         if stats() {
             // Which paths the corpus reaches: `FUZZ_STATS=1 ... -runs=0 corpus/...`.
             let outcome = match (&verdict.patch, verdict.allowed) {

@@ -117,7 +117,8 @@ pub fn review(
     let gvr = json!({"group": "argoproj.io", "version": "v1alpha1", "resource": resource});
     let mut req = json!({
         "uid": uid, "kind": gvk, "requestKind": gvk, "resource": gvr, "requestResource": gvr,
-        "name": object.pointer("/metadata/name").cloned().unwrap_or(Value::Null),
+        // The API server always sends a string (or nothing, for generateName).
+        "name": object.pointer("/metadata/name").filter(|n| n.is_string()).cloned().unwrap_or(Value::Null),
         "namespace": NAMESPACE, "operation": op,
         "userInfo": {"username": user, "groups": ["system:authenticated"]},
         "object": object, "oldObject": old.cloned().unwrap_or(Value::Null),
