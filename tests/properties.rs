@@ -606,7 +606,9 @@ proptest! {
             || new.abort == Some(true)
             || (old.pod_hash.is_some() && new.pod_hash != old.pod_hash);
         let moved = new.index != old.index || new.stable != old.stable;
-        if (old.inconclusive || new.inconclusive) && !released && (moved || (old.inconclusive && !new.inconclusive)) {
+        let paused = old.inconclusive || new.inconclusive;
+        let condition_dropped = old.inconclusive && !new.inconclusive;
+        if paused && !released && (moved || condition_dropped) {
             prop_assert!(first.patch.is_some(), "expected the guard to hold");
         }
         if released || !(old.inconclusive || new.inconclusive) {
