@@ -196,10 +196,12 @@ impl Admission {
             (Endpoint::Mutate, _, true) => Ok(Decision::default()),
             (Endpoint::Mutate, _, false) => self.guard_template(raw),
         };
+        // serde's message quotes the offending value, which can be any length: budget it
+        // like every other warning.
         result.unwrap_or_else(|e| Decision {
-            warnings: vec![sanitize(&format!(
+            warnings: budget(std::iter::once(format!(
                 "rollout-guard: could not read the {kind}: {e}; it was not checked"
-            ))],
+            ))),
             ..Decision::default()
         })
     }

@@ -54,13 +54,12 @@ pub fn parse_go_duration(s: &str) -> Option<i64> {
         };
         let mut value = int.checked_mul(scale)?;
         if !frac_part.is_empty() {
-            // Go keeps the fraction's precision up to the nanosecond and truncates beyond it.
-            let digits = &frac_part[..frac_part.len().min(30)];
-            // At most 20 digits: a u64-sized fraction times the largest scale fits in u128
-            // (longer fractions overflowed before); Go keeps no more than nanoseconds anyway.
-            let digits = &digits[..digits.len().min(20)];
+            // Go keeps the fraction's precision up to the nanosecond and truncates beyond it;
+            // it stops reading digits once they overflow an int64 (about 18), and 18 digits
+            // also keep `frac * scale` (at most 1e18 * 3.6e12) within a u128.
+            let digits = &frac_part[..frac_part.len().min(18)];
             let frac: u128 = digits.parse().ok()?;
-            value += frac.checked_mul(scale)? / 10u128.pow(digits.len() as u32);
+            value = value.checked_add(frac * scale / 10u128.pow(digits.len() as u32))?;
         }
         total = total.checked_add(value)?;
         if total > i64::MAX as u128 {
@@ -160,6 +159,32 @@ mod tests {
         ] {
             assert_eq!(parse_go_duration(bad), None, "{bad:?}");
         }
+    }
+
+    /// Regression (found by the `go_duration` fuzz target): a long fraction overflowed
+    /// `frac * scale` (a panic in debug builds, a wrong value in release), and a fraction on
+    /// an integer part near u128::MAX overflowed the addition.
+    #[test]
+    fn long_fractions_and_huge_integers_do_not_overflow() {
+        let s = NANOS_PER_SECOND;
+        let nines = "9".repeat(40);
+        for unit in ["ns", "us", "ms", "s", "m", "h"] {
+            let v = parse_go_duration(&format!("0.{nines}{unit}")).unwrap();
+            assert!(v >= 0, "{unit}: {v}");
+        }
+        assert_eq!(parse_go_duration(&format!(".{nines}s")), Some(s - 1));
+        assert_eq!(
+            parse_go_duration(&format!("0.{nines}h")),
+            Some(3600 * s - 1)
+        );
+        assert_eq!(
+            parse_go_duration("-.99999155555555559999155555555555555s"),
+            Some(-999_991_555)
+        );
+        assert_eq!(
+            parse_go_duration("340282366920938463463374607431768211.999us"),
+            None
+        );
     }
 
     #[test]

@@ -348,6 +348,35 @@ fn a_review_with_an_unexpected_object_still_gets_an_admission_review() {
     );
 }
 
+/// Regression (found by the property tests): serde quotes the wrongly typed value in its
+/// message, so a long string used to produce a warning far past 256 characters, with `\n`.
+#[test]
+fn a_long_wrongly_typed_value_still_gets_a_warning_the_api_server_keeps() {
+    let a = default_admission();
+    for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
+        let mut odd = review(
+            "Rollout",
+            "rollouts",
+            None,
+            "CREATE",
+            &dangerous_rollout(),
+            None,
+        );
+        odd["request"]["object"]["spec"]["replicas"] = json!("many\n".repeat(200));
+        let answer = ask(&a, endpoint, &odd);
+        let w = answer.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("rollout-guard: could not read the Rollout"),
+            "{w:?}"
+        );
+        assert!(
+            w[0].len() <= 256 && !w[0].chars().any(char::is_control),
+            "{w:?}"
+        );
+    }
+}
+
 #[test]
 fn hold_guard_patches_d1_rollouts_and_is_idempotent() {
     let a = admission(Mode::Warn, "hold", ControllerVersion::new(1, 8, 1), &[]);

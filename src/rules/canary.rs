@@ -93,7 +93,7 @@ impl<'a> Walker<'a> {
             _ if self.max_surge() == 0 => {
                 // Inferred from DOMAIN R2: with maxSurge 0 a one-replica basic canary gets its
                 // pod only from weight 50, i.e. rounding half up.
-                (r * self.weight + 50) / 100
+                r.saturating_mul(self.weight).saturating_add(50) / 100
             }
             _ => ceil_percent(r, self.weight),
         };
@@ -125,8 +125,13 @@ fn int(v: &IntOrStr) -> Option<i64> {
     }
 }
 
+/// Saturating: `replicas`, `weight` and `maxSurge` come from the object, unbounded.
 fn ceil_percent(replicas: i64, percent: i64) -> i64 {
-    (replicas * percent + 99).div_euclid(100).max(0)
+    replicas
+        .saturating_mul(percent)
+        .saturating_add(99)
+        .div_euclid(100)
+        .max(0)
 }
 
 #[cfg(test)]

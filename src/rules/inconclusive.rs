@@ -218,7 +218,7 @@ fn d1(
             (first.interval.known(), first.inconclusive_limit_value())
     {
         let delay = first.initial_delay.known().unwrap_or(0);
-        let earliest = (delay + limit * interval) / 1_000_000_000;
+        let earliest = delay.saturating_add(limit.saturating_mul(interval)) / 1_000_000_000;
         let relation = if earliest <= secs { "within" } else { "after" };
         explanation.push_str(&format!(
                 "The run starts at this pause; the earliest verdict of `{}` comes about {} after that (initialDelay + \

@@ -412,14 +412,14 @@ pub fn metric_findings(m: &RunMetric) -> Vec<Finding> {
             );
         }
         if let (Some(fl), Some(csl)) = (fl, csl)
-            && count < fl + csl
+            && count < fl.saturating_add(csl)
         {
             deny(
                 Rule::InvalidMetricLimits,
                 "count",
                 format!(
                     "metric `{name}` count {count} is below failureLimit + consecutiveSuccessLimit ({}): raise count",
-                    fl + csl
+                    fl.saturating_add(csl)
                 ),
                 limits_why,
             );
@@ -463,7 +463,7 @@ pub fn metric_findings(m: &RunMetric) -> Vec<Finding> {
         }
         if let (Some(fl), Some(csl)) = (fl, csl)
             && fl >= 0
-            && count == fl + csl
+            && count == fl.saturating_add(csl)
         {
             warn(
                 Rule::LimitNeverTrips,

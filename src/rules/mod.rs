@@ -619,4 +619,38 @@ mod tests {
             }
         }
     }
+
+    /// Regression (found by the `admission_structured` fuzz target): replicas, weights,
+    /// maxSurge and metric limits are unbounded integers from the object; multiplying or
+    /// adding them overflowed (a panic in debug builds, wrapped nonsense in release).
+    #[test]
+    fn extreme_integers_do_not_overflow() {
+        let max = i64::MAX;
+        let metric = json!({"name": "web", "interval": "2562047h", "initialDelay": "2562047h",
+            "count": max, "failureLimit": max, "consecutiveSuccessLimit": max,
+            "inconclusiveLimit": max, "successCondition": "result == 1",
+            "failureCondition": "result == 0", "provider": {"web": {"url": "http://x"}}});
+        let s = store_of(&[template("t", json!([metric]))]);
+        for (surge, routing, scale) in [
+            (json!(0), None, json!({"replicas": 1})),
+            (json!("9223372036854775807%"), None, json!({"weight": max})),
+            (json!(1), Some(json!({"nginx": {}})), json!({"weight": max})),
+        ] {
+            let mut canary = json!({"maxSurge": surge,
+                "analysis": {"templates": [{"templateName": "t"}], "startingStep": 1},
+                "steps": [{"setWeight": 100}, {"pause": {"duration": "1m"}},
+                    {"setCanaryScale": scale}, {"setWeight": max}]});
+            if let Some(r) = routing {
+                canary["trafficRouting"] = r;
+            }
+            let r: Rollout = serde_json::from_value(json!({
+                "metadata": {"name": "r", "namespace": "apps"},
+                "spec": {"replicas": max, "strategy": {"canary": canary}}
+            }))
+            .unwrap();
+            for v in [V181, V19] {
+                assert!(eval(&r, &s, v).trap.is_some());
+            }
+        }
+    }
 }
