@@ -112,7 +112,10 @@ fn review(c: &mut Criterion) {
     let policy = Policy {
         mode: Mode::Warn,
         version,
-        guards: "auto".parse::<rollout_guard::guards::GuardSet>().unwrap().resolve(version),
+        guards: "auto"
+            .parse::<rollout_guard::guards::GuardSet>()
+            .unwrap()
+            .resolve(version),
         controller_user: "system:serviceaccount:argo-rollouts:argo-rollouts".into(),
     };
     let catalog = std::sync::Arc::new(SharedStore::ready(store));
