@@ -71,7 +71,7 @@ fn template(i: usize) -> Value {
     let ns = format!("team-{}", i % NAMESPACES);
     // Per namespace: success-rate-0, latency-0, success-rate-1, latency-1, ...
     let j = i / NAMESPACES;
-    let name = if j % 2 == 0 {
+    let name = if j.is_multiple_of(2) {
         format!("success-rate-{}", j / 2)
     } else {
         format!("latency-{}", j / 2)
@@ -161,7 +161,14 @@ fn main() -> anyhow::Result<()> {
     let start = report("start");
     let store = SharedStore::new();
     let sync = SyncState::default();
-    let template_bytes = list(&store, &sync, Kind::AnalysisTemplate, count, page_size, template);
+    let template_bytes = list(
+        &store,
+        &sync,
+        Kind::AnalysisTemplate,
+        count,
+        page_size,
+        template,
+    );
     report(&format!("+{count} AnalysisTemplates"));
     let rollout_bytes = list(&store, &sync, Kind::Rollout, count, page_size, |i| {
         rollout(&base, i)
@@ -177,7 +184,11 @@ fn main() -> anyhow::Result<()> {
 
     // The cache is what the rules see: a reference resolves, a template's users are found.
     assert!(store.synced());
-    assert!(store.analysis_template("team-7", "success-rate-0").is_some());
+    assert!(
+        store
+            .analysis_template("team-7", "success-rate-0")
+            .is_some()
+    );
     assert!(
         !store
             .rollouts_referencing(Kind::AnalysisTemplate, "team-7", "success-rate-0")

@@ -110,10 +110,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for ObjectIn<'a> {
 fn decode_review(body: &[u8], endpoint: Endpoint) -> serde_json::Result<ReviewIn<'_>> {
     if endpoint == Endpoint::Validate {
         let mut de = serde_json::Deserializer::from_slice(body);
-        if let Ok(review) = de.deserialize_map(FastReview) {
-            if de.end().is_ok() {
-                return Ok(review);
-            }
+        if let Ok(review) = de.deserialize_map(FastReview)
+            && de.end().is_ok()
+        {
+            return Ok(review);
         }
     }
     serde_json::from_slice(body)
