@@ -114,9 +114,10 @@ fixed() {
   P50[$name,fixed]=$(jq '.latencyPercentiles.p50 * 1e6 | round' "$out")
   P99[$name,fixed]=$(jq '.latencyPercentiles.p99 * 1e6 | round' "$out")
   P999[$name]=$(jq '.latencyPercentiles["p99.9"] * 1e6 | round' "$out")
+  ERRORS[$name]=$(jq -c '.errorDistribution' "$out")
   ERR[$name,fixed]=$(jq '([.statusCodeDistribution | to_entries[] | select(.key != "200") | .value] | add // 0) + ([.errorDistribution | to_entries[] | .value] | add // 0)' "$out")
 }
-declare -A P999
+declare -A P999 ERRORS
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "concurrent fuzzing processes: $(pgrep -fc 'fuzz' || true)"
@@ -154,6 +155,7 @@ echo
 echo "| fixed rate | achieved rps null / real | null p50 / p99 / p99.9 µs | real p50 / p99 / p99.9 µs | errors null/real |"
 echo "|---|---:|---:|---:|---:|"
 echo "| $RATE/s, $RATE_CONNECTIONS conn, corrected | ${RPS[null,fixed]} / ${RPS[real,fixed]} | ${P50[null,fixed]} / ${P99[null,fixed]} / ${P999[null]} | ${P50[real,fixed]} / ${P99[real,fixed]} / ${P999[real]} | ${ERR[null,fixed]} / ${ERR[real,fixed]} |"
+echo "oha errors: null ${ERRORS[null]}, real ${ERRORS[real]}"
 echo
 echo "peak RSS (VmHWM): null $(hwm_kib "$NULL_PID") KiB, real $(hwm_kib "$REAL_PID") KiB"
 echo "real server verdicts on /validate: warned $warned, other $other (completed requests sent: ${SENT[real]})"
