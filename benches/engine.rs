@@ -1,16 +1,25 @@
 //! Criterion benchmarks of the rule engine: one flagged Rollout whose background analysis
 //! uses three templates (one nested), and the whole corpus through `check`'s library path.
 //!
-//! `cargo bench --bench engine`
+//! The admission request path on the load-test review (`tests/fixtures/load/`, 17 KB UPDATE
+//! of a flagged Rollout): the whole [`Admission::review`] next to the [`NullReviewer`], and its
+//! parts (scanning the body, decoding the Rollout view, the rules).
+//!
+//! `cargo bench --bench engine` (`-- review/` for the request path only)
 
 use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use rollout_guard::admission::{Admission, Policy};
+use rollout_guard::catalog::{SharedStore, load_dir};
+use rollout_guard::cli::Mode;
 use rollout_guard::input::load;
 use rollout_guard::model::{AnalysisTemplate, Rollout};
+use rollout_guard::review::{Endpoint, NullReviewer, Outcome, Reviewer};
 use rollout_guard::rules::{Config, check_rollout};
 use rollout_guard::templates::MemoryStore;
+use rollout_guard::version::ControllerVersion;
 use serde_json::json;
 
 fn flagged() -> (Rollout, MemoryStore) {
@@ -94,5 +103,50 @@ fn engine(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, engine);
+fn review(c: &mut Criterion) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/load");
+    let body = std::fs::read(root.join("rollout-update-review.json")).unwrap();
+    let (store, errors) = load_dir(&root.join("templates"));
+    assert!(errors.is_empty(), "{errors:?}");
+    let version = ControllerVersion::DEFAULT;
+    let policy = Policy {
+        mode: Mode::Warn,
+        version,
+        guards: "auto"
+            .parse::<rollout_guard::guards::GuardSet>()
+            .unwrap()
+            .resolve(version),
+        controller_user: "system:serviceaccount:argo-rollouts:argo-rollouts".into(),
+    };
+    let catalog = std::sync::Arc::new(SharedStore::ready(store));
+    let admission = Admission::new(policy, catalog.clone());
+    assert_eq!(
+        admission.review(Endpoint::Validate, &body).outcome,
+        Outcome::Warned
+    );
+    c.bench_function("review/null", |b| {
+        b.iter(|| NullReviewer.review(Endpoint::Validate, black_box(&body)))
+    });
+    c.bench_function("review/validate", |b| {
+        b.iter(|| admission.review(Endpoint::Validate, black_box(&body)))
+    });
+    c.bench_function("review/mutate", |b| {
+        b.iter(|| admission.review(Endpoint::Mutate, black_box(&body)))
+    });
+    c.bench_function("review/parts/scan_body", |b| {
+        b.iter(|| serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&body)).unwrap())
+    });
+    let envelope: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let object = serde_json::to_string(&envelope["request"]["object"]).unwrap();
+    c.bench_function("review/parts/rollout_view", |b| {
+        b.iter(|| serde_json::from_str::<Rollout>(black_box(&object)).unwrap())
+    });
+    let rollout: Rollout = serde_json::from_str(&object).unwrap();
+    let cfg = Config::default();
+    c.bench_function("review/parts/check_rollout", |b| {
+        b.iter(|| check_rollout(black_box(&rollout), catalog.as_ref(), &cfg))
+    });
+}
+
+criterion_group!(benches, engine, review);
 criterion_main!(benches);

@@ -110,14 +110,77 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// The only annotations the views keep: nothing reads any other, and the others include
+/// kubectl's `last-applied-configuration`, a copy of the whole object (escaped) that would
+/// otherwise be unescaped and copied on every review and held by every cached object.
+pub const OWN_ANNOTATION_PREFIX: &str = "rollout-guard.io/";
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ObjectMeta {
     pub name: Option<String>,
     pub generate_name: Option<String>,
     pub namespace: Option<String>,
-    #[serde(deserialize_with = "nullable")]
+    /// Only the annotations under [`OWN_ANNOTATION_PREFIX`]; other values are skipped unread.
+    #[serde(deserialize_with = "own_annotations")]
     pub annotations: BTreeMap<String, Text>,
+}
+
+/// `annotations` (or `null`), keeping only the keys under [`OWN_ANNOTATION_PREFIX`].
+fn own_annotations<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Text>, D::Error> {
+    struct Own;
+    impl<'de> Visitor<'de> for Own {
+        type Value = BTreeMap<String, Text>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a map of annotations")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_map(self)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut kept = BTreeMap::new();
+            while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                if key.starts_with(OWN_ANNOTATION_PREFIX) {
+                    kept.insert(key.into_owned(), map.next_value::<Text>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(kept)
+        }
+    }
+    d.deserialize_option(Own)
+}
+
+/// A map key, borrowed from the input when it can be (no allocation for skipped keys).
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(v.into()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(v.to_owned().into()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(v.into()))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 impl ObjectMeta {
@@ -491,6 +554,28 @@ mod tests {
         }))
         .unwrap();
         assert!(r.spec.strategy.canary.unwrap().steps.is_empty());
+    }
+
+    #[test]
+    fn keeps_only_its_own_annotations() {
+        let r: Rollout = serde_json::from_str(
+            r#"{"metadata": {"annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": "{\"kind\":\"Rollout\"}\n",
+                "rollout-guard.io/mode": "enforce", "odd": {"not": "a string"},
+                "rollout-guard.io/guards": "none"}}}"#,
+        )
+        .unwrap();
+        let keys: Vec<&str> = r.metadata.annotations.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["rollout-guard.io/guards", "rollout-guard.io/mode"]);
+        assert_eq!(
+            r.metadata.annotation("rollout-guard.io/mode"),
+            Some("enforce")
+        );
+        let from_value: Rollout = serde_json::from_value(
+            json!({"metadata": {"annotations": {"a": "b", "rollout-guard.io/mode": "off"}}}),
+        )
+        .unwrap();
+        assert_eq!(from_value.metadata.annotations.len(), 1);
     }
 
     #[test]

@@ -818,3 +818,150 @@ fn a_template_edit_that_makes_a_rollout_dangerous_says_so() {
         "{w:?}"
     );
 }
+
+/// The review as the API server writes it: `request`'s fields in the order of Go's
+/// `AdmissionRequest` (serialising a `Value` sorts keys, which puts `operation` after
+/// `object`). The single-pass decode of a Rollout validation depends on this order.
+fn api_server_order(review: &Value) -> Vec<u8> {
+    let req = review["request"].as_object().unwrap();
+    let order = [
+        "uid",
+        "kind",
+        "resource",
+        "subResource",
+        "requestKind",
+        "requestResource",
+        "requestSubResource",
+        "name",
+        "namespace",
+        "operation",
+        "userInfo",
+        "object",
+        "oldObject",
+        "dryRun",
+        "options",
+    ];
+    let fields: Vec<String> = order
+        .iter()
+        .filter_map(|k| req.get(*k).map(|v| format!("{}:{v}", json!(k))))
+        .collect();
+    format!(
+        r#"{{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{{{}}}}}"#,
+        fields.join(",")
+    )
+    .into_bytes()
+}
+
+fn load_test_review() -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/load/rollout-update-review.json"
+    ))
+    .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn load_test_admission(mode: Mode) -> Admission {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/load/templates");
+    let (store, errors) = rollout_guard::catalog::load_dir(std::path::Path::new(dir));
+    assert!(errors.is_empty(), "{errors:?}");
+    let version = ControllerVersion::DEFAULT;
+    let policy = Policy {
+        mode,
+        version,
+        guards: GuardSet::AUTO.resolve(version),
+        controller_user: CONTROLLER.into(),
+    };
+    Admission::new(policy, Arc::new(SharedStore::ready(store)))
+}
+
+#[test]
+fn the_load_test_review_is_warned_about_its_timed_pause() {
+    let a = load_test_admission(Mode::Warn);
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/load/rollout-update-review.json"
+    ))
+    .unwrap();
+    let reply = a.review(Endpoint::Validate, &body);
+    assert_eq!(reply.outcome, Outcome::Warned);
+    let answer: Value = serde_json::from_slice(&reply.body).unwrap();
+    let warnings = answer["response"]["warnings"].as_array().unwrap();
+    assert!(
+        warnings[0].as_str().unwrap().starts_with(
+            "inconclusive-timed-pause: spec.strategy.canary.steps[1].pause.duration: `success-rate` can end Inconclusive"
+        ),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn field_order_never_changes_the_answer() {
+    let base = load_test_review();
+    let variants: Vec<(&str, Value)> = {
+        let mut v = vec![("as captured", base.clone())];
+        let mut off = base.clone();
+        off["request"]["object"]["metadata"]["annotations"]["rollout-guard.io/mode"] = json!("off");
+        v.push(("opted out", off));
+        let mut enforce = base.clone();
+        enforce["request"]["object"]["metadata"]["annotations"]["rollout-guard.io/mode"] =
+            json!("enforce");
+        v.push(("enforced", enforce));
+        let mut status = base.clone();
+        status["request"]["subResource"] = json!("status");
+        v.push(("status write", status));
+        let mut unreadable = base.clone();
+        unreadable["request"]["object"]["spec"]["strategy"]["canary"]["steps"] = json!("many");
+        v.push(("unreadable object", unreadable));
+        let mut null = base.clone();
+        null["request"]["object"] = Value::Null;
+        v.push(("null object", null));
+        let mut create = base.clone();
+        create["request"]["operation"] = json!("CREATE");
+        create["request"]["oldObject"] = Value::Null;
+        create["request"]["object"]["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("namespace");
+        v.push(("create without namespace", create));
+        let mut delete = base.clone();
+        delete["request"]["operation"] = json!("DELETE");
+        v.push(("delete", delete));
+        let mut template = base.clone();
+        template["request"]["kind"]["kind"] = json!("AnalysisTemplate");
+        v.push(("another kind", template));
+        v
+    };
+    for mode in [Mode::Warn, Mode::Enforce] {
+        let a = load_test_admission(mode);
+        for (what, review) in &variants {
+            for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
+                let ordered = a.review(endpoint, &api_server_order(review));
+                let sorted = a.review(endpoint, &serde_json::to_vec(review).unwrap());
+                assert_eq!(
+                    (ordered.status, ordered.outcome, &ordered.body),
+                    (sorted.status, sorted.outcome, &sorted.body),
+                    "{what}, {endpoint:?}, {mode:?}: {}",
+                    String::from_utf8_lossy(&ordered.body)
+                );
+            }
+        }
+    }
+    // Malformed in ways the single pass must not paper over.
+    let a = load_test_admission(Mode::Warn);
+    let body = String::from_utf8(api_server_order(&base)).unwrap();
+    for broken in [
+        body.replacen(r#""uid":"#, r#""uid":"x","uid":"#, 1),
+        body.replacen(r#""object":"#, r#""object":null,"object":"#, 1),
+        format!("{body} trailing"),
+        body.replacen(r#""request":"#, r#""request":null,"request":"#, 1),
+    ] {
+        let reply = a.review(Endpoint::Validate, broken.as_bytes());
+        assert_eq!(
+            reply.status,
+            400,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+}

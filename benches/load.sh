@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Load benchmark of the admission webhook over TLS keep-alive on loopback, side by side with a
+# do-nothing responder on the same stack (examples/null_server.rs: same flags, runtime, TLS,
+# router, metrics and review log; NullReviewer instead of the rule engine).
+#
+#   benches/load.sh            # build, then measure (about 2 minutes)
+#   NO_BUILD=1 benches/load.sh # reuse target/release
+#
+# Needs wrk (Debian's wrk speaks HTTPS) for saturation and oha for the fixed rate
+# (`cargo install oha --locked`); curl and jq. Everything is bounded: each load runs for
+# $SECONDS_PER_RUN seconds against 127.0.0.1, and both servers are stopped on exit.
+#
+# Body: tests/fixtures/load/rollout-update-review.json (regenerate with
+# benches/make_review.py), POSTed to /validate?timeout=10s. The real server is given
+# tests/fixtures/load/templates, so the Rollout's templates resolve and every review ends
+# "warned" (checked from its /metrics after the run). Both servers log one JSON line per review
+# at info level, to /dev/null.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
+RATE=${RATE:-2000}
+RATE_CONNECTIONS=${RATE_CONNECTIONS:-16}
+CONNECTIONS=${CONNECTIONS:-"1 16 64"}
+BODY=tests/fixtures/load/rollout-update-review.json
+TEMPLATES=tests/fixtures/load/templates
+REAL_PORT=18443 REAL_ADMIN=18080 NULL_PORT=19443 NULL_ADMIN=19080
+
+for tool in wrk oha curl jq; do
+  command -v "$tool" >/dev/null || { echo "load.sh: $tool is not installed" >&2; exit 2; }
+done
+
+if [[ -z "${NO_BUILD:-}" ]]; then
+  cargo build --release --quiet --bin rollout-guard --example null_server
+fi
+BIN=target/release/rollout-guard
+NULL_BIN=target/release/examples/null_server
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+"$BIN" certs --out-dir "$TMP/certs" >/dev/null
+
+# start NAME PORT ADMIN_PORT BINARY [FLAGS...]: starts a server, waits until it is ready.
+start() {
+  local name=$1 port=$2 admin=$3 bin=$4
+  shift 4
+  "$bin" serve --addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$admin" \
+    --tls-cert "$TMP/certs/tls.crt" --tls-key "$TMP/certs/tls.key" \
+    --log-format json --log-level info --shutdown-delay 0s "$@" \
+    >/dev/null 2>"$TMP/$name.err" &
+  PIDS+=("$!")
+  eval "${name}_PID=$!"
+  for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$admin/readyz" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "load.sh: $name did not become ready:" >&2
+  cat "$TMP/$name.err" >&2
+  exit 1
+}
+
+start NULL "$NULL_PORT" "$NULL_ADMIN" "$NULL_BIN"
+start REAL "$REAL_PORT" "$REAL_ADMIN" "$BIN" --template-source files --templates "$TEMPLATES"
+
+TICKS=$(getconf CLK_TCK)
+# CPU time (user + system) of a process, in microseconds.
+cpu_us() { awk -v t="$TICKS" '{ printf "%d", ($14 + $15) * 1e6 / t }' "/proc/$1/stat"; }
+hwm_kib() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status"; }
+rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+
+export REVIEW_BODY=$BODY REVIEW_PATH="/validate?timeout=10s"
+declare -A RPS CPU P50 P99 ERR SENT
+SENT[null]=0 SENT[real]=0
+
+# saturate NAME PORT PID CONNECTIONS: closed-loop load at the given connection count.
+saturate() {
+  local name=$1 port=$2 pid=$3 c=$4 threads=2 before after line
+  ((c < threads)) && threads=$c
+  before=$(cpu_us "$pid")
+  line=$(wrk -t"$threads" -c"$c" -d"${SECONDS_PER_RUN}s" --timeout 5s -s benches/review.lua \
+    "https://127.0.0.1:$port" | grep '^WRK')
+  after=$(cpu_us "$pid")
+  local requests rps errors non2xx p50 p99
+  requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")
+  rps=$(sed -E 's/.*rps=([0-9]+).*/\1/' <<<"$line")
+  errors=$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$line")
+  non2xx=$(sed -E 's/.*non2xx=([0-9]+).*/\1/' <<<"$line")
+  p50=$(sed -E 's/.*p50_us=([0-9]+).*/\1/' <<<"$line")
+  p99=$(sed -E 's/.*p99_us=([0-9]+).*/\1/' <<<"$line")
+  SENT[$name]=$((SENT[$name] + requests))
+  RPS[$name,$c]=$rps
+  CPU[$name,$c]=$(((after - before) / (requests > 0 ? requests : 1)))
+  P50[$name,$c]=$p50
+  P99[$name,$c]=$p99
+  ERR[$name,$c]=$((errors + non2xx))
+}
+
+# fixed NAME PORT: open-loop load at $RATE/s, latency corrected for coordinated omission.
+fixed() {
+  local name=$1 port=$2 out
+  out="$TMP/oha-$name.json"
+  oha --no-tui --output-format json -z "${SECONDS_PER_RUN}s" -q "$RATE" -c "$RATE_CONNECTIONS" \
+    --latency-correction --insecure -m POST -T application/json -D "$BODY" \
+    "https://127.0.0.1:$port/validate?timeout=10s" >"$out"
+  SENT[$name]=$((SENT[$name] + $(jq '[.statusCodeDistribution[]] | add // 0' "$out")))
+  RPS[$name,fixed]=$(jq '.summary.requestsPerSec | round' "$out")
+  P50[$name,fixed]=$(jq '.latencyPercentiles.p50 * 1e6 | round' "$out")
+  P99[$name,fixed]=$(jq '.latencyPercentiles.p99 * 1e6 | round' "$out")
+  P999[$name]=$(jq '.latencyPercentiles["p99.9"] * 1e6 | round' "$out")
+  ERRORS[$name]=$(jq -c '.errorDistribution' "$out")
+  ERR[$name,fixed]=$(jq '([.statusCodeDistribution | to_entries[] | select(.key != "200") | .value] | add // 0) + ([.errorDistribution | to_entries[] | .value] | add // 0)' "$out")
+}
+declare -A P999 ERRORS
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "concurrent fuzzing processes: $(pgrep -fc 'fuzz' || true)"
+echo "body: $BODY ($(wc -c <"$BODY") bytes), POST /validate; ${SECONDS_PER_RUN}s per run"
+echo "RSS after start: null $(rss_kib "$NULL_PID") KiB, real $(rss_kib "$REAL_PID") KiB"
+
+# Warm-up (TLS sessions, allocator, caches), not reported.
+warm() {
+  local line
+  line=$(wrk -t2 -c16 -d2s -s benches/review.lua "https://127.0.0.1:$2" | grep '^WRK')
+  SENT[$1]=$((SENT[$1] + $(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")))
+}
+warm null "$NULL_PORT"
+warm real "$REAL_PORT"
+
+for c in $CONNECTIONS; do
+  saturate null "$NULL_PORT" "$NULL_PID" "$c"
+  saturate real "$REAL_PORT" "$REAL_PID" "$c"
+done
+fixed null "$NULL_PORT"
+fixed real "$REAL_PORT"
+
+metrics=$(curl -sf "http://127.0.0.1:$REAL_ADMIN/metrics")
+warned=$(awk -F' ' '/^rollout_guard_reviews_total\{endpoint="validate",outcome="warned"\}/ { print $2 }' <<<"$metrics")
+other=$(awk -F' ' '/^rollout_guard_reviews_total\{endpoint="validate",outcome="(allowed|denied|mutated|error)"\}/ { s += $2 } END { print s + 0 }' <<<"$metrics")
+
+echo
+echo "| load | null rps | real rps | real/null | null CPU µs/review | real CPU µs/review | null p50/p99 µs | real p50/p99 µs | errors null/real |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+for c in $CONNECTIONS; do
+  ratio=$(awk -v r="${RPS[real,$c]}" -v n="${RPS[null,$c]}" 'BEGIN { printf "%.0f%%", 100 * r / n }')
+  echo "| saturation, $c conn | ${RPS[null,$c]} | ${RPS[real,$c]} | $ratio | ${CPU[null,$c]} | ${CPU[real,$c]} | ${P50[null,$c]} / ${P99[null,$c]} | ${P50[real,$c]} / ${P99[real,$c]} | ${ERR[null,$c]} / ${ERR[real,$c]} |"
+done
+echo
+echo "| fixed rate | achieved rps null / real | null p50 / p99 / p99.9 µs | real p50 / p99 / p99.9 µs | errors null/real |"
+echo "|---|---:|---:|---:|---:|"
+echo "| $RATE/s, $RATE_CONNECTIONS conn, corrected | ${RPS[null,fixed]} / ${RPS[real,fixed]} | ${P50[null,fixed]} / ${P99[null,fixed]} / ${P999[null]} | ${P50[real,fixed]} / ${P99[real,fixed]} / ${P999[real]} | ${ERR[null,fixed]} / ${ERR[real,fixed]} |"
+echo "oha errors: null ${ERRORS[null]}, real ${ERRORS[real]}"
+echo
+echo "peak RSS (VmHWM): null $(hwm_kib "$NULL_PID") KiB, real $(hwm_kib "$REAL_PID") KiB"
+echo "real server verdicts on /validate: warned $warned, other $other (completed requests sent: ${SENT[real]})"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg); concurrent fuzzing processes: $(pgrep -fc 'fuzz' || true)"

@@ -1,0 +1,51 @@
+//! The do-nothing responder for side-by-side load tests: `rollout-guard serve`'s exact stack
+//! (same flags, same runtime, same TLS, router, limits, metrics and review log) with the
+//! [`NullReviewer`] in place of the rule engine. It answers `allowed: true` without parsing the
+//! body, so the gap between it and the real server is what reviewing costs.
+//!
+//! ```text
+//! cargo run --release --example null_server -- serve --addr 127.0.0.1:9443 \
+//!     --admin-addr 127.0.0.1:9080 --tls-cert certs/tls.crt --tls-key certs/tls.key \
+//!     --log-format json > /dev/null
+//! ```
+//! It takes `serve`'s flags (the template flags are accepted and ignored). `benches/load.sh`
+//! runs it next to the real binary.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser as _;
+use rollout_guard::cli::{Cli, Command};
+use rollout_guard::review::NullReviewer;
+use rollout_guard::server::{Server, shutdown_signal};
+
+fn main() -> ExitCode {
+    let Command::Serve(args) = Cli::parse().command else {
+        eprintln!("error: usage: null_server serve [serve flags]");
+        return ExitCode::from(2);
+    };
+    // As `rollout-guard serve` does in main.rs: one crypto provider, the default runtime
+    // (one worker per core), logging initialised from the same flags.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            runtime.block_on(async move {
+                rollout_guard::logging::init_logging(args.log_format, &args.log_level)?;
+                Server::bind(&args, Arc::new(NullReviewer))
+                    .await?
+                    .with_shutdown_delay(args.shutdown_delay)
+                    .run(shutdown_signal())
+                    .await
+            })
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
