@@ -255,27 +255,45 @@ struct Response<'a> {
     uid: &'a str,
     allowed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<Status>,
+    status: Option<Status<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     patch: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     patch_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    warnings: Vec<String>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    warnings: &'a [String],
 }
 
 #[derive(Serialize)]
-struct Status {
+struct Status<'a> {
     status: &'static str,
+    code: u16,
+    reason: &'static str,
+    message: &'a str,
+}
+
+/// Why a request is refused.
+struct Denial {
     code: u16,
     reason: &'static str,
     message: String,
 }
 
+impl Denial {
+    /// Findings at or above the deny threshold in `enforce` mode.
+    fn invalid(message: String) -> Self {
+        Self {
+            code: 422,
+            reason: "Invalid",
+            message,
+        }
+    }
+}
+
 /// What a review decided, before encoding.
 #[derive(Default)]
 struct Decision {
-    denied: Option<String>,
+    denied: Option<Denial>,
     patch: Option<json_patch::Patch>,
     warnings: Vec<String>,
     rules: Vec<&'static str>,
@@ -460,12 +478,7 @@ impl Admission {
                 });
             }
         }
-        Ok(patched(
-            &original,
-            &held,
-            format!("rollout-guard {said}"),
-            Rule::InconclusiveTimedPause,
-        ))
+        Ok(patched(&original, &held, &said))
     }
 
     fn guard_status(&self, raw: &RawValue, req: &Request<'_>) -> serde_json::Result<Decision> {
@@ -491,12 +504,7 @@ impl Admission {
         let Some(said) = guards::status_guard(&mut guarded, &old) else {
             return Ok(Decision::default());
         };
-        Ok(patched(
-            &original,
-            &guarded,
-            format!("rollout-guard {said}"),
-            Rule::InconclusiveTimedPause,
-        ))
+        Ok(patched(&original, &guarded, &said))
     }
 
     fn guard_template(&self, raw: &RawValue) -> serde_json::Result<Decision> {
@@ -509,12 +517,7 @@ impl Admission {
         let Some(said) = guards::fail_closed(&mut closed) else {
             return Ok(Decision::default());
         };
-        Ok(patched(
-            &original,
-            &closed,
-            format!("rollout-guard {said}"),
-            Rule::InconclusiveTimedPause,
-        ))
+        Ok(patched(&original, &closed, &said))
     }
 
     /// The mode for an object, `None` when it opted out.
@@ -541,15 +544,15 @@ impl Admission {
         let mut response = Response {
             uid,
             allowed: decision.denied.is_none(),
-            warnings: decision.warnings.clone(),
+            warnings: &decision.warnings,
             ..Response::default()
         };
-        if let Some(message) = &decision.denied {
+        if let Some(denial) = &decision.denied {
             response.status = Some(Status {
                 status: "Failure",
-                code: 422,
-                reason: "Invalid",
-                message: message.clone(),
+                code: denial.code,
+                reason: denial.reason,
+                message: &denial.message,
             });
         } else if let Some(patch) = &decision.patch {
             let bytes = serde_json::to_vec(patch).unwrap_or_else(|_| b"[]".to_vec());
@@ -577,7 +580,7 @@ impl Reviewer for Admission {
         if req.uid.is_empty() {
             return Reply::bad_request("AdmissionReview request has no `uid`");
         }
-        let decision = self.decide(endpoint, &mut req);
+        let mut decision = self.decide(endpoint, &mut req);
         let outcome = decision.outcome();
         let summary = Summary {
             uid: req.uid.to_string(),
@@ -587,7 +590,7 @@ impl Reviewer for Admission {
             operation: req.operation.to_string(),
             sub_resource: req.sub_resource.as_deref().unwrap_or_default().to_owned(),
             dry_run: req.dry_run.unwrap_or(false),
-            rules: decision.rules.clone(),
+            rules: std::mem::take(&mut decision.rules),
         };
         Reply {
             status: 200,
@@ -617,33 +620,26 @@ impl Reviewer for Admission {
                 // In enforce mode an unchecked write is refused (retryable, 429), as the
                 // operator asked for; otherwise it passes with a warning, like failurePolicy
                 // Ignore. Guards are skipped either way: no patch without a decision.
-                let body = if endpoint == Endpoint::Validate && self.policy.mode == Mode::Enforce {
-                    let response = Response {
-                        uid: &r.uid,
-                        allowed: false,
-                        status: Some(Status {
-                            status: "Failure",
+                let decision = if endpoint == Endpoint::Validate
+                    && self.policy.mode == Mode::Enforce
+                {
+                    Decision {
+                        denied: Some(Denial {
                             code: 429,
                             reason: "TooManyRequests",
                             message: "rollout-guard is overloaded and could not check this request; retry".into(),
                         }),
-                        ..Response::default()
-                    };
-                    serde_json::to_vec(&ReviewOut {
-                        api_version: "admission.k8s.io/v1",
-                        kind: "AdmissionReview",
-                        response,
-                    })
-                    .unwrap_or_default()
+                        ..Decision::default()
+                    }
                 } else {
-                    let decision = Decision {
+                    Decision {
                         warnings: vec![
                             "rollout-guard: overloaded, this request was not checked".into(),
                         ],
                         ..Decision::default()
-                    };
-                    self.encode(&r.uid, &decision)
+                    }
                 };
+                let body = self.encode(&r.uid, &decision);
                 Reply {
                     status: 200,
                     body,
@@ -732,7 +728,7 @@ fn judge(
         message.push_str(&format!(
             ". To allow it anyway, annotate the object {MODE_ANNOTATION}: warn"
         ));
-        message
+        Denial::invalid(message)
     });
     Decision {
         denied,
@@ -787,7 +783,9 @@ fn truncate(mut s: String, max: usize) -> String {
     s
 }
 
-fn patched(original: &Value, edited: &Value, said: String, rule: Rule) -> Decision {
+/// A guard's edit as a patch, with the guard's own account of it as the warning. Guards act
+/// on the Inconclusive trap, so their reviews count under its rule id in metrics and logs.
+fn patched(original: &Value, edited: &Value, said: &str) -> Decision {
     let patch = json_patch::diff(original, edited);
     if patch.0.is_empty() {
         return Decision::default();
@@ -795,8 +793,8 @@ fn patched(original: &Value, edited: &Value, said: String, rule: Rule) -> Decisi
     Decision {
         denied: None,
         patch: Some(patch),
-        warnings: budget(std::iter::once(said)),
-        rules: vec![rule.id()],
+        warnings: budget(std::iter::once(format!("rollout-guard {said}"))),
+        rules: vec![Rule::InconclusiveTimedPause.id()],
     }
 }
 

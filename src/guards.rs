@@ -121,6 +121,7 @@ impl fmt::Display for GuardSet {
 // The edits. Each takes the raw object and returns what it did in words (for a warning), or
 // `None` when there is nothing to do; callers diff before/after into an RFC 6902 patch.
 
+use serde::Deserialize as _;
 use serde_json::{Map, Value};
 
 use crate::model::RolloutStatus;
@@ -176,10 +177,9 @@ pub fn hold(rollout: &mut Value, trap: &Trap) -> Option<String> {
 /// keep the step index, the stable ReplicaSet and the pause condition where they were, unless
 /// the user asked for it (`promoteFull`, `abort`) or a new revision started.
 pub fn status_guard(new: &mut Value, old: &Value) -> Option<String> {
-    let new_status: RolloutStatus = serde_json::from_value(new.get("status")?.clone()).ok()?;
-    let old_status: RolloutStatus = old
-        .get("status")
-        .and_then(|s| serde_json::from_value(s.clone()).ok())?;
+    // `&Value` is a serde Deserializer: read the views without copying the statuses.
+    let new_status = RolloutStatus::deserialize(new.get("status")?).ok()?;
+    let old_status = RolloutStatus::deserialize(old.get("status")?).ok()?;
     if !(old_status.paused_inconclusive() || new_status.paused_inconclusive()) {
         return None;
     }
