@@ -210,6 +210,36 @@ pub struct Rollout {
     pub status: Option<RolloutStatus>,
 }
 
+impl Rollout {
+    /// The background analysis (`spec.strategy.canary.analysis`), if any.
+    pub fn background_analysis(&self) -> Option<&AnalysisRef> {
+        self.spec.strategy.canary.as_ref()?.analysis.as_ref()
+    }
+
+    /// Step analyses and blue-green pre/post-promotion analyses, with their field paths:
+    /// the foreground ones, which block until their run completes.
+    pub fn foreground_analyses(&self) -> impl Iterator<Item = (String, &AnalysisRef)> {
+        let steps = self.spec.strategy.canary.iter().flat_map(|c| {
+            c.steps.iter().enumerate().filter_map(|(i, s)| {
+                let path = format!("spec.strategy.canary.steps[{i}].analysis");
+                s.analysis.as_ref().map(|a| (path, a))
+            })
+        });
+        let blue_green = self.spec.strategy.blue_green.iter().flat_map(|bg| {
+            [
+                ("prePromotionAnalysis", &bg.pre_promotion_analysis),
+                ("postPromotionAnalysis", &bg.post_promotion_analysis),
+            ]
+            .into_iter()
+            .filter_map(|(field, a)| {
+                a.as_ref()
+                    .map(|a| (format!("spec.strategy.blueGreen.{field}"), a))
+            })
+        });
+        steps.chain(blue_green)
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct RolloutSpec {

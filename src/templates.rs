@@ -177,25 +177,12 @@ fn namespace_key(namespace: Option<&str>) -> String {
 /// Does any analysis of the Rollout reach the template (directly or nested)?
 pub fn references(rollout: &Rollout, store: &dyn TemplateStore, kind: Kind, name: &str) -> bool {
     let ns = rollout.metadata.namespace.as_deref().unwrap_or_default();
-    let mut refs: Vec<&TemplateRef> = Vec::new();
-    if let Some(canary) = &rollout.spec.strategy.canary {
-        refs.extend(canary.analysis.iter().flat_map(|a| &a.templates));
-        refs.extend(
-            canary
-                .steps
-                .iter()
-                .filter_map(|s| s.analysis.as_ref())
-                .flat_map(|a| &a.templates),
-        );
-    }
-    if let Some(bg) = &rollout.spec.strategy.blue_green {
-        for a in [&bg.pre_promotion_analysis, &bg.post_promotion_analysis]
-            .into_iter()
-            .flatten()
-        {
-            refs.extend(&a.templates);
-        }
-    }
+    let refs: Vec<&TemplateRef> = rollout
+        .background_analysis()
+        .into_iter()
+        .chain(rollout.foreground_analyses().map(|(_, a)| a))
+        .flat_map(|a| &a.templates)
+        .collect();
     let target = TemplateKey {
         cluster: kind == Kind::ClusterAnalysisTemplate,
         name: name.to_owned(),
@@ -451,19 +438,9 @@ pub fn flatten(
     namespace: &str,
     store: &dyn TemplateStore,
 ) -> Flattened {
-    let mut out = Flattened::default();
-    let mut seen: HashSet<TemplateKey> = HashSet::new();
-    let mut path_stack: Vec<TemplateKey> = Vec::new();
-    visit(
-        refs,
-        &origin,
-        namespace,
-        store,
-        &mut seen,
-        &mut path_stack,
-        &mut out,
-    );
-    out
+    let mut walk = Walk::new(namespace, store);
+    walk.visit(refs, &origin);
+    walk.out
 }
 
 /// Flattens a template and everything it nests, starting from the template itself (which
@@ -473,131 +450,129 @@ pub fn flatten_from(
     namespace: &str,
     store: &dyn TemplateStore,
 ) -> Flattened {
-    let mut out = Flattened::default();
-    let mut seen: HashSet<TemplateKey> = HashSet::from([root.key.clone()]);
-    let mut path_stack = vec![root.key.clone()];
+    let mut walk = Walk::new(namespace, store);
+    walk.seen.insert(root.key.clone());
+    walk.path_stack.push(root.key.clone());
     let object = root.object.clone();
     let template = root.template.clone();
-    out.templates.push(root);
+    walk.out.templates.push(root);
     let origin = RefOrigin {
         object: &object,
         path: "spec.templates",
     };
-    visit(
-        &template.spec.templates,
-        &origin,
-        namespace,
-        store,
-        &mut seen,
-        &mut path_stack,
-        &mut out,
-    );
-    out
+    walk.visit(&template.spec.templates, &origin);
+    walk.out
 }
 
-#[allow(clippy::too_many_arguments)]
-fn visit(
-    refs: &[TemplateRef],
-    origin: &RefOrigin<'_>,
-    namespace: &str,
-    store: &dyn TemplateStore,
-    seen: &mut HashSet<TemplateKey>,
-    path_stack: &mut Vec<TemplateKey>,
-    out: &mut Flattened,
-) {
-    for (i, r) in refs.iter().enumerate() {
-        let field = format!("{}[{i}].templateName", origin.path);
-        let Some(key) = TemplateKey::of(r) else {
-            out.findings.push(
-                Finding::new(
-                    Rule::MissingTemplate,
-                    Severity::Warning,
-                    origin.object,
-                    field,
-                    "template reference has no templateName: set the name of an AnalysisTemplate",
-                )
-                .explain(
-                    "Argo Rollouts cannot start an AnalysisRun from a reference without a name.",
-                ),
-            );
-            continue;
-        };
-        if path_stack.contains(&key) {
-            let mut chain: Vec<_> = path_stack.iter().map(|k| k.name.as_str()).collect();
-            chain.push(&key.name);
-            out.findings.push(
-                Finding::new(
-                    Rule::TemplateCycle,
-                    Severity::Error,
-                    origin.object,
-                    field,
-                    format!(
-                        "nested templates form a cycle ({}): remove one of the references",
-                        chain.join(" -> ")
+/// The state of one depth-first flattening.
+struct Walk<'s> {
+    namespace: &'s str,
+    store: &'s dyn TemplateStore,
+    /// Every template reached so far (Argo de-duplicates by name and scope).
+    seen: HashSet<TemplateKey>,
+    /// The references being followed, for cycle detection.
+    path_stack: Vec<TemplateKey>,
+    out: Flattened,
+}
+
+impl<'s> Walk<'s> {
+    fn new(namespace: &'s str, store: &'s dyn TemplateStore) -> Self {
+        Self {
+            namespace,
+            store,
+            seen: HashSet::new(),
+            path_stack: Vec::new(),
+            out: Flattened::default(),
+        }
+    }
+
+    fn visit(&mut self, refs: &[TemplateRef], origin: &RefOrigin<'_>) {
+        for (i, r) in refs.iter().enumerate() {
+            let field = format!("{}[{i}].templateName", origin.path);
+            let Some(key) = TemplateKey::of(r) else {
+                self.out.findings.push(
+                    Finding::new(
+                        Rule::MissingTemplate,
+                        Severity::Warning,
+                        origin.object,
+                        field,
+                        "template reference has no templateName: set the name of an AnalysisTemplate",
+                    )
+                    .explain(
+                        "Argo Rollouts cannot start an AnalysisRun from a reference without a name.",
                     ),
-                )
-                .explain(
-                    "Argo Rollouts resolves nested templates recursively with no cycle guard, so a \
-                     cycle recurses without bound when a run starts (a controller crash, inferred \
-                     from upstream code).",
-                ),
-            );
-            continue;
-        }
-        if seen.contains(&key) {
-            continue;
-        }
-        if seen.len() >= MAX_TEMPLATES {
-            return;
-        }
-        seen.insert(key.clone());
-        let Some(template) = key.lookup(store, namespace) else {
-            let scope = if key.cluster {
-                "cluster-scoped"
-            } else {
-                "in this namespace"
+                );
+                continue;
             };
-            out.findings.push(
-                Finding::new(
-                    Rule::MissingTemplate,
-                    Severity::Warning,
-                    origin.object,
-                    field,
-                    format!(
-                        "{} not found {scope}: apply it before the Rollout needs it, or fix the name",
-                        key.describe()
+            if self.path_stack.contains(&key) {
+                let mut chain: Vec<_> = self.path_stack.iter().map(|k| k.name.as_str()).collect();
+                chain.push(&key.name);
+                self.out.findings.push(
+                    Finding::new(
+                        Rule::TemplateCycle,
+                        Severity::Error,
+                        origin.object,
+                        field,
+                        format!(
+                            "nested templates form a cycle ({}): remove one of the references",
+                            chain.join(" -> ")
+                        ),
+                    )
+                    .explain(
+                        "Argo Rollouts resolves nested templates recursively with no cycle guard, so a \
+                         cycle recurses without bound when a run starts (a controller crash, inferred \
+                         from upstream code).",
                     ),
-                )
-                .explain(
-                    "The template is not known to rollout-guard, so its metrics were not checked. \
-                     GitOps tools may apply it later; Argo Rollouts fails the analysis if it is \
-                     still missing when the run starts.",
-                ),
-            );
-            continue;
-        };
-        let object = key.object(namespace);
-        out.templates.push(ResolvedTemplate {
-            key: key.clone(),
-            object: object.clone(),
-            template: template.clone(),
-        });
-        if !template.spec.templates.is_empty() {
-            path_stack.push(key);
-            let nested = RefOrigin {
-                object: &object,
-                path: "spec.templates",
+                );
+                continue;
+            }
+            if self.seen.contains(&key) {
+                continue;
+            }
+            if self.seen.len() >= MAX_TEMPLATES {
+                return;
+            }
+            self.seen.insert(key.clone());
+            let Some(template) = key.lookup(self.store, self.namespace) else {
+                let scope = if key.cluster {
+                    "cluster-scoped"
+                } else {
+                    "in this namespace"
+                };
+                self.out.findings.push(
+                    Finding::new(
+                        Rule::MissingTemplate,
+                        Severity::Warning,
+                        origin.object,
+                        field,
+                        format!(
+                            "{} not found {scope}: apply it before the Rollout needs it, or fix the name",
+                            key.describe()
+                        ),
+                    )
+                    .explain(
+                        "The template is not known to rollout-guard, so its metrics were not checked. \
+                         GitOps tools may apply it later; Argo Rollouts fails the analysis if it is \
+                         still missing when the run starts.",
+                    ),
+                );
+                continue;
             };
-            visit(
-                &template.spec.templates,
-                &nested,
-                namespace,
-                store,
-                seen,
-                path_stack,
-                out,
-            );
-            path_stack.pop();
+            let object = key.object(self.namespace);
+            self.out.templates.push(ResolvedTemplate {
+                key: key.clone(),
+                object: object.clone(),
+                template: template.clone(),
+            });
+            if !template.spec.templates.is_empty() {
+                self.path_stack.push(key);
+                let nested = RefOrigin {
+                    object: &object,
+                    path: "spec.templates",
+                };
+                self.visit(&template.spec.templates, &nested);
+                self.path_stack.pop();
+            }
         }
     }
 }

@@ -73,23 +73,9 @@ pub fn check_rollout(rollout: &Rollout, store: &dyn TemplateStore, cfg: &Config)
             trap = t;
             push_run(&mut findings, run);
         }
-        for (i, step) in canary.steps.iter().enumerate() {
-            if let Some(a) = &step.analysis {
-                let path = format!("spec.strategy.canary.steps[{i}].analysis");
-                foreground(&mut findings, a, &object, &path, namespace, store);
-            }
-        }
     }
-    if let Some(bg) = &rollout.spec.strategy.blue_green {
-        for (field, a) in [
-            ("prePromotionAnalysis", &bg.pre_promotion_analysis),
-            ("postPromotionAnalysis", &bg.post_promotion_analysis),
-        ] {
-            if let Some(a) = a {
-                let path = format!("spec.strategy.blueGreen.{field}");
-                foreground(&mut findings, a, &object, &path, namespace, store);
-            }
-        }
+    for (path, a) in rollout.foreground_analyses() {
+        foreground(&mut findings, a, &object, &path, namespace, store);
     }
     normalize(&mut findings);
     Evaluation { findings, trap }
