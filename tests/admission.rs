@@ -15,67 +15,13 @@ use rollout_guard::templates::MemoryStore;
 use rollout_guard::version::ControllerVersion;
 use serde_json::{Value, json};
 
-const CONTROLLER: &str = "system:serviceaccount:argo-rollouts:argo-rollouts";
+mod reviews;
 
-fn envelope() -> Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/admission/gke_pod_create_admissionreview_v1.json"
-    ))
-    .unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-/// A review of `object` (and `old`) with the real envelope's uid, userInfo and options.
-fn review(
-    kind: &str,
-    resource: &str,
-    sub: Option<&str>,
-    op: &str,
-    object: &Value,
-    old: Option<&Value>,
-) -> Value {
-    let mut r = envelope();
-    let req = r["request"].as_object_mut().unwrap();
-    let gvk = json!({"group": "argoproj.io", "version": "v1alpha1", "kind": kind});
-    let gvr = json!({"group": "argoproj.io", "version": "v1alpha1", "resource": resource});
-    req.insert("kind".into(), gvk.clone());
-    req.insert("requestKind".into(), gvk);
-    req.insert("resource".into(), gvr.clone());
-    req.insert("requestResource".into(), gvr);
-    if let Some(s) = sub {
-        req.insert("subResource".into(), json!(s));
-        req.insert("requestSubResource".into(), json!(s));
-    }
-    req.insert("name".into(), object["metadata"]["name"].clone());
-    req.insert("namespace".into(), json!("apps"));
-    req.insert("operation".into(), json!(op));
-    req.insert("object".into(), object.clone());
-    req.insert("oldObject".into(), old.cloned().unwrap_or(Value::Null));
-    r
-}
+use reviews::{CONTROLLER, dangerous_rollout, review, template_web};
 
 fn as_user(mut r: Value, user: &str) -> Value {
     r["request"]["userInfo"]["username"] = json!(user);
     r
-}
-
-fn template_web() -> Value {
-    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate",
-        "metadata": {"name": "web-check", "namespace": "apps"},
-        "spec": {"metrics": [{"name": "web", "interval": "10s",
-            "successCondition": "result.ok == true", "failureCondition": "result.ok == false",
-            "provider": {"web": {"url": "http://svc/health"}}}]}})
-}
-
-fn dangerous_rollout() -> Value {
-    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": "shop", "namespace": "apps", "annotations": {"team": "payments"}},
-        "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "shop"}},
-            "template": {"metadata": {"labels": {"app": "shop"}}, "spec": {"containers": [{"name": "c", "image": "shop:2"}]}},
-            "strategy": {"canary": {
-                "analysis": {"templates": [{"templateName": "web-check"}], "startingStep": 1},
-                "steps": [{"setWeight": 20}, {"pause": {"duration": "5m"}}, {"setWeight": 60}, {"pause": {"duration": 120}}]}}}})
 }
 
 fn admission(

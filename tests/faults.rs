@@ -67,47 +67,22 @@ const MAX_BODY: usize = 8 * 1024 * 1024;
 // ---------------------------------------------------------------------------------------------
 // Realistic reviews
 
-const ENVELOPE: &str = include_str!("fixtures/admission/gke_pod_create_admissionreview_v1.json");
-const CONTROLLER: &str = "system:serviceaccount:argo-rollouts:argo-rollouts";
+mod reviews;
 
-fn template_web() -> Value {
-    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate",
-        "metadata": {"name": "web-check", "namespace": "apps"},
-        "spec": {"metrics": [{"name": "web", "interval": "10s",
-            "successCondition": "result.ok == true", "failureCondition": "result.ok == false",
-            "provider": {"web": {"url": "http://svc/health"}}}]}})
-}
+use reviews::{CONTROLLER, template_web};
 
-/// A Rollout whose timed pauses can run into an Inconclusive background analysis: the real
-/// reviewer warns about it on /validate and (hold guard) patches it on /mutate.
+/// The support module's dangerous Rollout with the hold guard switched on, so /mutate runs
+/// the patch path too.
 fn dangerous_rollout() -> Value {
-    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
-        "metadata": {"name": "shop", "namespace": "apps", "annotations": {"team": "payments",
-            // On /mutate the hold guard rewrites the pauses: the patch path runs too.
-            "rollout-guard.io/guards": "hold"}},
-        "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "shop"}},
-            "template": {"metadata": {"labels": {"app": "shop"}}, "spec": {"containers": [{"name": "c", "image": "shop:2"}]}},
-            "strategy": {"canary": {
-                "analysis": {"templates": [{"templateName": "web-check"}], "startingStep": 1},
-                "steps": [{"setWeight": 20}, {"pause": {"duration": "5m"}}, {"setWeight": 60}, {"pause": {"duration": 120}}]}}}})
+    let mut rollout = reviews::dangerous_rollout();
+    rollout["metadata"]["annotations"]["rollout-guard.io/guards"] = json!("hold");
+    rollout
 }
 
-/// A Rollout CREATE review on the captured envelope (its userInfo, options, field order).
+/// A Rollout CREATE review on the captured envelope, with its own uid.
 fn review_of(uid: &str, object: Value) -> Value {
-    let mut r: Value = serde_json::from_str(ENVELOPE).unwrap();
-    let req = r["request"].as_object_mut().unwrap();
-    let gvk = json!({"group": "argoproj.io", "version": "v1alpha1", "kind": "Rollout"});
-    let gvr = json!({"group": "argoproj.io", "version": "v1alpha1", "resource": "rollouts"});
-    req.insert("uid".into(), json!(uid));
-    req.insert("kind".into(), gvk.clone());
-    req.insert("requestKind".into(), gvk);
-    req.insert("resource".into(), gvr.clone());
-    req.insert("requestResource".into(), gvr);
-    req.insert("name".into(), object["metadata"]["name"].clone());
-    req.insert("namespace".into(), json!("apps"));
-    req.insert("operation".into(), json!("CREATE"));
-    req.insert("object".into(), object);
-    req.insert("oldObject".into(), Value::Null);
+    let mut r = reviews::review("Rollout", "rollouts", None, "CREATE", &object, None);
+    r["request"]["uid"] = json!(uid);
     r
 }
 
