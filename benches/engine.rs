@@ -136,6 +136,14 @@ fn review(c: &mut Criterion) {
     c.bench_function("review/parts/scan_body", |b| {
         b.iter(|| serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&body)).unwrap())
     });
+    c.bench_function("review/parts/lean_skip_body", |b| {
+        b.iter(|| {
+            rollout_guard::json::from_slice::<serde::de::IgnoredAny>(black_box(&body)).unwrap()
+        })
+    });
+    c.bench_function("review/parts/utf8_body", |b| {
+        b.iter(|| std::str::from_utf8(black_box(&body)).unwrap().len())
+    });
     let envelope: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let object = serde_json::to_string(&envelope["request"]["object"]).unwrap();
     c.bench_function("review/parts/rollout_view", |b| {

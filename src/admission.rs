@@ -13,12 +13,12 @@ use base64::Engine as _;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use crate::catalog::{Catalog, Overlay};
 use crate::cli::Mode;
 use crate::finding::{Finding, Rule, Severity};
 use crate::guards::{self, Guard, GuardSet};
+use crate::json::{self, RawJson};
 use crate::model::{AnalysisTemplate, Kind, ObjectMeta, ObjectRef, Rollout};
 use crate::review::{Endpoint, Outcome, Reply, Reviewer, Summary};
 use crate::rules::{Config, check_rollout, check_template};
@@ -81,46 +81,51 @@ struct Request<'a> {
     #[serde(borrow)]
     object: Option<ObjectIn<'a>>,
     #[serde(borrow)]
-    old_object: Option<&'a RawValue>,
+    old_object: Option<RawJson<'a>>,
     dry_run: Option<bool>,
 }
 
 /// `request.object` as the envelope decode left it.
 enum ObjectIn<'a> {
     /// The raw JSON, decoded when (and into what) the review needs.
-    Raw(&'a RawValue),
+    Raw(RawJson<'a>),
     /// Already the Rollout view, read in the envelope's pass by [`decode_review`].
     Rollout(Box<Rollout>),
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for ObjectIn<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        <&'a RawValue>::deserialize(d).map(ObjectIn::Raw)
+        RawJson::deserialize(d).map(ObjectIn::Raw)
     }
 }
 
-/// Decodes the envelope. The API server writes `kind`, `subResource` and `operation` before
-/// `object` (the field order of Go's `AdmissionRequest`); when they say `object` will be read
-/// as a Rollout view (validating a Rollout write), [`FastRequest`] decodes it into that view in
-/// the same pass, instead of scanning it once as raw JSON and again as a view (on the 17 KB
-/// load-test review that second scan was a quarter of the reviewer's instructions). Anything
-/// it does not expect (escaped or repeated keys, `null`s, an object the view cannot read) makes
-/// it give up, and the plain decode below answers: it is the reference, so both paths read
-/// the same bytes through the same views and the answers cannot differ.
+/// Decodes the envelope with the lean reader ([`json`]), in one pass: the API server writes
+/// `kind`, `subResource` and `operation` before `object` (the field order of Go's
+/// `AdmissionRequest`), and when they say a Rollout write is being validated, [`FastRequest`]
+/// reads `object` straight into the Rollout view; everything the views do not read is skipped
+/// 64 bytes at a time. Whatever the lean reader leaves (see [`json`]: floats, odd nesting,
+/// anything malformed) is decoded again by serde_json through the plain derives below, which
+/// are the reference: every answer and every error message comes from the same views either
+/// way, and tests compare the two paths ([`Admission::review_reference`]).
 fn decode_review(body: &[u8], endpoint: Endpoint) -> serde_json::Result<ReviewIn<'_>> {
-    if endpoint == Endpoint::Validate {
-        let mut de = serde_json::Deserializer::from_slice(body);
-        if let Ok(review) = de.deserialize_map(FastReview)
-            && de.end().is_ok()
-        {
-            return Ok(review);
-        }
+    match json::from_slice_seed(body, FastReview { endpoint }) {
+        Ok(review) => Ok(review),
+        Err(_) => serde_json::from_slice(body),
     }
-    serde_json::from_slice(body)
 }
 
 /// The top level of an AdmissionReview, for [`decode_review`]'s single pass.
-struct FastReview;
+struct FastReview {
+    endpoint: Endpoint,
+}
+
+impl<'de> DeserializeSeed<'de> for FastReview {
+    type Value = ReviewIn<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
 
 impl<'de> Visitor<'de> for FastReview {
     type Value = ReviewIn<'de>;
@@ -137,7 +142,9 @@ impl<'de> Visitor<'de> for FastReview {
             } else if request.is_some() {
                 return Err(de::Error::duplicate_field("request"));
             } else {
-                request = Some(map.next_value_seed(FastRequest)?);
+                request = Some(map.next_value_seed(FastRequest {
+                    endpoint: self.endpoint,
+                })?);
             }
         }
         Ok(ReviewIn { request })
@@ -146,7 +153,9 @@ impl<'de> Visitor<'de> for FastReview {
 
 /// `request`, reading `object` as a Rollout view when the fields before it say a Rollout write
 /// is being validated.
-struct FastRequest;
+struct FastRequest {
+    endpoint: Endpoint,
+}
 
 impl<'de> DeserializeSeed<'de> for FastRequest {
     type Value = Request<'de>;
@@ -201,7 +210,8 @@ impl<'de> Visitor<'de> for FastRequest {
                 "operation" => r.operation = map.next_value::<Str<'de>>()?.0,
                 "userInfo" => r.user_info = map.next_value()?,
                 "object" => {
-                    let rollout_write = r.kind.group == Kind::GROUP
+                    let rollout_write = self.endpoint == Endpoint::Validate
+                        && r.kind.group == Kind::GROUP
                         && kind_of(&r.kind.kind) == Some(Kind::Rollout)
                         && r.sub_resource.as_deref() != Some("status")
                         && (r.operation == "CREATE" || r.operation == "UPDATE");
@@ -394,7 +404,7 @@ impl Admission {
 
     fn validate_template(
         &self,
-        raw: &RawValue,
+        raw: RawJson<'_>,
         kind: Kind,
         req: &Request<'_>,
     ) -> serde_json::Result<Decision> {
@@ -450,7 +460,7 @@ impl Admission {
         Ok(judge(&findings, &subject, mode, extra))
     }
 
-    fn guard_rollout(&self, raw: &RawValue, req: &Request<'_>) -> serde_json::Result<Decision> {
+    fn guard_rollout(&self, raw: RawJson<'_>, req: &Request<'_>) -> serde_json::Result<Decision> {
         let mut rollout: Rollout = serde_json::from_str(raw.get())?;
         fill_namespace(&mut rollout.metadata, req);
         if !self.guards_for(&rollout.metadata).contains(Guard::Hold) {
@@ -481,7 +491,7 @@ impl Admission {
         Ok(patched(&original, &held, &said))
     }
 
-    fn guard_status(&self, raw: &RawValue, req: &Request<'_>) -> serde_json::Result<Decision> {
+    fn guard_status(&self, raw: RawJson<'_>, req: &Request<'_>) -> serde_json::Result<Decision> {
         // Humans (kubectl argo rollouts promote, the dashboard, Argo CD actions) pass through.
         if req.operation != "UPDATE" || req.user_info.username != self.policy.controller_user {
             return Ok(Decision::default());
@@ -507,7 +517,7 @@ impl Admission {
         Ok(patched(&original, &guarded, &said))
     }
 
-    fn guard_template(&self, raw: &RawValue) -> serde_json::Result<Decision> {
+    fn guard_template(&self, raw: RawJson<'_>) -> serde_json::Result<Decision> {
         let view: AnalysisTemplate = serde_json::from_str(raw.get())?;
         if !self.guards_for(&view.metadata).contains(Guard::FailClosed) {
             return Ok(Decision::default());
@@ -568,9 +578,16 @@ impl Admission {
     }
 }
 
-impl Reviewer for Admission {
-    fn review(&self, endpoint: Endpoint, body: &[u8]) -> Reply {
-        let review = match decode_review(body, endpoint) {
+impl Admission {
+    /// The review with serde_json as the only reader: the reference the lean reader is compared
+    /// with in tests and fuzzing. Same answers on every body serde_json accepts.
+    #[doc(hidden)]
+    pub fn review_reference(&self, endpoint: Endpoint, body: &[u8]) -> Reply {
+        self.answer(endpoint, serde_json::from_slice(body))
+    }
+
+    fn answer(&self, endpoint: Endpoint, review: serde_json::Result<ReviewIn<'_>>) -> Reply {
+        let review = match review {
             Ok(r) => r,
             Err(e) => return Reply::bad_request(&format!("body is not an AdmissionReview: {e}")),
         };
@@ -599,6 +616,12 @@ impl Reviewer for Admission {
             summary: Some(summary),
         }
     }
+}
+
+impl Reviewer for Admission {
+    fn review(&self, endpoint: Endpoint, body: &[u8]) -> Reply {
+        self.answer(endpoint, decode_review(body, endpoint))
+    }
 
     fn overloaded(&self, endpoint: Endpoint, body: &[u8]) -> Reply {
         // Only the uid is needed; anything else may be what overloads us.
@@ -612,7 +635,8 @@ impl Reviewer for Admission {
             #[serde(borrow)]
             uid: Cow<'a, str>,
         }
-        match serde_json::from_slice::<Uid<'_>>(body)
+        match json::from_slice::<Uid<'_>>(body)
+            .or_else(|_| serde_json::from_slice::<Uid<'_>>(body))
             .ok()
             .and_then(|u| u.request)
         {
@@ -836,7 +860,14 @@ mod tests {
     #[test]
     fn validating_a_rollout_reads_its_view_in_the_envelope_pass() {
         let body = include_bytes!("../tests/fixtures/load/rollout-update-review.json");
-        let review = decode_review(body, Endpoint::Validate).unwrap();
+        // The lean reader reads it all itself (no fallback to serde_json).
+        let review = json::from_slice_seed(
+            body,
+            FastReview {
+                endpoint: Endpoint::Validate,
+            },
+        )
+        .unwrap();
         let object = review.request.unwrap().object.unwrap();
         assert!(
             matches!(&object, ObjectIn::Rollout(r) if r.metadata.name.as_deref() == Some("checkout"))

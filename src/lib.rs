@@ -21,6 +21,7 @@ pub mod duration;
 pub mod finding;
 pub mod guards;
 pub mod input;
+pub mod json;
 pub mod locate;
 pub mod logging;
 pub mod manifests;

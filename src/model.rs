@@ -221,8 +221,8 @@ impl Rollout {
     pub fn foreground_analyses(&self) -> impl Iterator<Item = (String, &AnalysisRef)> {
         let steps = self.spec.strategy.canary.iter().flat_map(|c| {
             c.steps.iter().enumerate().filter_map(|(i, s)| {
-                let path = format!("spec.strategy.canary.steps[{i}].analysis");
-                s.analysis.as_ref().map(|a| (path, a))
+                let a = s.analysis.as_ref()?;
+                Some((format!("spec.strategy.canary.steps[{i}].analysis"), a))
             })
         });
         let blue_green = self.spec.strategy.blue_green.iter().flat_map(|bg| {
