@@ -484,7 +484,7 @@ fn prefix_xor(mut x: u64) -> u64 {
 }
 
 /// The byte classes of one block.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 struct Masks {
     quotes: u64,
     backslashes: u64,
@@ -499,13 +499,7 @@ struct Masks {
 /// Portable classification, and the reference the SIMD one is tested against.
 #[cfg(any(test, not(target_arch = "x86_64")))]
 fn classify_scalar(block: &[u8; BLOCK]) -> Masks {
-    let mut m = Masks {
-        quotes: 0,
-        backslashes: 0,
-        opens: 0,
-        closes: 0,
-        ctl: 0,
-    };
+    let mut m = Masks::default();
     for (i, &c) in block.iter().enumerate() {
         let bit = 1u64 << i;
         match c {
@@ -544,13 +538,7 @@ fn classify(block: &[u8; BLOCK]) -> Masks {
         let close = _mm_set1_epi8(b'}' as i8);
         let max_ctl = _mm_set1_epi8(0x1f);
         let mask = |v: __m128i| u64::from(_mm_movemask_epi8(v) as u16);
-        let mut m = Masks {
-            quotes: 0,
-            backslashes: 0,
-            opens: 0,
-            closes: 0,
-            ctl: 0,
-        };
+        let mut m = Masks::default();
         for k in 0..BLOCK / 16 {
             let x = _mm_loadu_si128(block.as_ptr().add(k * 16).cast::<__m128i>());
             let folded = _mm_or_si128(x, case);

@@ -7,6 +7,7 @@
 //! de-duplicated by name and scope, with the cycle detection upstream lacks, then substitutes
 //! `{{args.x}}` placeholders (the Rollout's values over template defaults).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -336,12 +337,15 @@ impl Args {
     }
 
     /// Replaces `{{args.name}}` (spaces inside the braces allowed). Returns `None` when any
-    /// placeholder has no known value.
-    pub fn substitute(&self, text: &str) -> Option<String> {
+    /// placeholder has no known value; borrows the text when it has no placeholder (most do).
+    pub fn substitute<'t>(&self, text: &'t str) -> Option<Cow<'t, str>> {
+        if find_pair(text, b"{{").is_none() {
+            return Some(Cow::Borrowed(text));
+        }
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
-        while let Some(start) = rest.find("{{") {
-            let Some(len) = rest[start..].find("}}") else {
+        while let Some(start) = find_pair(rest, b"{{") {
+            let Some(len) = find_pair(&rest[start..], b"}}") else {
                 break;
             };
             let inner = rest[start + 2..start + len].trim();
@@ -356,7 +360,7 @@ impl Args {
             rest = &rest[start + len + 2..];
         }
         out.push_str(rest);
-        Some(out)
+        Some(Cow::Owned(out))
     }
 
     pub fn int(&self, value: Option<&IntOrStr>) -> Resolved<i64> {
@@ -367,7 +371,7 @@ impl Args {
                 None => Resolved::Unknown,
                 Some(v) => match v.trim().parse::<i64>() {
                     Ok(n) => Resolved::Known(n),
-                    Err(_) => Resolved::Invalid(v),
+                    Err(_) => Resolved::Invalid(v.into_owned()),
                 },
             },
         }
@@ -383,7 +387,7 @@ impl Args {
 
     /// `Ok(None)` unset, `Ok(Some(text))` resolved, `Err(())` unknown.
     #[allow(clippy::result_unit_err)]
-    pub fn text_value(&self, value: Option<&str>) -> Result<Option<String>, ()> {
+    pub fn text_value<'t>(&self, value: Option<&'t str>) -> Result<Option<Cow<'t, str>>, ()> {
         match value {
             None => Ok(None),
             Some(s) => self.substitute(s).map(Some).ok_or(()),
@@ -399,13 +403,19 @@ fn arg_value(arg: &Arg) -> ArgValue {
     }
 }
 
+/// Where `pair` first occurs in `text`: a byte search, cheaper than building a substring
+/// searcher for every field of every metric.
+fn find_pair(text: &str, pair: &[u8; 2]) -> Option<usize> {
+    text.as_bytes().windows(2).position(|w| w == pair)
+}
+
 /// Names of the `{{args.x}}` placeholders in a text.
 pub fn placeholders(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = text;
     std::iter::from_fn(move || {
         loop {
-            let start = rest.find("{{")?;
-            let len = rest[start..].find("}}")?;
+            let start = find_pair(rest, b"{{")?;
+            let len = find_pair(&rest[start..], b"}}")?;
             let inner = rest[start + 2..start + len].trim();
             rest = &rest[start + len + 2..];
             if let Some(name) = inner.strip_prefix("args.") {

@@ -95,7 +95,7 @@ impl RunMetric {
             Err(()) => Resolved::Unknown,
             Ok(Some(text)) => match parse_go_duration(text.trim()) {
                 Some(n) => Resolved::Known(n),
-                None => Resolved::Invalid(text),
+                None => Resolved::Invalid(text.into_owned()),
             },
         };
         let mut undeclared = Vec::new();
@@ -106,10 +106,12 @@ impl RunMetric {
                 }
             }
         };
-        let int_text = |v: &Option<IntOrStr>| match v {
-            Some(IntOrStr::Str(s)) => Some(s.clone()),
-            _ => None,
-        };
+        fn int_text(v: &Option<IntOrStr>) -> Option<&str> {
+            match v {
+                Some(IntOrStr::Str(s)) => Some(s),
+                _ => None,
+            }
+        }
         scan("interval", metric.interval.as_ref().map(Text::as_str));
         scan(
             "initialDelay",
@@ -122,7 +124,7 @@ impl RunMetric {
             ("consecutiveErrorLimit", &metric.consecutive_error_limit),
             ("consecutiveSuccessLimit", &metric.consecutive_success_limit),
         ] {
-            scan(field, int_text(value).as_deref());
+            scan(field, int_text(value));
         }
         Self {
             template: template.clone(),
