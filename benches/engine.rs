@@ -11,6 +11,10 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+
+/// The server's allocator, so the review figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use rollout_guard::admission::{Admission, Policy};
 use rollout_guard::catalog::{SharedStore, load_dir};
 use rollout_guard::cli::Mode;
@@ -148,6 +152,17 @@ fn review(c: &mut Criterion) {
     let object = serde_json::to_string(&envelope["request"]["object"]).unwrap();
     c.bench_function("review/parts/rollout_view", |b| {
         b.iter(|| serde_json::from_str::<Rollout>(black_box(&object)).unwrap())
+    });
+    c.bench_function("review/parts/rollout_view_lean", |b| {
+        b.iter(|| rollout_guard::json::from_slice::<Rollout>(black_box(object.as_bytes())).unwrap())
+    });
+    let old_object = serde_json::to_string(&envelope["request"]["oldObject"]).unwrap();
+    c.bench_function("review/parts/skip_old_object_lean", |b| {
+        b.iter(|| {
+            rollout_guard::json::skip_value(black_box(&old_object))
+                .unwrap()
+                .len()
+        })
     });
     let rollout: Rollout = serde_json::from_str(&object).unwrap();
     let cfg = Config::default();

@@ -299,9 +299,17 @@ impl<'de> Reader<'de> {
 
     /// Skips the string at `pos` (its opening quote).
     fn skip_string(&mut self) -> Result<()> {
+        // Most skipped strings are short and have no escape: their end is the first special
+        // byte, found without the block machinery.
+        if let Some(stop) = find_special(self.bytes, self.pos + 1)
+            && self.bytes[stop] == b'"'
+        {
+            self.pos = stop + 1;
+            return Ok(());
+        }
         let mut scan = Scan::new(self.pos + 1, true);
         loop {
-            let block = scan.next_block(self.bytes)?;
+            let block = scan.next_block::<false>(self.bytes)?;
             if block.quotes != 0 {
                 let end = block.quotes.trailing_zeros();
                 if block.ctl & below(end) != 0 {
@@ -320,16 +328,50 @@ impl<'de> Reader<'de> {
     /// Skips the object or array at `pos` (its opening bracket), counting brackets outside
     /// strings until the count returns to zero.
     fn skip_container(&mut self) -> Result<()> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("popcnt")
+        {
+            // SAFETY: the CPU has AVX2 and POPCNT, checked just above.
+            #[allow(unsafe_code)]
+            return unsafe { self.skip_container_avx2() };
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("popcnt") {
+            // SAFETY: the CPU has POPCNT, checked just above.
+            #[allow(unsafe_code)]
+            return unsafe { self.skip_container_popcnt() };
+        }
+        self.skip_container_in::<false>()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,popcnt")]
+    fn skip_container_avx2(&mut self) -> Result<()> {
+        self.skip_container_in::<true>()
+    }
+
+    /// The same code compiled with the POPCNT instruction, which the x86-64 baseline lacks
+    /// (without it every count is a dozen instructions, twice per block).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "popcnt")]
+    fn skip_container_popcnt(&mut self) -> Result<()> {
+        self.skip_container_in::<false>()
+    }
+
+    #[inline(always)]
+    fn skip_container_in<const WIDE: bool>(&mut self) -> Result<()> {
         let mut scan = Scan::new(self.pos, false);
         let mut open: usize = 0;
         loop {
-            let block = scan.next_block(self.bytes)?;
+            let block = scan.next_block::<WIDE>(self.bytes)?;
             let inside = block.inside;
-            if block.ctl & inside != 0 {
-                return Err(self.error("control character in string"));
-            }
-            if block.backslashes & !inside != 0 {
-                return Err(self.error("backslash outside a string"));
+            if (block.ctl & inside) | (block.backslashes & !inside) != 0 {
+                return Err(if block.ctl & inside != 0 {
+                    self.error("control character in string")
+                } else {
+                    self.error("backslash outside a string")
+                });
             }
             let opens = block.opens & !inside;
             let closes = block.closes & !inside;
@@ -406,22 +448,24 @@ impl Scan {
 
     /// Classifies the block at `at` and advances the string and escape state past it. Escapes
     /// are validated here, so a skipped string holds only what serde_json would accept.
-    fn next_block(&mut self, bytes: &[u8]) -> Result<Block> {
+    #[inline(always)]
+    fn next_block<const WIDE: bool>(&mut self, bytes: &[u8]) -> Result<Block> {
         let rest = bytes.get(self.at..).unwrap_or_default();
         let (m, valid) = match rest.first_chunk::<BLOCK>() {
-            Some(full) => (classify(full), u64::MAX),
+            Some(full) => (classify_any::<WIDE>(full), u64::MAX),
             None if rest.is_empty() => {
                 return Err(Error(format!("unexpected end at byte {}", bytes.len())));
             }
             None => {
                 let mut chunk = [0u8; BLOCK];
                 chunk[..rest.len()].copy_from_slice(rest);
-                (classify(&chunk), below(rest.len() as u32))
+                (classify_any::<WIDE>(&chunk), below(rest.len() as u32))
             }
         };
         let backslashes = m.backslashes & valid;
-        let escaped = self.escapes(backslashes);
-        if escaped != 0 {
+        let mut escaped = 0;
+        if backslashes != 0 || self.escaped_first {
+            escaped = self.escapes(backslashes);
             check_escapes(bytes, self.at, escaped)?;
         }
         let quotes = m.quotes & valid & !escaped;
@@ -439,6 +483,7 @@ impl Scan {
 
     /// The bytes escaped by a backslash: the byte after each run of backslashes of odd length
     /// (in `\\\"`, the quote is not escaped; in `\\"` it is), without a branch per run.
+    #[inline(always)]
     fn escapes(&mut self, backslashes: u64) -> u64 {
         const EVEN: u64 = 0x5555_5555_5555_5555;
         let carried = u64::from(self.escaped_first);
@@ -459,18 +504,33 @@ impl Scan {
 fn check_escapes(bytes: &[u8], at: usize, mut escaped: u64) -> Result<()> {
     while escaped != 0 {
         let i = at + escaped.trailing_zeros() as usize;
-        match bytes.get(i) {
-            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
-            Some(b'u')
-                if bytes
+        // One table lookup and a branch that is almost never taken: `\u` and errors.
+        let c = bytes.get(i).copied().unwrap_or(0);
+        let unicode = || {
+            c == b'u'
+                && bytes
                     .get(i + 1..i + 5)
-                    .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)) => {}
-            _ => return Err(Error(format!("invalid escape at byte {}", i - 1))),
+                    .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+        };
+        if !SIMPLE_ESCAPE[usize::from(c)] && !unicode() {
+            return Err(Error(format!("invalid escape at byte {}", i - 1)));
         }
         escaped &= escaped - 1;
     }
     Ok(())
 }
+
+/// The bytes that may follow a backslash, `u` (and its four hex digits) aside.
+const SIMPLE_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut k = 0;
+    let simple = b"\"\\/bfnrt";
+    while k < simple.len() {
+        table[simple[k] as usize] = true;
+        k += 1;
+    }
+    table
+};
 
 /// Bit `i` of the result is the parity of the bits `0..=i` of `x`.
 fn prefix_xor(mut x: u64) -> u64 {
@@ -494,6 +554,48 @@ struct Masks {
     closes: u64,
     /// Bytes below 0x20.
     ctl: u64,
+}
+
+#[inline(always)]
+#[allow(unsafe_code)]
+fn classify_any<const WIDE: bool>(block: &[u8; BLOCK]) -> Masks {
+    #[cfg(target_arch = "x86_64")]
+    if WIDE {
+        // SAFETY: WIDE is true only inside skip_container_avx2, called after detecting AVX2.
+        return unsafe { classify_avx2(block) };
+    }
+    classify(block)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn classify_avx2(block: &[u8; BLOCK]) -> Masks {
+    use std::arch::x86_64::{
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_max_epu8, _mm256_movemask_epi8,
+        _mm256_or_si256, _mm256_set1_epi8,
+    };
+    let quote = _mm256_set1_epi8(b'"' as i8);
+    let backslash = _mm256_set1_epi8(b'\\' as i8);
+    let case = _mm256_set1_epi8(0x20);
+    let open = _mm256_set1_epi8(b'{' as i8);
+    let close = _mm256_set1_epi8(b'}' as i8);
+    let max_ctl = _mm256_set1_epi8(0x1f);
+    let mask = |v: __m256i| u64::from(_mm256_movemask_epi8(v) as u32);
+    let mut m = Masks::default();
+    for k in 0..BLOCK / 32 {
+        // SAFETY: reads 32 bytes at offset 0 or 32 of a 64-byte array.
+        let x = unsafe { _mm256_loadu_si256(block.as_ptr().add(k * 32).cast::<__m256i>()) };
+        let folded = _mm256_or_si256(x, case);
+        let shift = k * 32;
+        m.quotes |= mask(_mm256_cmpeq_epi8(x, quote)) << shift;
+        m.backslashes |= mask(_mm256_cmpeq_epi8(x, backslash)) << shift;
+        m.opens |= mask(_mm256_cmpeq_epi8(folded, open)) << shift;
+        m.closes |= mask(_mm256_cmpeq_epi8(folded, close)) << shift;
+        m.ctl |= mask(_mm256_cmpeq_epi8(_mm256_max_epu8(x, max_ctl), max_ctl)) << shift;
+    }
+    m
 }
 
 /// Portable classification, and the reference the SIMD one is tested against.
@@ -522,6 +624,7 @@ fn classify(block: &[u8; BLOCK]) -> Masks {
 /// SSE2 (part of x86-64 itself, so always present): 16 bytes per comparison.
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
+#[inline(always)]
 fn classify(block: &[u8; BLOCK]) -> Masks {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
@@ -556,10 +659,50 @@ fn classify(block: &[u8; BLOCK]) -> Masks {
 /// The first `"`, `\` or control character at or after `from`.
 fn find_special(bytes: &[u8], from: usize) -> Option<usize> {
     let rest = bytes.get(from..)?;
-    // Short strings (keys, most values) end within a few bytes.
-    rest.iter()
+    let mut chunks = rest.chunks_exact(16);
+    let mut at = from;
+    for chunk in &mut chunks {
+        let special = special16(chunk.try_into().unwrap_or(&[0; 16]));
+        if special != 0 {
+            return Some(at + special.trailing_zeros() as usize);
+        }
+        at += 16;
+    }
+    chunks
+        .remainder()
+        .iter()
         .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-        .map(|i| from + i)
+        .map(|i| at + i)
+}
+
+/// Bit `i` set when byte `i` is `"`, `\` or a control character.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+fn special16(chunk: &[u8; 16]) -> u32 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is enabled on every x86_64 target; the load reads the 16-byte array.
+    unsafe {
+        let x = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
+        let max_ctl = _mm_set1_epi8(0x1f);
+        let hits = _mm_or_si128(
+            _mm_or_si128(
+                _mm_cmpeq_epi8(x, _mm_set1_epi8(b'"' as i8)),
+                _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\\' as i8)),
+            ),
+            _mm_cmpeq_epi8(_mm_max_epu8(x, max_ctl), max_ctl),
+        );
+        _mm_movemask_epi8(hits) as u16 as u32
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn special16(chunk: &[u8; 16]) -> u32 {
+    chunk.iter().enumerate().fold(0, |m, (i, &c)| {
+        m | (u32::from(c == b'"' || c == b'\\' || c < 0x20) << i)
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -860,6 +1003,29 @@ mod tests {
                 *b = base.wrapping_add(i as u8);
             }
             assert_eq!(classify(&block), classify_scalar(&block));
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                #[allow(unsafe_code)]
+                // SAFETY: the CPU has AVX2, checked just above.
+                let wide = unsafe { classify_avx2(&block) };
+                assert_eq!(wide, classify_scalar(&block));
+            }
+        }
+    }
+
+    #[test]
+    fn finds_the_first_special_byte_anywhere() {
+        for len in 0..40 {
+            for (at, special) in (0..len).flat_map(|at| [b'"', b'\\', 0, 0x1f].map(|c| (at, c))) {
+                let mut bytes = vec![b'a'; len];
+                bytes[at] = special;
+                if at + 1 < len {
+                    bytes[at + 1] = b'"';
+                }
+                assert_eq!(find_special(&bytes, 0), Some(at), "{len} {at} {special}");
+            }
+            assert_eq!(find_special(&vec![0x7f; len], 0), None);
+            assert_eq!(find_special(&vec![0xc3; len], 0), None);
         }
     }
 
@@ -1018,6 +1184,59 @@ mod tests {
         }
     }
 
+    /// Where each compiled variant of the container skip ends (or that it refuses), so the
+    /// variants this CPU does not pick are tested too.
+    fn container_skips(text: &str) -> Vec<Result<usize>> {
+        let run = |f: &dyn Fn(&mut Reader) -> Result<()>| {
+            let mut r = Reader {
+                text,
+                bytes: text.as_bytes(),
+                pos: 0,
+                depth: 0,
+            };
+            f(&mut r).map(|()| r.pos)
+        };
+        let mut ends = vec![run(&|r| r.skip_container_in::<false>())];
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[allow(unsafe_code)]
+            if std::arch::is_x86_feature_detected!("popcnt") {
+                // SAFETY: checked just above.
+                ends.push(run(&|r| unsafe { r.skip_container_popcnt() }));
+            }
+            #[allow(unsafe_code)]
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("popcnt")
+            {
+                // SAFETY: checked just above.
+                ends.push(run(&|r| unsafe { r.skip_container_avx2() }));
+            }
+        }
+        ends
+    }
+
+    #[test]
+    fn every_skip_variant_agrees() {
+        for text in [
+            r#"{"a":[{"b":"}"}]} tail"#,
+            r#"["]", "[", "\\", "\\\""]"#,
+            r#"[1, "unterminated]"#,
+            r#"[1, "bad \q"]"#,
+            "[\"raw \u{1}\"]",
+            "[1, \\ 2]",
+            &format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1)),
+            &format!("{}{}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1)),
+        ] {
+            let ends = container_skips(text);
+            assert!(
+                ends.windows(2)
+                    .all(|w| w[0].is_ok() == w[1].is_ok()
+                        && w[0].as_ref().ok() == w[1].as_ref().ok()),
+                "{text}: {ends:?}"
+            );
+        }
+    }
+
     fn json_value() -> impl Strategy<Value = Value> {
         let text = prop_oneof![
             "[a-z\"\\\\/ ]{0,80}",
@@ -1059,6 +1278,11 @@ mod tests {
             prop_assert_eq!(raw.skip.get(), text.as_str());
             prop_assert_eq!(from_slice::<Probe>(body.as_bytes()).unwrap(), Probe { x: 7 });
             prop_assert!(from_slice::<IgnoredAny>(body.as_bytes()).is_ok());
+            if text.starts_with(['{', '[']) {
+                for end in container_skips(&text) {
+                    prop_assert_eq!(end, Ok(text.len()));
+                }
+            }
         }
 
         /// Cut anywhere, a document is refused by both readers (or, where the cut leaves a
@@ -1070,6 +1294,11 @@ mod tests {
             let Some(prefix) = text.get(..cut) else { return Ok(()) };
             let reference = serde_json::from_str::<Value>(prefix).is_ok();
             prop_assert_eq!(from_slice::<IgnoredAny>(prefix.as_bytes()).is_ok(), reference, "{}", prefix);
+            if prefix.starts_with(['{', '[']) {
+                for end in container_skips(prefix) {
+                    prop_assert_eq!(end.is_ok(), reference, "{}", prefix);
+                }
+            }
         }
     }
 }
