@@ -466,7 +466,11 @@ impl Scan {
         let mut escaped = 0;
         if backslashes != 0 || self.escaped_first {
             escaped = self.escapes(backslashes);
-            check_escapes(bytes, self.at, escaped)?;
+            // `\"` and `\\` are valid as they stand; look at the others one by one.
+            let others = escaped & !(m.quotes | backslashes);
+            if others != 0 {
+                check_escapes(bytes, self.at, others)?;
+            }
         }
         let quotes = m.quotes & valid & !escaped;
         let inside = prefix_xor(quotes) ^ self.in_string;
