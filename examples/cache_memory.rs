@@ -144,6 +144,10 @@ fn list(
     bytes
 }
 
+/// The server's allocator, so the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let count: usize = match std::env::args().nth(1) {
         Some(n) => n.parse()?,
