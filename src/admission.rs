@@ -391,7 +391,7 @@ impl Admission {
     ) -> serde_json::Result<Decision> {
         let mut rollout = match object {
             ObjectIn::Rollout(view) => view,
-            ObjectIn::Raw(raw) => Box::new(serde_json::from_str::<Rollout>(raw.get())?),
+            ObjectIn::Raw(raw) => Box::new(view::<Rollout>(raw)?),
         };
         fill_namespace(&mut rollout.metadata, req);
         let Some(mode) = self.mode_for(&rollout.metadata) else {
@@ -408,7 +408,7 @@ impl Admission {
         kind: Kind,
         req: &Request<'_>,
     ) -> serde_json::Result<Decision> {
-        let mut template: AnalysisTemplate = serde_json::from_str(raw.get())?;
+        let mut template: AnalysisTemplate = view(raw)?;
         if kind == Kind::AnalysisTemplate {
             fill_namespace(&mut template.metadata, req);
         }
@@ -461,7 +461,7 @@ impl Admission {
     }
 
     fn guard_rollout(&self, raw: RawJson<'_>, req: &Request<'_>) -> serde_json::Result<Decision> {
-        let mut rollout: Rollout = serde_json::from_str(raw.get())?;
+        let mut rollout: Rollout = view(raw)?;
         fill_namespace(&mut rollout.metadata, req);
         if !self.guards_for(&rollout.metadata).contains(Guard::Hold) {
             return Ok(Decision::default());
@@ -499,11 +499,11 @@ impl Admission {
         let Some(old_raw) = req.old_object else {
             return Ok(Decision::default());
         };
-        let new_view: Rollout = serde_json::from_str(raw.get())?;
+        let new_view: Rollout = view(raw)?;
         if !self.guards_for(&new_view.metadata).contains(Guard::Status) {
             return Ok(Decision::default());
         }
-        let old_view: Rollout = serde_json::from_str(old_raw.get())?;
+        let old_view: Rollout = view(old_raw)?;
         let inconclusive = |r: &Rollout| r.status.as_ref().is_some_and(|s| s.paused_inconclusive());
         if !inconclusive(&new_view) && !inconclusive(&old_view) {
             return Ok(Decision::default());
@@ -518,7 +518,7 @@ impl Admission {
     }
 
     fn guard_template(&self, raw: RawJson<'_>) -> serde_json::Result<Decision> {
-        let view: AnalysisTemplate = serde_json::from_str(raw.get())?;
+        let view: AnalysisTemplate = self::view(raw)?;
         if !self.guards_for(&view.metadata).contains(Guard::FailClosed) {
             return Ok(Decision::default());
         }
@@ -682,6 +682,12 @@ impl Reviewer for Admission {
     fn cache_sizes(&self) -> Vec<(&'static str, usize)> {
         self.catalog.sizes()
     }
+}
+
+/// Reads a view of an object the envelope kept raw: with the lean reader, or with serde_json
+/// when the lean reader leaves it (which also gives the error message).
+fn view<'a, T: Deserialize<'a>>(raw: RawJson<'a>) -> serde_json::Result<T> {
+    json::from_slice(raw.get().as_bytes()).or_else(|_| serde_json::from_str(raw.get()))
 }
 
 fn kind_of(kind: &str) -> Option<Kind> {
