@@ -307,9 +307,28 @@ impl<'de> Reader<'de> {
             self.pos = stop + 1;
             return Ok(());
         }
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            #[allow(unsafe_code)]
+            return unsafe { self.skip_long_string_avx2() };
+        }
+        self.skip_long_string::<false>()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn skip_long_string_avx2(&mut self) -> Result<()> {
+        self.skip_long_string::<true>()
+    }
+
+    /// The block-wise part of [`Reader::skip_string`], for strings with escapes (such as
+    /// kubectl's last-applied copy of the object).
+    #[inline(always)]
+    fn skip_long_string<const WIDE: bool>(&mut self) -> Result<()> {
         let mut scan = Scan::new(self.pos + 1, true);
         loop {
-            let block = scan.next_block::<false>(self.bytes)?;
+            let block = scan.next_block::<WIDE>(self.bytes)?;
             if block.quotes != 0 {
                 let end = block.quotes.trailing_zeros();
                 if block.ctl & below(end) != 0 {
@@ -565,7 +584,8 @@ struct Masks {
 fn classify_any<const WIDE: bool>(block: &[u8; BLOCK]) -> Masks {
     #[cfg(target_arch = "x86_64")]
     if WIDE {
-        // SAFETY: WIDE is true only inside skip_container_avx2, called after detecting AVX2.
+        // SAFETY: WIDE is true only in skip_container_avx2 and skip_long_string_avx2, which
+        // are called only after detecting AVX2.
         return unsafe { classify_avx2(block) };
     }
     classify(block)
@@ -1178,6 +1198,13 @@ mod tests {
             for tail in ["\"", "", "x", "\\\""] {
                 let content = format!("{}{tail}", "\\".repeat(run));
                 let skipped = serde_json::to_string(&json!([content, {"k": content}])).unwrap();
+                let quoted = serde_json::to_string(&content).unwrap();
+                for pad in 0..70 {
+                    let text = format!("{quoted}{}", " ".repeat(pad));
+                    for end in string_skips(&text) {
+                        assert_eq!(end, Ok(quoted.len()), "run {run}, pad {pad}");
+                    }
+                }
                 for pad in 0..140 {
                     let body = format!(r#"{{"pad":"{}","skip":{skipped},"x":7}}"#, "p".repeat(pad));
                     let raw: Raw = from_slice(body.as_bytes()).unwrap();
@@ -1215,6 +1242,30 @@ mod tests {
                 // SAFETY: checked just above.
                 ends.push(run(&|r| unsafe { r.skip_container_avx2() }));
             }
+        }
+        ends
+    }
+
+    /// The same for strings (at their opening quote).
+    fn string_skips(text: &str) -> Vec<Result<usize>> {
+        let run = |f: &dyn Fn(&mut Reader) -> Result<()>| {
+            let mut r = Reader {
+                text,
+                bytes: text.as_bytes(),
+                pos: 0,
+                depth: 0,
+            };
+            f(&mut r).map(|()| r.pos)
+        };
+        let mut ends = vec![
+            run(&|r| r.skip_string()),
+            run(&|r| r.skip_long_string::<false>()),
+        ];
+        #[cfg(target_arch = "x86_64")]
+        #[allow(unsafe_code)]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: checked just above.
+            ends.push(run(&|r| unsafe { r.skip_long_string_avx2() }));
         }
         ends
     }
@@ -1287,6 +1338,11 @@ mod tests {
                     prop_assert_eq!(end, Ok(text.len()));
                 }
             }
+            if text.starts_with('"') {
+                for end in string_skips(&text) {
+                    prop_assert_eq!(end, Ok(text.len()));
+                }
+            }
         }
 
         /// Cut anywhere, a document is refused by both readers (or, where the cut leaves a
@@ -1300,6 +1356,11 @@ mod tests {
             prop_assert_eq!(from_slice::<IgnoredAny>(prefix.as_bytes()).is_ok(), reference, "{}", prefix);
             if prefix.starts_with(['{', '[']) {
                 for end in container_skips(prefix) {
+                    prop_assert_eq!(end.is_ok(), reference, "{}", prefix);
+                }
+            }
+            if prefix.starts_with('"') {
+                for end in string_skips(prefix) {
                     prop_assert_eq!(end.is_ok(), reference, "{}", prefix);
                 }
             }
