@@ -22,6 +22,12 @@
 //!   verdict nor the edit, and survive the patch.
 //! - `a_garbage_document_never_hides_a_valid_one`: in a YAML stream, every valid Rollout or
 //!   template is read whatever garbage documents surround it.
+//! - `lean_reader_answers_like_serde_json`: on generated reviews (the cases above and noisy
+//!   objects, created and updated, with floats, 64-bit extremes, escaped text and deep values
+//!   put anywhere under `request`, keys in any order, compact or pretty, at any 64-byte
+//!   alignment), the lean reader's answer (`review`) and serde_json's (`review_reference`) are
+//!   the same bytes on both endpoints. (`review_and_check` also compares the two on every
+//!   review the other properties make.)
 
 #[allow(dead_code)]
 #[path = "../fuzz/src/lib.rs"]
@@ -35,7 +41,7 @@ use rollout_guard::cli::Mode;
 use rollout_guard::guards::GuardSet;
 use rollout_guard::input::{Loaded, Object, load_text};
 use rollout_guard::model::AnalysisTemplate;
-use rollout_guard::review::Endpoint;
+use rollout_guard::review::{Endpoint, Reviewer};
 use rollout_guard::templates::MemoryStore;
 use rollout_guard::version::ControllerVersion;
 use serde_json::{Value, json};
@@ -501,6 +507,88 @@ fn case_review(object: &Value, old: Option<&Value>) -> Value {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Awkward JSON for the lean reader
+
+/// Values the lean reader leaves to serde_json (floats, integers past 64 bits as floats) or
+/// must read exactly like it (64-bit extremes, escapes, unicode, deep nesting).
+fn awkward_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
+        (0i64..1000).prop_map(|n| json!(n as f64)),
+        Just(json!(-0.0)),
+        Just(json!(u64::MAX)),
+        Just(json!(i64::MIN)),
+        Just(json!(i64::MAX)),
+        Just(json!(1e300)),
+        any::<String>().prop_map(Value::String),
+        "[\\\\\"/ a-z\u{1}-\u{1f}é😀]{0,70}".prop_map(Value::String),
+        (1usize..110).prop_map(|d| {
+            let mut v = json!(1);
+            for i in 0..d {
+                v = if i % 2 == 0 {
+                    json!([v])
+                } else {
+                    json!({"d": v})
+                };
+            }
+            v
+        }),
+        Just(json!({})),
+        Just(json!([])),
+        Just(Value::Null),
+    ]
+}
+
+/// Puts `value` at a node under `request` chosen by `pick`: replaces the node, or adds it as
+/// a new member of an object.
+fn put_anywhere(v: &mut Value, pick: u64, value: Value) {
+    fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
+        out.push(at.clone());
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    let token = k.replace('~', "~0").replace('/', "~1");
+                    pointers(x, format!("{at}/{token}"), out);
+                }
+            }
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    pointers(x, format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    pointers(v, String::new(), &mut all);
+    // Never the envelope itself, nor `request`: the review stays a review.
+    all.retain(|p| p.starts_with("/request/"));
+    if all.is_empty() {
+        return;
+    }
+    let p = &all[(pick % all.len() as u64) as usize];
+    let node = v.pointer_mut(p).unwrap();
+    match node {
+        Value::Object(m) if pick.is_multiple_of(3) => {
+            m.insert("x-awkward".into(), value);
+        }
+        _ => *node = value,
+    }
+}
+
+/// A review written compactly with keys sorted, with keys in an order drawn from `seed`
+/// (sometimes `operation` before `object`, as the API server writes it), and pretty.
+fn writings(review: &Value, seed: u64) -> Vec<Vec<u8>> {
+    vec![
+        serde_json::to_vec(review).unwrap(),
+        shuffled_review(review, seed),
+        serde_json::to_vec_pretty(review).unwrap(),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
 // Documents
 
 fn valid_document() -> impl Strategy<Value = (String, String)> {
@@ -750,6 +838,58 @@ proptest! {
         for e in &loaded.errors {
             prop_assert_eq!(&e.file, "stream.yaml");
             prop_assert!(!e.message.is_empty());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn lean_reader_answers_like_serde_json(
+        (object, old, _endpoint, guards) in any_case(),
+        noisy in noisy_object(),
+        awkward in prop::collection::vec((any::<u64>(), awkward_value()), 1..4),
+        seed in any::<u64>(),
+        pad in 0usize..64,
+        enforce in any::<bool>(),
+        legacy in any::<bool>(),
+    ) {
+        let version = if legacy { ControllerVersion::new(1, 8, 1) } else { ControllerVersion::DEFAULT };
+        let mode = if enforce { Mode::Enforce } else { Mode::Warn };
+        let policies = [
+            admission(mode, guards, version),
+            admission(mode, "status,hold,fail-closed", version),
+        ];
+        // An update of the noisy object by the controller, at an alignment `pad` picks.
+        let mut update = review(UID, kind_of(&noisy), None, "UPDATE", CONTROLLER, &noisy, Some(&object), false);
+        update["request"]["aaPad"] = json!("p".repeat(pad));
+        let mut reviews = vec![case_review(&object, old.as_ref()), create(&noisy), update];
+        for i in 0..reviews.len() {
+            let mut r = reviews[i].clone();
+            for (pick, value) in &awkward {
+                put_anywhere(&mut r, *pick, value.clone());
+            }
+            reviews.push(r);
+        }
+        for r in &reviews {
+            for body in writings(r, seed) {
+                for a in &policies {
+                    for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
+                        let lean = a.review(endpoint, &body);
+                        let reference = a.review_reference(endpoint, &body);
+                        prop_assert_eq!(
+                            (lean.status, lean.outcome, &lean.body),
+                            (reference.status, reference.outcome, &reference.body),
+                            "{:?}: {} vs {}\nbody {}",
+                            endpoint,
+                            String::from_utf8_lossy(&lean.body),
+                            String::from_utf8_lossy(&reference.body),
+                            String::from_utf8_lossy(&body)
+                        );
+                    }
+                }
+            }
         }
     }
 }

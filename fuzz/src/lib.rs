@@ -5,6 +5,14 @@
 //! readable review (400 only for bodies that are not reviews), a patch only on the mutating
 //! endpoint, only for CREATE/UPDATE, as base64 of an RFC 6902 patch that applies to the
 //! request's `object`, and warnings the API server passes on intact.
+//!
+//! The reviewer reads bodies with the lean reader (`rollout_guard::json`), falling back to
+//! serde_json; `Admission::review_reference` reads the envelope with serde_json alone (the
+//! views of objects kept raw go through the same lean-first `view()` in both; the
+//! `json_reader` target compares those views with serde_json's). For a body serde_json accepts
+//! as JSON, both answers must be the same bytes. A body serde_json refuses may still get a 200
+//! (the lean reader checks skipped values for structure only), but only when its structure
+//! holds: `json::from_slice::<IgnoredAny>` accepts it.
 
 use std::sync::Arc;
 
@@ -13,12 +21,13 @@ use rollout_guard::admission::{Admission, Policy};
 use rollout_guard::catalog::SharedStore;
 use rollout_guard::cli::Mode;
 use rollout_guard::guards::GuardSet;
+use rollout_guard::json::{self, RawJson};
 use rollout_guard::model::AnalysisTemplate;
-use rollout_guard::review::{Endpoint, Reviewer};
+use rollout_guard::review::{Endpoint, Reply, Reviewer};
 use rollout_guard::templates::MemoryStore;
 use rollout_guard::version::ControllerVersion;
 use serde::Deserialize;
-use serde_json::value::RawValue;
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
 pub const CONTROLLER: &str = "system:serviceaccount:argo-rollouts:argo-rollouts";
@@ -132,19 +141,50 @@ pub fn review(
 }
 
 /// The request fields the checks need, read the way the reviewer reads them (unknown fields
-/// ignored, `object` kept raw).
+/// ignored, `object` kept raw). Both readers can decode it.
 #[derive(Deserialize)]
-struct LeanReview {
-    request: LeanRequest,
+struct LeanReview<'a> {
+    #[serde(borrow)]
+    request: LeanRequest<'a>,
 }
 
 #[derive(Deserialize)]
-struct LeanRequest {
+struct LeanRequest<'a> {
     uid: String,
     #[serde(default)]
     operation: Option<String>,
-    #[serde(default)]
-    object: Option<Box<RawValue>>,
+    #[serde(default, borrow)]
+    object: Option<RawJson<'a>>,
+}
+
+/// serde_json's messages for a grammar error (as opposed to a wrong type or value).
+const GRAMMAR_ERRORS: [&str; 9] = [
+    "expected value",
+    "expected `,` or `]`",
+    "expected `,` or `}`",
+    "expected `:`",
+    "key must be a string",
+    "invalid number",
+    "trailing comma",
+    "expected ident",
+    "trailing characters",
+];
+
+/// `FUZZ_STRICT_LENIENCY=1`: also fail a lenient 200 whose warning shows that serde_json met
+/// the malformation in a value the webhook read after the lean pass (a known gap of
+/// `src/admission.rs`, see `a_malformed_object_read_after_the_envelope_pass_is_a_400` in
+/// `tests/lean_reader.rs`). Off by default so that runs look for other failures.
+fn strict_leniency() -> bool {
+    static S: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *S.get_or_init(|| std::env::var_os("FUZZ_STRICT_LENIENCY").is_some())
+}
+
+/// What the log summary says, comparable.
+fn summary(reply: &Reply) -> Option<Value> {
+    reply
+        .summary
+        .as_ref()
+        .map(|s| serde_json::to_value(s).expect("the summary serialises"))
 }
 
 /// What one answer said, after every check passed.
@@ -175,6 +215,30 @@ pub fn review_and_check(a: &Admission, endpoint: Endpoint, body: &[u8]) -> Verdi
         (reply.status, &reply.body),
         "same body, different answer"
     );
+    // The lean reader against serde_json alone.
+    let is_json = serde_json::from_slice::<IgnoredAny>(body).is_ok();
+    if is_json {
+        let reference = a.review_reference(endpoint, body);
+        assert_eq!(
+            (reply.status, reply.outcome, &reply.body),
+            (reference.status, reference.outcome, &reference.body),
+            "the lean reader and serde_json answer differently: {} vs {}",
+            String::from_utf8_lossy(&reply.body),
+            String::from_utf8_lossy(&reference.body)
+        );
+        assert_eq!(
+            summary(&reply),
+            summary(&reference),
+            "different log summaries"
+        );
+    } else if reply.status == 200 {
+        // Documented leniency: a malformation inside a skipped value. The structure holds.
+        assert!(
+            json::from_slice::<IgnoredAny>(body).is_ok(),
+            "a 200 for a body whose structure is broken: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
     let out: Value = serde_json::from_slice(&reply.body).expect("the answer is JSON");
     if reply.status == 400 {
         assert!(out.get("error").and_then(Value::as_str).is_some(), "{out}");
@@ -187,9 +251,15 @@ pub fn review_and_check(a: &Admission, endpoint: Endpoint, body: &[u8]) -> Verdi
             body: reply.body,
         };
     }
-    let request = serde_json::from_slice::<LeanReview>(body)
-        .expect("a 200 answers a readable review")
-        .request;
+    // The request as the reader that answered read it: serde_json for JSON, the lean reader
+    // for a body only it accepts.
+    let request = if is_json {
+        serde_json::from_slice::<LeanReview>(body).map_err(|e| e.to_string())
+    } else {
+        json::from_slice::<LeanReview>(body).map_err(|e| e.to_string())
+    }
+    .expect("a 200 answers a readable review")
+    .request;
     assert_eq!(out["apiVersion"], "admission.k8s.io/v1");
     assert_eq!(out["kind"], "AdmissionReview");
     let response = &out["response"];
@@ -208,6 +278,16 @@ pub fn review_and_check(a: &Admission, endpoint: Endpoint, body: &[u8]) -> Verdi
         assert!(!message.is_empty(), "a denial says why");
     }
     let warnings = check_warnings(response);
+    if !is_json && strict_leniency() {
+        // The leniency covers values the webhook skips, not ones it reads: serde_json must not
+        // have met the malformation while reading `object` or `oldObject` afterwards.
+        for w in &warnings {
+            assert!(
+                !(w.contains("could not read") && GRAMMAR_ERRORS.iter().any(|e| w.contains(e))),
+                "a 200 for a malformation the webhook read: {w}"
+            );
+        }
+    }
 
     let patch = response.get("patch").map(|p| {
         let encoded = p.as_str().expect("patch is a base64 string");
