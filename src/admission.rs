@@ -83,6 +83,9 @@ struct Request<'a> {
     #[serde(borrow)]
     old_object: Option<RawJson<'a>>,
     dry_run: Option<bool>,
+    /// Decoded by the lean reader ([`decode_review`]): the raw objects are read with it too.
+    #[serde(skip)]
+    lean: bool,
 }
 
 /// `request.object` as the envelope decode left it.
@@ -189,7 +192,10 @@ impl<'de> Visitor<'de> for FastRequest {
             "oldObject",
             "dryRun",
         ];
-        let mut r = Request::default();
+        let mut r = Request {
+            lean: true,
+            ..Request::default()
+        };
         let mut seen = [false; FIELDS.len()];
         while let Some(key) = map.next_key::<&'de str>()? {
             let Some(field) = FIELDS.iter().position(|f| *f == key) else {
@@ -307,6 +313,8 @@ struct Decision {
     patch: Option<json_patch::Patch>,
     warnings: Vec<String>,
     rules: Vec<&'static str>,
+    /// The object could not be read into its view.
+    unreadable: bool,
 }
 
 impl Decision {
@@ -372,7 +380,7 @@ impl Admission {
                 self.guard_rollout(raw, req)
             }
             (Endpoint::Mutate, _, true, _) => Ok(Decision::default()),
-            (Endpoint::Mutate, _, false, ObjectIn::Raw(raw)) => self.guard_template(raw),
+            (Endpoint::Mutate, _, false, ObjectIn::Raw(raw)) => self.guard_template(raw, req),
         };
         // serde's message quotes the offending value, which can be any length: budget it
         // like every other warning.
@@ -380,6 +388,7 @@ impl Admission {
             warnings: budget(std::iter::once(format!(
                 "rollout-guard: could not read the {kind}: {e}; it was not checked"
             ))),
+            unreadable: true,
             ..Decision::default()
         })
     }
@@ -391,7 +400,7 @@ impl Admission {
     ) -> serde_json::Result<Decision> {
         let mut rollout = match object {
             ObjectIn::Rollout(view) => view,
-            ObjectIn::Raw(raw) => Box::new(view::<Rollout>(raw)?),
+            ObjectIn::Raw(raw) => Box::new(view::<Rollout>(raw, req.lean)?),
         };
         fill_namespace(&mut rollout.metadata, req);
         let Some(mode) = self.mode_for(&rollout.metadata) else {
@@ -408,7 +417,7 @@ impl Admission {
         kind: Kind,
         req: &Request<'_>,
     ) -> serde_json::Result<Decision> {
-        let mut template: AnalysisTemplate = view(raw)?;
+        let mut template: AnalysisTemplate = view(raw, req.lean)?;
         if kind == Kind::AnalysisTemplate {
             fill_namespace(&mut template.metadata, req);
         }
@@ -461,7 +470,7 @@ impl Admission {
     }
 
     fn guard_rollout(&self, raw: RawJson<'_>, req: &Request<'_>) -> serde_json::Result<Decision> {
-        let mut rollout: Rollout = view(raw)?;
+        let mut rollout: Rollout = view(raw, req.lean)?;
         fill_namespace(&mut rollout.metadata, req);
         if !self.guards_for(&rollout.metadata).contains(Guard::Hold) {
             return Ok(Decision::default());
@@ -499,11 +508,11 @@ impl Admission {
         let Some(old_raw) = req.old_object else {
             return Ok(Decision::default());
         };
-        let new_view: Rollout = view(raw)?;
+        let new_view: Rollout = view(raw, req.lean)?;
         if !self.guards_for(&new_view.metadata).contains(Guard::Status) {
             return Ok(Decision::default());
         }
-        let old_view: Rollout = view(old_raw)?;
+        let old_view: Rollout = view(old_raw, req.lean)?;
         let inconclusive = |r: &Rollout| r.status.as_ref().is_some_and(|s| s.paused_inconclusive());
         if !inconclusive(&new_view) && !inconclusive(&old_view) {
             return Ok(Decision::default());
@@ -517,8 +526,8 @@ impl Admission {
         Ok(patched(&original, &guarded, &said))
     }
 
-    fn guard_template(&self, raw: RawJson<'_>) -> serde_json::Result<Decision> {
-        let view: AnalysisTemplate = self::view(raw)?;
+    fn guard_template(&self, raw: RawJson<'_>, req: &Request<'_>) -> serde_json::Result<Decision> {
+        let view: AnalysisTemplate = self::view(raw, req.lean)?;
         if !self.guards_for(&view.metadata).contains(Guard::FailClosed) {
             return Ok(Decision::default());
         }
@@ -579,14 +588,21 @@ impl Admission {
 }
 
 impl Admission {
-    /// The review with serde_json as the only reader: the reference the lean reader is compared
-    /// with in tests and fuzzing. Same answers on every body serde_json accepts.
+    /// The review with serde_json as the only reader (envelope and views): the reference the
+    /// lean reader is compared with in tests and fuzzing. Same answers on every body serde_json
+    /// accepts, and a 400 on every body it refuses, but for a malformed value the webhook
+    /// never reads (see [`json`]).
     #[doc(hidden)]
     pub fn review_reference(&self, endpoint: Endpoint, body: &[u8]) -> Reply {
-        self.answer(endpoint, serde_json::from_slice(body))
+        self.answer(endpoint, body, serde_json::from_slice(body))
     }
 
-    fn answer(&self, endpoint: Endpoint, review: serde_json::Result<ReviewIn<'_>>) -> Reply {
+    fn answer(
+        &self,
+        endpoint: Endpoint,
+        body: &[u8],
+        review: serde_json::Result<ReviewIn<'_>>,
+    ) -> Reply {
         let review = match review {
             Ok(r) => r,
             Err(e) => return Reply::bad_request(&format!("body is not an AdmissionReview: {e}")),
@@ -598,6 +614,11 @@ impl Admission {
             return Reply::bad_request("AdmissionReview request has no `uid`");
         }
         let mut decision = self.decide(endpoint, &mut req);
+        if decision.unreadable && req.lean && serde_json::from_slice::<IgnoredAny>(body).is_err() {
+            // The object the lean pass skipped is not JSON after all: refuse the body as
+            // serde_json does, with its message (only ever on this error path).
+            return self.review_reference(endpoint, body);
+        }
         let outcome = decision.outcome();
         let summary = Summary {
             uid: req.uid.to_string(),
@@ -620,7 +641,7 @@ impl Admission {
 
 impl Reviewer for Admission {
     fn review(&self, endpoint: Endpoint, body: &[u8]) -> Reply {
-        self.answer(endpoint, decode_review(body, endpoint))
+        self.answer(endpoint, body, decode_review(body, endpoint))
     }
 
     fn overloaded(&self, endpoint: Endpoint, body: &[u8]) -> Reply {
@@ -684,10 +705,14 @@ impl Reviewer for Admission {
     }
 }
 
-/// Reads a view of an object the envelope kept raw: with the lean reader, or with serde_json
-/// when the lean reader leaves it (which also gives the error message).
-fn view<'a, T: Deserialize<'a>>(raw: RawJson<'a>) -> serde_json::Result<T> {
-    json::from_slice(raw.get().as_bytes()).or_else(|_| serde_json::from_str(raw.get()))
+/// Reads a view of an object the envelope kept raw: with the lean reader when it read the
+/// envelope (and with serde_json when the lean reader leaves it, which also gives the error
+/// message), else with serde_json alone.
+fn view<'a, T: Deserialize<'a>>(raw: RawJson<'a>, lean: bool) -> serde_json::Result<T> {
+    match lean {
+        true => json::from_slice(raw.get().as_bytes()).or_else(|_| serde_json::from_str(raw.get())),
+        false => serde_json::from_str(raw.get()),
+    }
 }
 
 fn kind_of(kind: &str) -> Option<Kind> {
@@ -762,9 +787,9 @@ fn judge(
     });
     Decision {
         denied,
-        patch: None,
         warnings,
         rules,
+        ..Decision::default()
     }
 }
 
@@ -821,10 +846,10 @@ fn patched(original: &Value, edited: &Value, said: &str) -> Decision {
         return Decision::default();
     }
     Decision {
-        denied: None,
         patch: Some(patch),
         warnings: budget(std::iter::once(format!("rollout-guard {said}"))),
         rules: vec![Rule::InconclusiveTimedPause.id()],
+        ..Decision::default()
     }
 }
 

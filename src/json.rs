@@ -11,11 +11,14 @@
 //! - The whole body is UTF-8, and after the top-level value comes only whitespace.
 //! - Every value that is *read* is checked like serde_json checks it (it is serde_json's
 //!   grammar, and escaped strings are decoded by serde_json itself).
-//! - A value that is *skipped* is checked for structure only: its brackets and braces balance,
-//!   its strings end, hold no raw control character and only valid escapes, and there is no
-//!   backslash outside a string. The grammar between its tokens is not checked (`[1 2]` or
-//!   `{"a" 1}` inside a skipped value pass). The API server's encoder never writes such JSON,
-//!   and nothing the webhook answers depends on a skipped value.
+//! - A value that is *skipped* is checked for structure only: as many brackets and braces
+//!   close as open (counted together, so `[1}` passes), its strings end, hold no raw control
+//!   character and only valid escapes, and there is no backslash outside a string. The
+//!   grammar between its tokens is not checked (`[1 2]`, `{"a" 1}` or a raw control character
+//!   between tokens pass). The API server's encoder never writes such JSON, and nothing the
+//!   webhook answers depends on a skipped value. When a view later reads an object the
+//!   envelope pass skipped and fails, the caller checks the whole body with serde_json and
+//!   refuses it if that fails too (`admission`).
 //!
 //! # Falling back
 //! Whatever this reader does not do exactly like serde_json is an [`Error`]: numbers with a

@@ -13,11 +13,10 @@
 //! 64-byte block alignments), and reviews of every Rollout / AnalysisTemplate /
 //! ClusterAnalysisTemplate of the manifest corpus, on both endpoints and several policies.
 //!
-//! Both `review` and `review_reference` read the views of objects kept raw (`/mutate`,
-//! templates, ...) through the same lean-first `view()`, so a separate test,
-//! `views_read_by_both_readers_are_the_same`, compares the views directly, lean reader
-//! against serde_json. The one known gap of the contract is the ignored
-//! `a_malformed_object_read_after_the_envelope_pass_is_a_400`.
+//! `review_reference` reads the envelope and every view with serde_json alone; a separate
+//! test, `views_read_by_both_readers_are_the_same`, also compares the views directly.
+//! `a_malformed_object_read_after_the_envelope_pass_is_a_400` covers a malformation the lean
+//! pass skipped and a later view read meets.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -1283,8 +1282,6 @@ fn invalid_utf8_in_a_skipped_string_gets_the_reference_answer() {
 /// not checked" and no check or guard; serde_json alone answers 400 (the API server then
 /// applies the failurePolicy).
 #[test]
-#[ignore = "src/admission.rs: 200 \"could not read ... it was not checked\" where serde_json gives \
-            400, for a malformation in an object read after the envelope pass"]
 fn a_malformed_object_read_after_the_envelope_pass_is_a_400() {
     let mut failures = Vec::new();
     let mut cases = 0;
