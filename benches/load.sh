@@ -5,6 +5,7 @@
 #
 #   benches/load.sh            # build, then measure (about 2 minutes)
 #   NO_BUILD=1 benches/load.sh # reuse target/release
+#   LOG_LEVEL=warn ...         # both servers without the per-review log line
 #
 # Needs wrk (Debian's wrk speaks HTTPS) for saturation and oha for the fixed rate
 # (`cargo install oha --locked`); curl and jq. Everything is bounded: each load runs for
@@ -53,7 +54,7 @@ start() {
   shift 4
   "$bin" serve --addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$admin" \
     --tls-cert "$TMP/certs/tls.crt" --tls-key "$TMP/certs/tls.key" \
-    --log-format json --log-level info --shutdown-delay 0s "$@" \
+    --log-format json --log-level ${LOG_LEVEL:-info} --shutdown-delay 0s "$@" \
     >/dev/null 2>"$TMP/$name.err" &
   PIDS+=("$!")
   eval "${name}_PID=$!"
