@@ -1287,17 +1287,23 @@ fn a_malformed_object_read_after_the_envelope_pass_is_a_400() {
     let mut cases = 0;
     // The smallest: a Rollout created on /mutate with `[1 2]` where the view reads.
     let a = web_admission(Mode::Warn, "auto", ControllerVersion::DEFAULT);
-    let body = br#"{"request":{"uid":"u","kind":{"group":"argoproj.io","kind":"Rollout"},"operation":"CREATE","object":{"spec":{"replicas":[1 2]}}}}"#;
-    for endpoint in ENDPOINTS {
-        cases += 1;
-        let (lean, reference) = (a.review(endpoint, body), a.review_reference(endpoint, body));
-        assert_eq!(reference.status, 400);
-        if lean.status != 400 {
-            failures.push(format!(
-                "minimal, {endpoint:?}: {} {}",
-                lean.status,
-                show(&lean.body)
-            ));
+    let minimal: [&[u8]; 2] = [
+        br#"{"request":{"uid":"u","kind":{"group":"argoproj.io","kind":"Rollout"},"operation":"CREATE","object":{"spec":{"replicas":[1 2]}}}}"#,
+        // What the strict fuzz run minimised to: a raw NUL between tokens of `object`.
+        b"{\"request\":{\"uid\":\"4\",\"kind\":{\"group\":\"argoproj.io\",\"kind\":\"Rollout\"},\"operation\":\"CREATE\",\"object\":{\0}}}",
+    ];
+    for body in minimal {
+        for endpoint in ENDPOINTS {
+            cases += 1;
+            let (lean, reference) = (a.review(endpoint, body), a.review_reference(endpoint, body));
+            assert_eq!(reference.status, 400);
+            if lean.status != 400 {
+                failures.push(format!(
+                    "minimal, {endpoint:?}: {} {}",
+                    lean.status,
+                    show(&lean.body)
+                ));
+            }
         }
     }
     for (what, a, endpoint, review, pointer) in malformed_object_cases() {
