@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 mod reviews;
 
-use reviews::{CONTROLLER, dangerous_rollout, review, template_web};
+use reviews::{CONTROLLER, api_server_order, dangerous_rollout, review, template_web};
 
 fn as_user(mut r: Value, user: &str) -> Value {
     r["request"]["userInfo"]["username"] = json!(user);
@@ -763,39 +763,6 @@ fn a_template_edit_that_makes_a_rollout_dangerous_says_so() {
         )),
         "{w:?}"
     );
-}
-
-/// The review as the API server writes it: `request`'s fields in the order of Go's
-/// `AdmissionRequest` (serialising a `Value` sorts keys, which puts `operation` after
-/// `object`). The single-pass decode of a Rollout validation depends on this order.
-fn api_server_order(review: &Value) -> Vec<u8> {
-    let req = review["request"].as_object().unwrap();
-    let order = [
-        "uid",
-        "kind",
-        "resource",
-        "subResource",
-        "requestKind",
-        "requestResource",
-        "requestSubResource",
-        "name",
-        "namespace",
-        "operation",
-        "userInfo",
-        "object",
-        "oldObject",
-        "dryRun",
-        "options",
-    ];
-    let fields: Vec<String> = order
-        .iter()
-        .filter_map(|k| req.get(*k).map(|v| format!("{}:{v}", json!(k))))
-        .collect();
-    format!(
-        r#"{{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{{{}}}}}"#,
-        fields.join(",")
-    )
-    .into_bytes()
 }
 
 fn load_test_review() -> Value {

@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 
 mod reviews;
 
-use reviews::{CONTROLLER, dangerous_rollout, review, template_web};
+use reviews::{CONTROLLER, api_server_order, dangerous_rollout, review, template_web};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const ENDPOINTS: [Endpoint; 2] = [Endpoint::Validate, Endpoint::Mutate];
@@ -159,51 +159,6 @@ fn same_everywhere(policies: &[(&str, Admission)], body: &[u8], what: &str) -> V
 
 // ---------------------------------------------------------------------------------------------
 // Serialisations
-
-/// The review as the API server writes it: `request`'s fields in the order of Go's
-/// `AdmissionRequest` (serialising a `Value` sorts keys, which puts `operation` after
-/// `object`), unknown request fields last.
-fn api_server_order(review: &Value) -> Vec<u8> {
-    const ORDER: [&str; 15] = [
-        "uid",
-        "kind",
-        "resource",
-        "subResource",
-        "requestKind",
-        "requestResource",
-        "requestSubResource",
-        "name",
-        "namespace",
-        "operation",
-        "userInfo",
-        "object",
-        "oldObject",
-        "dryRun",
-        "options",
-    ];
-    let Some(req) = review["request"].as_object() else {
-        return serde_json::to_vec(review).unwrap();
-    };
-    let fields: Vec<String> = ORDER
-        .iter()
-        .map(|k| k.to_string())
-        .chain(req.keys().filter(|k| !ORDER.contains(&k.as_str())).cloned())
-        .filter_map(|k| req.get(&k).map(|v| format!("{}:{v}", json!(k))))
-        .collect();
-    let mut top: Vec<String> = vec![
-        r#""kind":"AdmissionReview""#.into(),
-        r#""apiVersion":"admission.k8s.io/v1""#.into(),
-    ];
-    if let Some(o) = review.as_object() {
-        for (k, v) in o {
-            if !["kind", "apiVersion", "request"].contains(&k.as_str()) {
-                top.push(format!("{}:{v}", json!(k)));
-            }
-        }
-    }
-    top.push(format!(r#""request":{{{}}}"#, fields.join(",")));
-    format!("{{{}}}", top.join(",")).into_bytes()
-}
 
 fn tab_pretty(review: &Value) -> Vec<u8> {
     use serde::Serialize;

@@ -64,3 +64,48 @@ pub fn dangerous_rollout() -> Value {
                 "analysis": {"templates": [{"templateName": "web-check"}], "startingStep": 1},
                 "steps": [{"setWeight": 20}, {"pause": {"duration": "5m"}}, {"setWeight": 60}, {"pause": {"duration": 120}}]}}}})
 }
+
+/// The review as the API server writes it: `request`'s fields in the order of Go's
+/// `AdmissionRequest` (serialising a `Value` sorts keys, which puts `operation` after
+/// `object`), unknown request fields last.
+pub fn api_server_order(review: &Value) -> Vec<u8> {
+    const ORDER: [&str; 15] = [
+        "uid",
+        "kind",
+        "resource",
+        "subResource",
+        "requestKind",
+        "requestResource",
+        "requestSubResource",
+        "name",
+        "namespace",
+        "operation",
+        "userInfo",
+        "object",
+        "oldObject",
+        "dryRun",
+        "options",
+    ];
+    let Some(req) = review["request"].as_object() else {
+        return serde_json::to_vec(review).unwrap();
+    };
+    let fields: Vec<String> = ORDER
+        .iter()
+        .map(|k| k.to_string())
+        .chain(req.keys().filter(|k| !ORDER.contains(&k.as_str())).cloned())
+        .filter_map(|k| req.get(&k).map(|v| format!("{}:{v}", json!(k))))
+        .collect();
+    let mut top: Vec<String> = vec![
+        r#""kind":"AdmissionReview""#.into(),
+        r#""apiVersion":"admission.k8s.io/v1""#.into(),
+    ];
+    if let Some(o) = review.as_object() {
+        for (k, v) in o {
+            if !["kind", "apiVersion", "request"].contains(&k.as_str()) {
+                top.push(format!("{}:{v}", json!(k)));
+            }
+        }
+    }
+    top.push(format!(r#""request":{{{}}}"#, fields.join(",")));
+    format!("{{{}}}", top.join(",")).into_bytes()
+}
