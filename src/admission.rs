@@ -709,10 +709,10 @@ impl Reviewer for Admission {
 /// envelope (and with serde_json when the lean reader leaves it, which also gives the error
 /// message), else with serde_json alone.
 fn view<'a, T: Deserialize<'a>>(raw: RawJson<'a>, lean: bool) -> serde_json::Result<T> {
-    match lean {
-        true => json::from_slice(raw.get().as_bytes()).or_else(|_| serde_json::from_str(raw.get())),
-        false => serde_json::from_str(raw.get()),
+    if lean && let Ok(view) = json::from_slice(raw.get().as_bytes()) {
+        return Ok(view);
     }
+    serde_json::from_str(raw.get())
 }
 
 fn kind_of(kind: &str) -> Option<Kind> {

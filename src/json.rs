@@ -70,12 +70,7 @@ pub fn from_slice_seed<'de, S: DeserializeSeed<'de>>(
     seed: S,
 ) -> Result<S::Value> {
     let text = std::str::from_utf8(input).map_err(|e| Error(format!("not UTF-8: {e}")))?;
-    let mut reader = Reader {
-        text,
-        bytes: input,
-        pos: 0,
-        depth: 0,
-    };
+    let mut reader = Reader::new(text);
     let value = seed.deserialize(&mut reader)?;
     reader.skip_ws();
     if reader.pos != input.len() {
@@ -87,12 +82,7 @@ pub fn from_slice_seed<'de, S: DeserializeSeed<'de>>(
 /// Reads the value that follows (after whitespace) without decoding it, and returns its text.
 /// Structure-checked only, as the module documentation says.
 pub fn skip_value(input: &str) -> Result<&str> {
-    let mut reader = Reader {
-        text: input,
-        bytes: input.as_bytes(),
-        pos: 0,
-        depth: 0,
-    };
+    let mut reader = Reader::new(input);
     reader.skip_ws();
     let start = reader.pos;
     reader.skip()?;
@@ -149,6 +139,16 @@ pub struct Reader<'de> {
 }
 
 impl<'de> Reader<'de> {
+    /// At the start of `text`, outside any value.
+    fn new(text: &'de str) -> Self {
+        Self {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            depth: 0,
+        }
+    }
+
     fn error(&self, what: &str) -> Error {
         Error(format!("{what} at byte {}", self.pos))
     }
@@ -685,19 +685,16 @@ fn classify(block: &[u8; BLOCK]) -> Masks {
 
 /// The first `"`, `\` or control character at or after `from`.
 fn find_special(bytes: &[u8], from: usize) -> Option<usize> {
-    let rest = bytes.get(from..)?;
-    let mut chunks = rest.chunks_exact(16);
+    let (chunks, tail) = bytes.get(from..)?.as_chunks::<16>();
     let mut at = from;
-    for chunk in &mut chunks {
-        let special = special16(chunk.try_into().unwrap_or(&[0; 16]));
+    for chunk in chunks {
+        let special = special16(chunk);
         if special != 0 {
             return Some(at + special.trailing_zeros() as usize);
         }
         at += 16;
     }
-    chunks
-        .remainder()
-        .iter()
+    tail.iter()
         .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
         .map(|i| at + i)
 }
@@ -1218,18 +1215,16 @@ mod tests {
         }
     }
 
+    /// Where the skip `f` ends in `text`, from its start.
+    fn skip_end(text: &str, f: &dyn Fn(&mut Reader) -> Result<()>) -> Result<usize> {
+        let mut r = Reader::new(text);
+        f(&mut r).map(|()| r.pos)
+    }
+
     /// Where each compiled variant of the container skip ends (or that it refuses), so the
     /// variants this CPU does not pick are tested too.
     fn container_skips(text: &str) -> Vec<Result<usize>> {
-        let run = |f: &dyn Fn(&mut Reader) -> Result<()>| {
-            let mut r = Reader {
-                text,
-                bytes: text.as_bytes(),
-                pos: 0,
-                depth: 0,
-            };
-            f(&mut r).map(|()| r.pos)
-        };
+        let run = |f: &dyn Fn(&mut Reader) -> Result<()>| skip_end(text, f);
         let mut ends = vec![run(&|r| r.skip_container_in::<false>())];
         #[cfg(target_arch = "x86_64")]
         {
@@ -1251,15 +1246,7 @@ mod tests {
 
     /// The same for strings (at their opening quote).
     fn string_skips(text: &str) -> Vec<Result<usize>> {
-        let run = |f: &dyn Fn(&mut Reader) -> Result<()>| {
-            let mut r = Reader {
-                text,
-                bytes: text.as_bytes(),
-                pos: 0,
-                depth: 0,
-            };
-            f(&mut r).map(|()| r.pos)
-        };
+        let run = |f: &dyn Fn(&mut Reader) -> Result<()>| skip_end(text, f);
         let mut ends = vec![
             run(&|r| r.skip_string()),
             run(&|r| r.skip_long_string::<false>()),
