@@ -488,7 +488,7 @@ impl Admission {
             let old: Value = serde_json::from_str(old_raw.get())?;
             if would_restart_canary(&original, &held, &old) {
                 return Ok(Decision {
-                    warnings: vec![sanitize(&format!(
+                    warnings: vec![sanitize(format!(
                         "{}: hold skipped: converting the pauses now would restart the in-flight canary; it applies to the next revision",
                         Rule::InconclusiveTimedPause
                     ))],
@@ -583,7 +583,16 @@ impl Admission {
             kind: "AdmissionReview",
             response,
         };
-        serde_json::to_vec(&review).unwrap_or_default()
+        // Sized once: the envelope, the uid, and the texts (escapes aside).
+        let response = &review.response;
+        let texts: usize = decision.warnings.iter().map(|w| w.len() + 3).sum::<usize>()
+            + response.status.as_ref().map_or(0, |s| s.message.len() + 64)
+            + response.patch.as_ref().map_or(0, String::len);
+        let mut out = Vec::with_capacity(160 + uid.len() + texts);
+        match serde_json::to_writer(&mut out, &review) {
+            Ok(()) => out,
+            Err(_) => Vec::new(),
+        }
     }
 }
 
@@ -744,22 +753,32 @@ fn judge(
         .collect();
     rules.sort_unstable();
     rules.dedup();
-    let describe = |f: &Finding| {
-        if &f.object == subject {
-            format!("{}: {}", f.path, f.message)
+    // `rule: [object ]path: message`, the object named only when it is not the subject (a
+    // template's metric). Written into one String per finding.
+    let describe = |out: &mut String, f: &Finding| {
+        use std::fmt::Write as _;
+        let _ = if &f.object == subject {
+            write!(out, "{}: {}", f.path, f.message)
         } else {
-            format!("{} {}: {}", f.object, f.path, f.message)
-        }
+            write!(out, "{} {}: {}", f.object, f.path, f.message)
+        };
     };
-    let line = |f: &Finding| format!("{}: {}", f.rule, describe(f));
-    let (deny, warn): (Vec<&Finding>, Vec<&Finding>) = findings
-        .iter()
-        .partition(|f| mode == Mode::Enforce && f.severity >= Severity::DENY_THRESHOLD);
+    let denies = |f: &&Finding| mode == Mode::Enforce && f.severity >= Severity::DENY_THRESHOLD;
     let warnings = budget(
-        warn.iter()
-            .map(|f| line(f))
+        findings
+            .iter()
+            .filter(|f| !denies(f))
+            .map(|f| {
+                let mut line =
+                    String::with_capacity(f.rule.id().len() + f.path.len() + f.message.len() + 8);
+                line.push_str(f.rule.id());
+                line.push_str(": ");
+                describe(&mut line, f);
+                line
+            })
             .chain(extra.into_iter().map(|(_, l)| l)),
     );
+    let deny: Vec<&Finding> = findings.iter().filter(denies).collect();
     let denied = (!deny.is_empty()).then(|| {
         let mut message = format!(
             "rollout-guard denied this {} (mode enforce): ",
@@ -767,7 +786,9 @@ fn judge(
         );
         let mut shown = 0;
         for f in &deny {
-            let item = sanitize(&format!("[{}] {}", f.rule, describe(f)));
+            let mut item = format!("[{}] ", f.rule);
+            describe(&mut item, f);
+            let item = sanitize(item);
             if message.len() + item.len() + 2 > DENIAL_MAX - 120 {
                 break;
             }
@@ -802,7 +823,7 @@ fn budget(lines: impl Iterator<Item = String>) -> Vec<String> {
     let mut dropped = 0;
     let reserve = 100;
     for line in lines {
-        let line = truncate(sanitize(&line), WARNING_MAX);
+        let line = truncate(sanitize(line), WARNING_MAX);
         if out.contains(&line) {
             continue;
         }
@@ -819,8 +840,11 @@ fn budget(lines: impl Iterator<Item = String>) -> Vec<String> {
     out
 }
 
-/// The API server silently drops warnings with control characters.
-fn sanitize(text: &str) -> String {
+/// The API server silently drops warnings with control characters: each becomes a space.
+fn sanitize(text: String) -> String {
+    if !text.chars().any(char::is_control) {
+        return text;
+    }
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
