@@ -6,6 +6,8 @@
 #   benches/load.sh            # build, then measure (about 2 minutes)
 #   NO_BUILD=1 benches/load.sh # reuse target/release
 #   LOG_LEVEL=warn ...         # both servers without the per-review log line
+#   CALIBRATE_US="3 7 11" ...  # also: the do-nothing server with reviews that spin N µs,
+#                              # at $CALIBRATE_CONNECTIONS (16), as a share of the plain one
 #
 # Needs wrk (Debian's wrk speaks HTTPS) for saturation and oha for the fixed rate
 # (`cargo install oha --locked`); curl and jq. Everything is bounded: each load runs for
@@ -25,7 +27,9 @@ RATE_CONNECTIONS=${RATE_CONNECTIONS:-16}
 CONNECTIONS=${CONNECTIONS:-"1 16 64"}
 BODY=tests/fixtures/load/rollout-update-review.json
 TEMPLATES=tests/fixtures/load/templates
-REAL_PORT=18443 REAL_ADMIN=18080 NULL_PORT=19443 NULL_ADMIN=19080
+CALIBRATE_US=${CALIBRATE_US:-}
+CALIBRATE_CONNECTIONS=${CALIBRATE_CONNECTIONS:-16}
+REAL_PORT=18443 REAL_ADMIN=18080 NULL_PORT=19443 NULL_ADMIN=19080 BUSY_PORT=20443 BUSY_ADMIN=20080
 
 for tool in wrk oha curl jq; do
   command -v "$tool" >/dev/null || { echo "load.sh: $tool is not installed" >&2; exit 2; }
@@ -141,6 +145,18 @@ done
 fixed null "$NULL_PORT"
 fixed real "$REAL_PORT"
 
+# Calibration: how throughput falls with the review's cost alone (a spin, no working set).
+declare -A BUSY_RPS
+for us in $CALIBRATE_US; do
+  NULL_REVIEW_BUSY_US=$us start BUSY "$BUSY_PORT" "$BUSY_ADMIN" "$NULL_BIN"
+  saturate busy "$BUSY_PORT" "$BUSY_PID" "$CALIBRATE_CONNECTIONS"
+  BUSY_RPS[$us]=${RPS[busy,$CALIBRATE_CONNECTIONS]}
+  kill "$BUSY_PID" && wait "$BUSY_PID" 2>/dev/null || true
+done
+if [[ -n "$CALIBRATE_US" ]]; then
+  saturate nullcal "$NULL_PORT" "$NULL_PID" "$CALIBRATE_CONNECTIONS"
+fi
+
 metrics=$(curl -sf "http://127.0.0.1:$REAL_ADMIN/metrics")
 warned=$(awk -F' ' '/^rollout_guard_reviews_total\{endpoint="validate",outcome="warned"\}/ { print $2 }' <<<"$metrics")
 other=$(awk -F' ' '/^rollout_guard_reviews_total\{endpoint="validate",outcome="(allowed|denied|mutated|error)"\}/ { s += $2 } END { print s + 0 }' <<<"$metrics")
@@ -157,6 +173,14 @@ echo "| fixed rate | achieved rps null / real | null p50 / p99 / p99.9 µs | rea
 echo "|---|---:|---:|---:|---:|"
 echo "| $RATE/s, $RATE_CONNECTIONS conn, corrected | ${RPS[null,fixed]} / ${RPS[real,fixed]} | ${P50[null,fixed]} / ${P99[null,fixed]} / ${P999[null]} | ${P50[real,fixed]} / ${P99[real,fixed]} / ${P999[real]} | ${ERR[null,fixed]} / ${ERR[real,fixed]} |"
 echo "oha errors: null ${ERRORS[null]}, real ${ERRORS[real]}"
+if [[ -n "$CALIBRATE_US" ]]; then
+  echo
+  echo "| do-nothing server, reviews spinning N µs, $CALIBRATE_CONNECTIONS conn | rps | share of the plain one (${RPS[nullcal,$CALIBRATE_CONNECTIONS]} rps, measured after) |"
+  echo "|---|---:|---:|"
+  for us in $CALIBRATE_US; do
+    echo "| $us µs | ${BUSY_RPS[$us]} | $(awk -v r="${BUSY_RPS[$us]}" -v n="${RPS[nullcal,$CALIBRATE_CONNECTIONS]}" 'BEGIN { printf "%.0f%%", 100 * r / n }') |"
+  done
+fi
 echo
 echo "peak RSS (VmHWM): null $(hwm_kib "$NULL_PID") KiB, real $(hwm_kib "$REAL_PID") KiB"
 echo "real server verdicts on /validate: warned $warned, other $other (completed requests sent: ${SENT[real]})"
