@@ -41,7 +41,8 @@ impl TemplateStore for EmptyStore {
 /// with a manifest that names none, in a default context).
 #[derive(Default, Clone)]
 pub struct MemoryStore {
-    namespaced: HashMap<(String, String), Arc<AnalysisTemplate>>,
+    /// Namespace (see [`namespace_key`]), then name: a lookup borrows both.
+    namespaced: HashMap<String, HashMap<String, Arc<AnalysisTemplate>>>,
     cluster: HashMap<String, Arc<AnalysisTemplate>>,
     rollouts: HashMap<(String, String), Arc<Rollout>>,
 }
@@ -52,9 +53,12 @@ impl MemoryStore {
     }
 
     pub fn insert_template(&mut self, template: AnalysisTemplate) {
-        let ns = namespace_key(template.metadata.namespace.as_deref());
+        let ns = namespace_key(template.metadata.namespace.as_deref()).to_owned();
         let name = template.metadata.display_name().to_owned();
-        self.namespaced.insert((ns, name), Arc::new(template));
+        self.namespaced
+            .entry(ns)
+            .or_default()
+            .insert(name, Arc::new(template));
     }
 
     pub fn insert_cluster_template(&mut self, template: AnalysisTemplate) {
@@ -63,17 +67,24 @@ impl MemoryStore {
     }
 
     pub fn insert_rollout(&mut self, rollout: Rollout) {
-        let ns = namespace_key(rollout.metadata.namespace.as_deref());
+        let ns = namespace_key(rollout.metadata.namespace.as_deref()).to_owned();
         let name = rollout.metadata.display_name().to_owned();
         self.rollouts.insert((ns, name), Arc::new(rollout));
     }
 
     pub fn remove(&mut self, kind: Kind, namespace: &str, name: &str) {
-        let key = (namespace_key(Some(namespace)), name.to_owned());
+        let ns = namespace_key(Some(namespace));
         match kind {
-            Kind::AnalysisTemplate => drop(self.namespaced.remove(&key)),
+            Kind::AnalysisTemplate => {
+                if let Some(names) = self.namespaced.get_mut(ns) {
+                    names.remove(name);
+                    if names.is_empty() {
+                        self.namespaced.remove(ns);
+                    }
+                }
+            }
             Kind::ClusterAnalysisTemplate => drop(self.cluster.remove(name)),
-            Kind::Rollout => drop(self.rollouts.remove(&key)),
+            Kind::Rollout => drop(self.rollouts.remove(&(ns.to_owned(), name.to_owned()))),
         }
     }
 
@@ -99,7 +110,7 @@ impl MemoryStore {
 
     pub fn len(&self, kind: Kind) -> usize {
         match kind {
-            Kind::AnalysisTemplate => self.namespaced.len(),
+            Kind::AnalysisTemplate => self.namespaced.values().map(HashMap::len).sum(),
             Kind::ClusterAnalysisTemplate => self.cluster.len(),
             Kind::Rollout => self.rollouts.len(),
         }
@@ -117,12 +128,12 @@ impl MemoryStore {
         namespace: &str,
         name: &str,
     ) -> Vec<Arc<Rollout>> {
+        let namespace = namespace_key(Some(namespace));
         let mut found: Vec<_> = self
             .rollouts
             .values()
             .filter(|r| {
                 let ns = namespace_key(r.metadata.namespace.as_deref());
-                let namespace = namespace_key(Some(namespace));
                 if kind == Kind::AnalysisTemplate && ns != namespace && !namespace.is_empty() {
                     return false;
                 }
@@ -140,9 +151,9 @@ impl MemoryStore {
 
 impl TemplateStore for MemoryStore {
     fn analysis_template(&self, namespace: &str, name: &str) -> Option<Arc<AnalysisTemplate>> {
-        self.namespaced
-            .get(&(namespace_key(Some(namespace)), name.to_owned()))
-            .or_else(|| self.namespaced.get(&(String::new(), name.to_owned())))
+        let in_namespace = |ns: &str| self.namespaced.get(ns).and_then(|names| names.get(name));
+        in_namespace(namespace_key(Some(namespace)))
+            .or_else(|| in_namespace(""))
             .cloned()
     }
 
@@ -168,10 +179,10 @@ pub enum WatchedObject {
     ClusterTemplate(AnalysisTemplate),
 }
 
-fn namespace_key(namespace: Option<&str>) -> String {
+fn namespace_key(namespace: Option<&str>) -> &str {
     match namespace {
-        None | Some("default") => String::new(),
-        Some(ns) => ns.to_owned(),
+        None | Some("default") => "",
+        Some(ns) => ns,
     }
 }
 
@@ -216,38 +227,71 @@ pub struct TemplateKey {
 
 impl TemplateKey {
     fn of(r: &TemplateRef) -> Option<Self> {
-        let name = r.template_name.as_deref().filter(|n| !n.is_empty())?;
-        Some(Self {
-            cluster: r.cluster_scope.unwrap_or(false),
-            name: name.to_owned(),
-        })
+        KeyRef::of(r).map(KeyRef::to_owned)
     }
 
     fn lookup(&self, store: &dyn TemplateStore, namespace: &str) -> Option<Arc<AnalysisTemplate>> {
-        if self.cluster {
-            store.cluster_analysis_template(&self.name)
-        } else {
-            store.analysis_template(namespace, &self.name)
+        KeyRef {
+            cluster: self.cluster,
+            name: &self.name,
+        }
+        .lookup(store, namespace)
+    }
+}
+
+/// A [`TemplateKey`] borrowed from a reference: what a walk compares and looks up with.
+#[derive(Debug, Clone, Copy)]
+struct KeyRef<'a> {
+    cluster: bool,
+    name: &'a str,
+}
+
+impl<'a> KeyRef<'a> {
+    fn of(r: &'a TemplateRef) -> Option<Self> {
+        let name = r.template_name.as_deref().filter(|n| !n.is_empty())?;
+        Some(Self {
+            cluster: r.cluster_scope.unwrap_or(false),
+            name,
+        })
+    }
+
+    fn to_owned(self) -> TemplateKey {
+        TemplateKey {
+            cluster: self.cluster,
+            name: self.name.to_owned(),
         }
     }
 
-    fn object(&self, namespace: &str) -> ObjectRef {
+    fn lookup(self, store: &dyn TemplateStore, namespace: &str) -> Option<Arc<AnalysisTemplate>> {
+        if self.cluster {
+            store.cluster_analysis_template(self.name)
+        } else {
+            store.analysis_template(namespace, self.name)
+        }
+    }
+
+    /// Is `object` the template this key names?
+    fn is(self, object: &ObjectRef) -> bool {
+        (object.kind == Kind::ClusterAnalysisTemplate) == self.cluster && object.name == self.name
+    }
+
+    fn object(self, namespace: &str) -> ObjectRef {
         if self.cluster {
             ObjectRef {
                 kind: Kind::ClusterAnalysisTemplate,
                 namespace: None,
-                name: self.name.clone(),
+                name: self.name.to_owned(),
             }
         } else {
             ObjectRef {
                 kind: Kind::AnalysisTemplate,
                 namespace: Some(namespace.to_owned()).filter(|n| !n.is_empty()),
-                name: self.name.clone(),
+                name: self.name.to_owned(),
             }
         }
     }
 
-    fn describe(&self) -> String {
+    fn describe(self) -> String {
         let kind = if self.cluster {
             "ClusterAnalysisTemplate"
         } else {
@@ -257,10 +301,10 @@ impl TemplateKey {
     }
 }
 
-/// One template reached by a run.
+/// One template reached by a run. Its identity (name and scope) is its object's kind and
+/// name.
 #[derive(Debug, Clone)]
 pub struct ResolvedTemplate {
-    pub key: TemplateKey,
     pub object: ObjectRef,
     pub template: Arc<AnalysisTemplate>,
 }
@@ -295,44 +339,45 @@ impl<T: Copy> Resolved<T> {
 }
 
 /// The value of an argument for one run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ArgValue {
-    Known(String),
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgValue<'a> {
+    Known(&'a str),
     /// `valueFrom`: filled in by the controller when the run starts.
     Runtime,
     /// Declared without a value and not supplied.
     Missing,
 }
 
-/// Argument values for one run; placeholders are substituted through it.
+/// Argument values for one run, borrowed from the templates and the Rollout; placeholders
+/// are substituted through it.
 #[derive(Debug, Clone, Default)]
-pub struct Args {
-    values: BTreeMap<String, ArgValue>,
+pub struct Args<'a> {
+    values: BTreeMap<&'a str, ArgValue<'a>>,
 }
 
-impl Args {
+impl<'a> Args<'a> {
     /// Template declarations first (first declaration with a value wins), then the
     /// Rollout's values on top.
-    pub fn merge<'a>(declared: impl IntoIterator<Item = &'a Arg>, supplied: &[Arg]) -> Self {
+    pub fn merge(declared: impl IntoIterator<Item = &'a Arg>, supplied: &'a [Arg]) -> Self {
         let mut values = BTreeMap::new();
         for arg in declared {
             let value = arg_value(arg);
             values
-                .entry(arg.name.clone())
+                .entry(arg.name.as_str())
                 .and_modify(|v| {
                     if *v == ArgValue::Missing {
-                        *v = value.clone();
+                        *v = value;
                     }
                 })
                 .or_insert(value);
         }
         for arg in supplied {
-            values.insert(arg.name.clone(), arg_value(arg));
+            values.insert(arg.name.as_str(), arg_value(arg));
         }
         Self { values }
     }
 
-    pub fn get(&self, name: &str) -> Option<&ArgValue> {
+    pub fn get(&self, name: &str) -> Option<&ArgValue<'a>> {
         self.values.get(name)
     }
 
@@ -395,9 +440,9 @@ impl Args {
     }
 }
 
-fn arg_value(arg: &Arg) -> ArgValue {
+fn arg_value(arg: &Arg) -> ArgValue<'_> {
     match (&arg.value, &arg.value_from) {
-        (Some(v), _) => ArgValue::Known(v.0.clone()),
+        (Some(v), _) => ArgValue::Known(v.as_str()),
         (None, Some(_)) => ArgValue::Runtime,
         (None, None) => ArgValue::Missing,
     }
@@ -435,8 +480,9 @@ pub struct Flattened {
 /// Where the references came from, so findings name the right object and field.
 pub struct RefOrigin<'a> {
     pub object: &'a ObjectRef,
-    /// Path of the reference list, e.g. `spec.strategy.canary.analysis.templates`.
-    pub path: &'a str,
+    /// Path of the block that holds the `templates` list, e.g.
+    /// `spec.strategy.canary.analysis` (`spec` in a template).
+    pub parent: &'a str,
 }
 
 /// Flattens references recursively (depth first, in order), de-duplicated by name and scope
@@ -449,7 +495,7 @@ pub fn flatten(
     store: &dyn TemplateStore,
 ) -> Flattened {
     let mut walk = Walk::new(namespace, store);
-    walk.visit(refs, &origin);
+    walk.visit(refs, origin.parent, Holder::Given(origin.object));
     walk.out
 }
 
@@ -461,27 +507,42 @@ pub fn flatten_from(
     store: &dyn TemplateStore,
 ) -> Flattened {
     let mut walk = Walk::new(namespace, store);
-    walk.seen.insert(root.key.clone());
-    walk.path_stack.push(root.key.clone());
-    let object = root.object.clone();
     let template = root.template.clone();
     walk.out.templates.push(root);
-    let origin = RefOrigin {
-        object: &object,
-        path: "spec.templates",
-    };
-    walk.visit(&template.spec.templates, &origin);
+    walk.path_stack.push(0);
+    walk.visit(&template.spec.templates, "spec", Holder::Reached(0));
     walk.out
 }
 
-/// The state of one depth-first flattening.
+/// The object that holds a list of references: given by the caller, or a template the walk
+/// reached (an index in [`Flattened::templates`]).
+#[derive(Clone, Copy)]
+enum Holder<'a> {
+    Given(&'a ObjectRef),
+    Reached(usize),
+}
+
+impl<'a> Holder<'a> {
+    fn object<'t>(self, templates: &'t [ResolvedTemplate]) -> &'t ObjectRef
+    where
+        'a: 't,
+    {
+        match self {
+            Holder::Given(object) => object,
+            Holder::Reached(i) => &templates[i].object,
+        }
+    }
+}
+
+/// The state of one depth-first flattening. Every template reached so far (Argo
+/// de-duplicates by name and scope) is in `out.templates` or `missing`.
 struct Walk<'s> {
     namespace: &'s str,
     store: &'s dyn TemplateStore,
-    /// Every template reached so far (Argo de-duplicates by name and scope).
-    seen: HashSet<TemplateKey>,
-    /// The references being followed, for cycle detection.
-    path_stack: Vec<TemplateKey>,
+    /// References not found in the store (each reported once).
+    missing: Vec<TemplateKey>,
+    /// The templates being followed (indices in `out.templates`), for cycle detection.
+    path_stack: Vec<usize>,
     out: Flattened,
 }
 
@@ -490,22 +551,24 @@ impl<'s> Walk<'s> {
         Self {
             namespace,
             store,
-            seen: HashSet::new(),
+            missing: Vec::new(),
             path_stack: Vec::new(),
             out: Flattened::default(),
         }
     }
 
-    fn visit(&mut self, refs: &[TemplateRef], origin: &RefOrigin<'_>) {
+    fn visit(&mut self, refs: &[TemplateRef], parent: &str, holder: Holder<'_>) {
         for (i, r) in refs.iter().enumerate() {
-            let field = format!("{}[{i}].templateName", origin.path);
-            let Some(key) = TemplateKey::of(r) else {
+            // Built only for a finding: most references have none.
+            let field = || format!("{parent}.templates[{i}].templateName");
+            let templates = &self.out.templates;
+            let Some(key) = KeyRef::of(r) else {
                 self.out.findings.push(
                     Finding::new(
                         Rule::MissingTemplate,
                         Severity::Warning,
-                        origin.object,
-                        field,
+                        holder.object(templates),
+                        field(),
                         "template reference has no templateName: set the name of an AnalysisTemplate",
                     )
                     .explain(
@@ -514,15 +577,23 @@ impl<'s> Walk<'s> {
                 );
                 continue;
             };
-            if self.path_stack.contains(&key) {
-                let mut chain: Vec<_> = self.path_stack.iter().map(|k| k.name.as_str()).collect();
-                chain.push(&key.name);
+            if self
+                .path_stack
+                .iter()
+                .any(|&t| key.is(&templates[t].object))
+            {
+                let mut chain: Vec<_> = self
+                    .path_stack
+                    .iter()
+                    .map(|&t| templates[t].object.name.as_str())
+                    .collect();
+                chain.push(key.name);
                 self.out.findings.push(
                     Finding::new(
                         Rule::TemplateCycle,
                         Severity::Error,
-                        origin.object,
-                        field,
+                        holder.object(templates),
+                        field(),
                         format!(
                             "nested templates form a cycle ({}): remove one of the references",
                             chain.join(" -> ")
@@ -536,14 +607,19 @@ impl<'s> Walk<'s> {
                 );
                 continue;
             }
-            if self.seen.contains(&key) {
+            if templates.iter().any(|t| key.is(&t.object))
+                || self
+                    .missing
+                    .iter()
+                    .any(|k| k.cluster == key.cluster && k.name == key.name)
+            {
                 continue;
             }
-            if self.seen.len() >= MAX_TEMPLATES {
+            if templates.len() + self.missing.len() >= MAX_TEMPLATES {
                 return;
             }
-            self.seen.insert(key.clone());
             let Some(template) = key.lookup(self.store, self.namespace) else {
+                self.missing.push(key.to_owned());
                 let scope = if key.cluster {
                     "cluster-scoped"
                 } else {
@@ -553,8 +629,8 @@ impl<'s> Walk<'s> {
                     Finding::new(
                         Rule::MissingTemplate,
                         Severity::Warning,
-                        origin.object,
-                        field,
+                        holder.object(templates),
+                        field(),
                         format!(
                             "{} not found {scope}: apply it before the Rollout needs it, or fix the name",
                             key.describe()
@@ -568,19 +644,14 @@ impl<'s> Walk<'s> {
                 );
                 continue;
             };
-            let object = key.object(self.namespace);
+            let index = templates.len();
             self.out.templates.push(ResolvedTemplate {
-                key: key.clone(),
-                object: object.clone(),
+                object: key.object(self.namespace),
                 template: template.clone(),
             });
             if !template.spec.templates.is_empty() {
-                self.path_stack.push(key);
-                let nested = RefOrigin {
-                    object: &object,
-                    path: "spec.templates",
-                };
-                self.visit(&template.spec.templates, &nested);
+                self.path_stack.push(index);
+                self.visit(&template.spec.templates, "spec", Holder::Reached(index));
                 self.path_stack.pop();
             }
         }
@@ -628,7 +699,7 @@ mod tests {
             &refs(names),
             RefOrigin {
                 object: &o,
-                path: "spec.x",
+                parent: "spec.x",
             },
             "ns",
             store,
@@ -642,7 +713,7 @@ mod tests {
         store.insert_template(template("b", &[("c", true)]));
         store.insert_cluster_template(template("c", &[]));
         let f = run(&store, &[("a", false), ("b", false)]);
-        let names: Vec<_> = f.templates.iter().map(|t| t.key.name.as_str()).collect();
+        let names: Vec<_> = f.templates.iter().map(|t| t.object.name.as_str()).collect();
         assert_eq!(names, ["a", "b", "c"]);
         assert!(f.findings.is_empty(), "{:?}", f.findings);
         assert_eq!(f.templates[2].object.kind, Kind::ClusterAnalysisTemplate);
@@ -681,7 +752,7 @@ mod tests {
                 .message
                 .contains("ClusterAnalysisTemplate gone-too")
         );
-        assert_eq!(f.findings[0].path, "spec.x[0].templateName");
+        assert_eq!(f.findings[0].path, "spec.x.templates[0].templateName");
     }
 
     #[test]

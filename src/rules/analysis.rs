@@ -9,13 +9,12 @@ use regex::Regex;
 use crate::finding::{Finding, Rule, Severity};
 use crate::model::{AnalysisRef, Arg, DryRun, ObjectRef};
 use crate::rules::metric::RunMetric;
-use crate::templates::{ArgValue, Args, Flattened, ResolvedTemplate};
+use crate::templates::{ArgValue, Args, ResolvedTemplate};
 
-/// A run's metrics and the problems found while assembling it.
+/// A run's metrics (borrowed from its templates) and the problems found while assembling it.
 #[derive(Debug, Clone, Default)]
-pub struct Run {
-    pub templates: Vec<ResolvedTemplate>,
-    pub metrics: Vec<RunMetric>,
+pub struct Run<'t> {
+    pub metrics: Vec<RunMetric<'t>>,
     pub findings: Vec<Finding>,
 }
 
@@ -29,11 +28,13 @@ pub struct Caller<'a> {
     pub analysis: Option<&'a AnalysisRef>,
 }
 
-pub fn assemble(flat: Flattened, caller: Caller<'_>) -> Run {
-    let Flattened {
-        templates,
-        mut findings,
-    } = flat;
+/// The run of the templates a flattening reached; `findings` are the flattening's, to which
+/// the run's own are added.
+pub fn assemble<'t>(
+    templates: &'t [ResolvedTemplate],
+    mut findings: Vec<Finding>,
+    caller: Caller<'_>,
+) -> Run<'t> {
     let supplied: &[Arg] = caller
         .analysis
         .map(|a| a.args.as_slice())
@@ -44,7 +45,7 @@ pub fn assemble(flat: Flattened, caller: Caller<'_>) -> Run {
     );
 
     if let Some(path) = caller.path {
-        for t in &templates {
+        for t in templates {
             for arg in &t.template.spec.args {
                 if args.get(&arg.name) == Some(&ArgValue::Missing) {
                     findings.push(
@@ -68,9 +69,14 @@ pub fn assemble(flat: Flattened, caller: Caller<'_>) -> Run {
         }
     }
 
-    let mut metrics = Vec::new();
+    let mut metrics = Vec::with_capacity(
+        templates
+            .iter()
+            .map(|t| t.template.spec.metrics.len())
+            .sum(),
+    );
     let mut owners: HashMap<&str, &ObjectRef> = HashMap::new();
-    for t in &templates {
+    for t in templates {
         for (i, m) in t.template.spec.metrics.iter().enumerate() {
             if let Some(first) = owners.get(m.name.as_str()) {
                 let other = if **first == t.object {
@@ -95,34 +101,35 @@ pub fn assemble(flat: Flattened, caller: Caller<'_>) -> Run {
         }
     }
 
-    let mut rules: Vec<(&ObjectRef, String, &DryRun)> = Vec::new();
+    // (object, path of the block that holds `dryRun`, index, rule)
+    let mut rules: Vec<(&ObjectRef, &str, usize, &DryRun)> = Vec::new();
     if let (Some(a), Some(path)) = (caller.analysis, caller.path) {
         rules.extend(
             a.dry_run
                 .iter()
                 .enumerate()
-                .map(|(i, d)| (caller.object, format!("{path}.dryRun[{i}].metricName"), d)),
+                .map(|(i, d)| (caller.object, path, i, d)),
         );
     }
-    for t in &templates {
+    for t in templates {
         rules.extend(
             t.template
                 .spec
                 .dry_run
                 .iter()
                 .enumerate()
-                .map(|(i, d)| (&t.object, format!("spec.dryRun[{i}].metricName"), d)),
+                .map(|(i, d)| (&t.object, "spec", i, d)),
         );
     }
     let mut seen_patterns: HashMap<&str, ()> = HashMap::new();
-    for (object, path, rule) in rules {
+    for (object, parent, i, rule) in rules {
         let pattern = rule.metric_name.as_str();
         let deny = |message: String, why: &str| {
             Finding::new(
                 Rule::InvalidDryRun,
                 Severity::Error,
                 object,
-                path.clone(),
+                format!("{parent}.dryRun[{i}].metricName"),
                 message,
             )
             .explain(why)
@@ -143,7 +150,7 @@ pub fn assemble(flat: Flattened, caller: Caller<'_>) -> Run {
             )),
             Ok(re) => {
                 let mut matched = false;
-                for m in metrics.iter_mut().filter(|m| re.is_match(&m.name)) {
+                for m in metrics.iter_mut().filter(|m| re.is_match(m.name)) {
                     m.dry_run = true;
                     matched = true;
                 }
@@ -157,11 +164,7 @@ pub fn assemble(flat: Flattened, caller: Caller<'_>) -> Run {
         }
     }
 
-    Run {
-        templates,
-        metrics,
-        findings,
-    }
+    Run { metrics, findings }
 }
 
 #[cfg(test)]
@@ -179,7 +182,8 @@ mod tests {
         s
     }
 
-    fn run(s: &MemoryStore, analysis: Value) -> Run {
+    /// A run borrows its templates: leaked here, as a test is short-lived.
+    fn run(s: &MemoryStore, analysis: Value) -> Run<'static> {
         let a: AnalysisRef = serde_json::from_value(analysis).unwrap();
         let obj = ObjectRef {
             kind: Kind::Rollout,
@@ -191,13 +195,15 @@ mod tests {
             &a.templates,
             RefOrigin {
                 object: &obj,
-                path: &format!("{path}.templates"),
+                parent: path,
             },
             "ns",
             s,
         );
+        let flat = Box::leak(Box::new(flat));
         assemble(
-            flat,
+            &flat.templates,
+            std::mem::take(&mut flat.findings),
             Caller {
                 object: &obj,
                 path: Some(path),

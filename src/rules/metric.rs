@@ -21,9 +21,9 @@ const CONDITION_PROVIDERS: [&str; 9] = [
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProviderClass {
+pub enum ProviderClass<'a> {
     /// A condition-evaluating provider (name kept for messages).
-    Conditions(String),
+    Conditions(&'a str),
     Job,
     Kayenta {
         pass: Resolved<i64>,
@@ -31,9 +31,9 @@ pub enum ProviderClass {
     },
     Plugin,
     /// A provider this version of rollout-guard does not know.
-    Other(String),
+    Other(&'a str),
     Missing,
-    Several(Vec<String>),
+    Several(&'a [String]),
 }
 
 /// How many measurements a metric takes.
@@ -44,14 +44,14 @@ pub enum Runs {
     Times(i64),
 }
 
-/// A metric after argument substitution, with where it lives.
+/// A metric after argument substitution, with where it lives (borrowed from its template).
 #[derive(Debug, Clone)]
-pub struct RunMetric {
-    pub template: ObjectRef,
-    /// `spec.metrics[i]` in the template.
-    pub path: String,
-    pub name: String,
-    pub provider: ProviderClass,
+pub struct RunMetric<'a> {
+    pub template: &'a ObjectRef,
+    /// `i` of `spec.metrics[i]` in the template.
+    pub index: usize,
+    pub name: &'a str,
+    pub provider: ProviderClass<'a>,
     pub success_condition: bool,
     pub failure_condition: bool,
     pub count: Resolved<i64>,
@@ -66,27 +66,27 @@ pub struct RunMetric {
     /// Matched by a dryRun rule: its phase does not count for the run.
     pub dry_run: bool,
     /// `{{args.x}}` names used by the fields above that no template declares.
-    pub undeclared_args: Vec<(String, &'static str)>,
+    pub undeclared_args: Vec<(&'a str, &'static str)>,
 }
 
-impl RunMetric {
-    pub fn new(template: &ObjectRef, index: usize, metric: &Metric, args: &Args) -> Self {
+impl<'a> RunMetric<'a> {
+    pub fn new(template: &'a ObjectRef, index: usize, metric: &'a Metric, args: &Args) -> Self {
         let provider = match &metric.provider {
             None => ProviderClass::Missing,
             Some(p) if p.kinds.is_empty() => ProviderClass::Missing,
-            Some(p) if p.kinds.len() > 1 => ProviderClass::Several(p.kinds.clone()),
+            Some(p) if p.kinds.len() > 1 => ProviderClass::Several(&p.kinds),
             Some(p) => match p.kinds[0].as_str() {
                 "job" => ProviderClass::Job,
                 "plugin" => ProviderClass::Plugin,
                 "kayenta" => {
-                    let t = p.kayenta.clone().unwrap_or_default();
+                    let t = p.kayenta.as_ref();
                     ProviderClass::Kayenta {
-                        pass: args.int(t.pass.as_ref()),
-                        marginal: args.int(t.marginal.as_ref()),
+                        pass: args.int(t.and_then(|t| t.pass.as_ref())),
+                        marginal: args.int(t.and_then(|t| t.marginal.as_ref())),
                     }
                 }
-                k if CONDITION_PROVIDERS.contains(&k) => ProviderClass::Conditions(k.to_owned()),
-                other => ProviderClass::Other(other.to_owned()),
+                k if CONDITION_PROVIDERS.contains(&k) => ProviderClass::Conditions(k),
+                other => ProviderClass::Other(other),
             },
         };
         let set = |t: &Option<Text>| t.as_ref().is_some_and(|t| !t.0.trim().is_empty());
@@ -99,10 +99,10 @@ impl RunMetric {
             },
         };
         let mut undeclared = Vec::new();
-        let mut scan = |field: &'static str, text: Option<&str>| {
+        let mut scan = |field: &'static str, text: Option<&'a str>| {
             for name in placeholders(text.unwrap_or_default()) {
                 if args.get(name).is_none() {
-                    undeclared.push((name.to_owned(), field));
+                    undeclared.push((name, field));
                 }
             }
         };
@@ -127,9 +127,9 @@ impl RunMetric {
             scan(field, int_text(value));
         }
         Self {
-            template: template.clone(),
-            path: format!("spec.metrics[{index}]"),
-            name: metric.name.clone(),
+            template,
+            index,
+            name: &metric.name,
             provider,
             success_condition: set(&metric.success_condition),
             failure_condition: set(&metric.failure_condition),
@@ -168,7 +168,7 @@ impl RunMetric {
 
     /// The field path of one of this metric's fields.
     pub fn field(&self, field: &str) -> String {
-        format!("{}.{field}", self.path)
+        format!("spec.metrics[{}].{field}", self.index)
     }
 
     /// `inconclusiveLimit` with its default, when known.
@@ -257,8 +257,8 @@ pub fn can_inconclude(m: &RunMetric, version: ControllerVersion) -> Verdict {
 /// Metric-level findings of the deny and warn classes.
 pub fn metric_findings(m: &RunMetric) -> Vec<Finding> {
     let mut out = Vec::new();
-    let obj = &m.template;
-    let name = &m.name;
+    let obj = m.template;
+    let name = m.name;
     let mut deny = |rule: Rule, field: &str, message: String, why: &str| {
         out.push(Finding::new(rule, Severity::Error, obj, m.field(field), message).explain(why));
     };
@@ -500,17 +500,18 @@ mod tests {
     use crate::model::Kind;
     use serde_json::{Value, json};
 
-    fn metric(spec: Value) -> RunMetric {
-        let m: Metric = serde_json::from_value(spec).unwrap();
-        let obj = ObjectRef {
+    /// A run metric borrows its metric and template: leaked here, as a test is short-lived.
+    fn metric(spec: Value) -> RunMetric<'static> {
+        let m: &'static Metric = Box::leak(Box::new(serde_json::from_value(spec).unwrap()));
+        let obj = Box::leak(Box::new(ObjectRef {
             kind: Kind::AnalysisTemplate,
             namespace: None,
             name: "t".into(),
-        };
-        RunMetric::new(&obj, 0, &m, &Args::default())
+        }));
+        RunMetric::new(obj, 0, m, &Args::default())
     }
 
-    fn prom(extra: Value) -> RunMetric {
+    fn prom(extra: Value) -> RunMetric<'static> {
         let mut base = json!({
             "name": "m", "interval": "1m",
             "successCondition": "result[0] >= 0.95", "failureCondition": "result[0] < 0.9",

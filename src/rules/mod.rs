@@ -12,7 +12,7 @@ use crate::duration::PauseDuration;
 use crate::finding::{Finding, Rule, Severity, normalize};
 use crate::model::{AnalysisRef, AnalysisTemplate, Kind, ObjectRef, Rollout};
 use crate::templates::{
-    RefOrigin, ResolvedTemplate, TemplateKey, TemplateStore, flatten, flatten_from,
+    Flattened, RefOrigin, ResolvedTemplate, TemplateStore, flatten, flatten_from,
 };
 use crate::version::ControllerVersion;
 
@@ -67,7 +67,11 @@ pub fn check_rollout(rollout: &Rollout, store: &dyn TemplateStore, cfg: &Config)
         }
         if let Some(bg) = &canary.analysis {
             let path = "spec.strategy.canary.analysis";
-            let run = run_for(bg, &object, path, namespace, store);
+            let Flattened {
+                templates,
+                findings: found,
+            } = flatten_analysis(bg, &object, path, namespace, store);
+            let run = run_for(&templates, found, bg, &object, path);
             let (d, t) = inconclusive::background_findings(rollout, &object, &run, cfg);
             findings.extend(d);
             trap = t;
@@ -91,18 +95,14 @@ pub fn check_template(
 ) -> Vec<Finding> {
     let object = ObjectRef::new(kind, &template.metadata);
     let namespace = template.metadata.namespace.as_deref().unwrap_or_default();
-    let key = TemplateKey {
-        cluster: kind == Kind::ClusterAnalysisTemplate,
-        name: object.name.clone(),
-    };
     let root = ResolvedTemplate {
-        key,
         object: object.clone(),
         template: std::sync::Arc::new(template.clone()),
     };
     let flat = flatten_from(root, namespace, store);
     let run = assemble(
-        flat,
+        &flat.templates,
+        flat.findings,
         Caller {
             object: &object,
             path: None,
@@ -115,31 +115,36 @@ pub fn check_template(
     findings
 }
 
-fn run_for(
+/// The templates an analysis reaches.
+fn flatten_analysis(
     a: &AnalysisRef,
     object: &ObjectRef,
     path: &str,
     namespace: &str,
     store: &dyn TemplateStore,
-) -> Run {
-    let refs_path = format!("{path}.templates");
-    let flat = flatten(
-        &a.templates,
-        RefOrigin {
-            object,
-            path: &refs_path,
-        },
-        namespace,
-        store,
-    );
-    assemble(
-        flat,
-        Caller {
-            object,
-            path: Some(path),
-            analysis: Some(a),
-        },
-    )
+) -> Flattened {
+    let origin = RefOrigin {
+        object,
+        parent: path,
+    };
+    flatten(&a.templates, origin, namespace, store)
+}
+
+/// The run an analysis starts from the templates it reaches (the run borrows them), with
+/// the problems found reaching them.
+fn run_for<'t>(
+    templates: &'t [ResolvedTemplate],
+    found: Vec<Finding>,
+    a: &AnalysisRef,
+    object: &ObjectRef,
+    path: &str,
+) -> Run<'t> {
+    let caller = Caller {
+        object,
+        path: Some(path),
+        analysis: Some(a),
+    };
+    assemble(templates, found, caller)
 }
 
 fn push_run(findings: &mut Vec<Finding>, run: Run) {
@@ -157,7 +162,11 @@ fn foreground(
     namespace: &str,
     store: &dyn TemplateStore,
 ) {
-    let run = run_for(a, object, path, namespace, store);
+    let Flattened {
+        templates,
+        findings: found,
+    } = flatten_analysis(a, object, path, namespace, store);
+    let run = run_for(&templates, found, a, object, path);
     for m in &run.metrics {
         if m.runs() == Some(Runs::Indefinite) {
             findings.push(
