@@ -2,6 +2,8 @@
 //! `initialDelay`, and the pause rule (an integer or signed-integer string is seconds, else a
 //! Go duration truncated toward zero to whole seconds).
 
+use std::fmt;
+
 use crate::model::IntOrStr;
 
 const NANOS_PER_SECOND: i64 = 1_000_000_000;
@@ -104,21 +106,31 @@ impl PauseDuration {
 
 /// Formats seconds the way people write them in manifests (`90s` → `1m30s`).
 pub fn human_seconds(secs: i64) -> String {
-    if secs == 0 {
-        return "0s".into();
+    HumanSeconds(secs).to_string()
+}
+
+/// [`human_seconds`] as a `Display`, to format into a message without a String of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct HumanSeconds(pub i64);
+
+impl fmt::Display for HumanSeconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0;
+        if secs == 0 {
+            return f.write_str("0s");
+        }
+        let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+        if h > 0 {
+            write!(f, "{h}h")?;
+        }
+        if m > 0 {
+            write!(f, "{m}m")?;
+        }
+        if s > 0 {
+            write!(f, "{s}s")?;
+        }
+        Ok(())
     }
-    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if s > 0 {
-        out.push_str(&format!("{s}s"));
-    }
-    out
 }
 
 #[cfg(test)]

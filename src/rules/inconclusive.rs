@@ -2,7 +2,9 @@
 //! Inconclusive), D2 (the full canary is then promoted while Inconclusive, >= 1.8.2) and D3
 //! (pause steps the background analysis runs through), as DOMAIN §4 states them.
 
-use crate::duration::{PauseDuration, human_seconds};
+use std::fmt::Write;
+
+use crate::duration::{HumanSeconds, PauseDuration};
 use crate::finding::{Finding, Rule, Severity};
 use crate::model::{Canary, ObjectRef, Rollout};
 use crate::rules::Config;
@@ -19,21 +21,18 @@ pub struct Trap {
     pub timed_pauses: Vec<(usize, i64)>,
 }
 
+/// Pushes D1, D2 and D3 findings (and a startingStep past the steps) to `out`.
 pub fn background_findings(
     rollout: &Rollout,
     object: &ObjectRef,
     run: &Run,
     cfg: &Config,
-) -> (Vec<Finding>, Option<Trap>) {
-    let mut out = Vec::new();
-    let Some(canary) = &rollout.spec.strategy.canary else {
-        return (out, None);
-    };
-    let Some(analysis) = &canary.analysis else {
-        return (out, None);
-    };
+    out: &mut Vec<Finding>,
+) -> Option<Trap> {
+    let canary = rollout.spec.strategy.canary.as_ref()?;
+    let analysis = canary.analysis.as_ref()?;
     if analysis.templates.is_empty() {
-        return (out, None);
+        return None;
     }
     let steps = &canary.steps;
     let len = steps.len() as i64;
@@ -79,8 +78,8 @@ pub fn background_findings(
         }
     }
 
-    let trap = (!timed.is_empty() && !inconclusive.is_empty()).then(|| Trap {
-        timed_pauses: timed.clone(),
+    let trap = (!timed.is_empty() && !inconclusive.is_empty()).then_some(Trap {
+        timed_pauses: timed,
     });
     if let Some(trap) = &trap {
         let (pause_index, secs) = trap.timed_pauses[0];
@@ -104,7 +103,7 @@ pub fn background_findings(
     });
     if let Some((i, d)) = d3 {
         let what = match d {
-            PauseDuration::Seconds(s) => format!("{} pause", human_seconds(s)),
+            PauseDuration::Seconds(s) => format!("{} pause", HumanSeconds(s)),
             _ => "indefinite pause".into(),
         };
         let (message, why) = if fixed {
@@ -144,7 +143,7 @@ pub fn background_findings(
             .explain(explanation),
         );
     }
-    (out, trap)
+    trap
 }
 
 fn names(metrics: &[(&RunMetric, String)]) -> String {
@@ -163,52 +162,58 @@ fn d1(
     metrics: &[(&RunMetric, String)],
     cfg: &Config,
 ) -> Finding {
+    // Written in place (writing to a String cannot fail): this finding is on every
+    // admission of a flagged Rollout.
     let (first, _) = metrics[0];
-    let subject = match metrics.len() {
-        1 => format!("`{}`", first.name),
-        n => format!("`{}` (+{} more)", first.name, n - 1),
-    };
-    let limit = match first.inconclusive_limit_value() {
-        Some(0) => "inconclusiveLimit 0".to_owned(),
-        Some(l) => format!("inconclusiveLimit {l}"),
-        None => "inconclusiveLimit from an argument".to_owned(),
-    };
-    let pause = human_seconds(secs);
-    let (severity, message) = if cfg.version.records_inconclusive_pause() {
-        (
-            Severity::Medium,
-            format!(
-                "{subject} can end Inconclusive ({limit}) in this {pause} pause, which still expires: hold it or fail on inconclusive"
-            ),
-        )
+    let fixed = cfg.version.records_inconclusive_pause();
+    let pause = HumanSeconds(secs);
+    let mut message = String::with_capacity(192);
+    let _ = write!(message, "`{}`", first.name);
+    if metrics.len() > 1 {
+        let _ = write!(message, " (+{} more)", metrics.len() - 1);
+    }
+    match first.inconclusive_limit_value() {
+        Some(l) => {
+            let _ = write!(message, " can end Inconclusive (inconclusiveLimit {l})");
+        }
+        None => message.push_str(" can end Inconclusive (inconclusiveLimit from an argument)"),
+    }
+    let severity = if fixed {
+        let _ = write!(
+            message,
+            " in this {pause} pause, which still expires: hold it or fail on inconclusive"
+        );
+        Severity::Medium
     } else {
-        (
-            Severity::High,
-            format!(
-                "{subject} can end Inconclusive ({limit}) in this {pause} pause; <=1.8.1 promotes anyway: upgrade Argo Rollouts to >=1.8.2"
-            ),
-        )
+        let _ = write!(
+            message,
+            " in this {pause} pause; <=1.8.1 promotes anyway: upgrade Argo Rollouts to >=1.8.2"
+        );
+        Severity::High
     };
-    let mut explanation = String::new();
-    if cfg.version.records_inconclusive_pause() {
-        explanation.push_str(&format!(
+    let mut explanation = String::with_capacity(1024);
+    if fixed {
+        let _ = write!(
+            explanation,
             "Argo Rollouts {} records the Inconclusive pause, but the timed pause's own clock still completes the step; \
              later pause steps are then skipped and a full canary can be promoted. ",
             cfg.version
-        ));
+        );
     } else {
-        explanation.push_str(&format!(
+        let _ = write!(
+            explanation,
             "Argo Rollouts {} re-creates an Inconclusive background AnalysisRun during a pause step instead of pausing \
              (upstream issue #3850, fixed by PR #3873 in 1.8.2): the timed pause runs out and the canary goes on to \
              promotion. Upgrading to >= 1.8.2 is the real fix. ",
             cfg.version
-        ));
+        );
     }
     for (m, why) in metrics {
-        explanation.push_str(&format!(
+        let _ = write!(
+            explanation,
             "Metric `{}` of {} {}: {why}. ",
             m.name, m.template.kind, m.template.name
-        ));
+        );
     }
     if first.inconclusive_limit_value() == Some(0) {
         explanation.push_str("inconclusiveLimit is 0 (the default), so the first inconclusive measurement ends the run. ");
@@ -220,17 +225,19 @@ fn d1(
         let delay = first.initial_delay.known().unwrap_or(0);
         let earliest = delay.saturating_add(limit.saturating_mul(interval)) / 1_000_000_000;
         let relation = if earliest <= secs { "within" } else { "after" };
-        explanation.push_str(&format!(
-                "The run starts at this pause; the earliest verdict of `{}` comes about {} after that (initialDelay + \
-                 inconclusiveLimit x interval, plus query time), {relation} the {pause} pause. ",
-                first.name,
-                human_seconds(earliest)
-            ));
+        let _ = write!(
+            explanation,
+            "The run starts at this pause; the earliest verdict of `{}` comes about {} after that (initialDelay + \
+             inconclusiveLimit x interval, plus query time), {relation} the {pause} pause. ",
+            first.name,
+            HumanSeconds(earliest)
+        );
     }
     explanation.push_str(
         "Fixes: make the pause indefinite (rollout-guard's hold guard does this), run rollout-guard's status guard \
          (>= 1.8.2), or make inconclusive count as failure (failureCondition: (F) || !(S)).",
     );
+    explanation.truncate(explanation.trim_end().len());
     Finding::new(
         Rule::InconclusiveTimedPause,
         severity,
@@ -238,7 +245,7 @@ fn d1(
         format!("spec.strategy.canary.steps[{pause_index}].pause.duration"),
         message,
     )
-    .explain(explanation.trim_end())
+    .explain(explanation)
 }
 
 /// D2: after a timed pause the Rollout completes without a ReplicaSet scale change and the
@@ -285,7 +292,7 @@ fn d2(
         }
         let message = format!(
             "after this {} pause the full canary ({}/{replicas} pods) is promoted even if Inconclusive: use the status guard or hold the pause",
-            human_seconds(secs),
+            HumanSeconds(secs),
             at_pause.canary
         );
         let explanation = format!(

@@ -72,9 +72,7 @@ pub fn check_rollout(rollout: &Rollout, store: &dyn TemplateStore, cfg: &Config)
                 findings: found,
             } = flatten_analysis(bg, &object, path, namespace, store);
             let run = run_for(&templates, found, bg, &object, path);
-            let (d, t) = inconclusive::background_findings(rollout, &object, &run, cfg);
-            findings.extend(d);
-            trap = t;
+            trap = inconclusive::background_findings(rollout, &object, &run, cfg, &mut findings);
             push_run(&mut findings, run);
         }
     }
