@@ -37,7 +37,8 @@ pub fn parse_go_duration(s: &str) -> Option<i64> {
             return None;
         }
         let unit_len = after
-            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .bytes()
+            .position(|b| b == b'.' || b.is_ascii_digit())
             .unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_len);
         let scale: u128 = match unit {
@@ -49,10 +50,11 @@ pub fn parse_go_duration(s: &str) -> Option<i64> {
             "h" => 3_600_000_000_000,
             _ => return None,
         };
-        let int: u128 = if int_part.is_empty() {
+        // Parsed as a u64 (cheaper than a u128): anything larger is out of range anyway.
+        let int = if int_part.is_empty() {
             0
         } else {
-            int_part.parse().ok()?
+            u128::from(int_part.parse::<u64>().ok()?)
         };
         let mut value = int.checked_mul(scale)?;
         if !frac_part.is_empty() {
@@ -60,7 +62,7 @@ pub fn parse_go_duration(s: &str) -> Option<i64> {
             // it stops reading digits once they overflow an int64 (about 18), and 18 digits
             // also keep `frac * scale` (at most 1e18 * 3.6e12) within a u128.
             let digits = &frac_part[..frac_part.len().min(18)];
-            let frac: u128 = digits.parse().ok()?;
+            let frac = u128::from(digits.parse::<u64>().ok()?);
             value = value.checked_add(frac * scale / 10u128.pow(digits.len() as u32))?;
         }
         total = total.checked_add(value)?;

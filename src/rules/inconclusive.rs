@@ -10,7 +10,7 @@ use crate::model::{Canary, ObjectRef, Rollout};
 use crate::rules::Config;
 use crate::rules::analysis::Run;
 use crate::rules::canary::{self, StepKind, Walker};
-use crate::rules::metric::{RunMetric, Verdict, can_inconclude};
+use crate::rules::metric::{Reason, RunMetric, Verdict, can_inconclude};
 
 const BG: &str = "spec.strategy.canary.analysis";
 
@@ -68,8 +68,8 @@ pub fn background_findings(
         })
         .collect();
 
-    let mut inconclusive: Vec<(&RunMetric, String)> = Vec::new();
-    let mut undecided: Vec<(&RunMetric, String)> = Vec::new();
+    let mut inconclusive: Vec<(&RunMetric, Reason)> = Vec::new();
+    let mut undecided: Vec<(&RunMetric, Reason)> = Vec::new();
     for m in run.metrics.iter().filter(|m| !m.dry_run) {
         match can_inconclude(m, cfg.version) {
             Verdict::Yes(why) => inconclusive.push((m, why)),
@@ -94,13 +94,11 @@ pub fn background_findings(
     // D3: on >= 1.8.2 a pause reached while an Inconclusive pause is active is skipped (R1);
     // on <= 1.8.1 an indefinite pause hides the verdict from the human who promotes.
     let fixed = cfg.version.records_inconclusive_pause();
-    let d3 = eligible().find(|(i, d)| {
-        if fixed {
-            trap.is_none() && (*i as i64) > starting
-        } else {
-            *d == PauseDuration::Indefinite
-        }
-    });
+    let d3 = match (fixed, &trap) {
+        (true, Some(_)) => None,
+        (true, None) => eligible().find(|(i, _)| (*i as i64) > starting),
+        (false, _) => eligible().find(|(_, d)| *d == PauseDuration::Indefinite),
+    };
     if let Some((i, d)) = d3 {
         let what = match d {
             PauseDuration::Seconds(s) => format!("{} pause", HumanSeconds(s)),
@@ -146,7 +144,7 @@ pub fn background_findings(
     trap
 }
 
-fn names(metrics: &[(&RunMetric, String)]) -> String {
+fn names(metrics: &[(&RunMetric, Reason)]) -> String {
     metrics
         .iter()
         .map(|(m, _)| format!("`{}`", m.name))
@@ -159,7 +157,7 @@ fn d1(
     pause_index: usize,
     secs: i64,
     starting: i64,
-    metrics: &[(&RunMetric, String)],
+    metrics: &[(&RunMetric, Reason)],
     cfg: &Config,
 ) -> Finding {
     // Written in place (writing to a String cannot fail): this finding is on every

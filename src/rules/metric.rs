@@ -1,6 +1,8 @@
 //! One metric as a run sees it (arguments substituted), the metric-level rules of the deny
 //! and warn classes, and `can_inconclude`: when a metric can end Inconclusive (DOMAIN §3, §4).
 
+use std::fmt;
+
 use crate::duration::parse_go_duration;
 use crate::finding::{Finding, Rule, Severity};
 use crate::model::{IntOrStr, Metric, ObjectRef, Text};
@@ -179,55 +181,104 @@ impl<'a> RunMetric<'a> {
 
 /// Whether a metric can end Inconclusive.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// Yes, with the reason in words.
-    Yes(String),
+pub enum Verdict<'a> {
+    /// Yes, with the reason.
+    Yes(Reason<'a>),
     No,
     /// Depends on a value known only when the run starts.
-    Unknown(String),
+    Unknown(Reason<'a>),
+}
+
+/// Why a metric can end Inconclusive, or what that depends on: `Display` says it in words
+/// (formatted only into a finding that is emitted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason<'a> {
+    /// A condition-evaluating provider (named) with both conditions.
+    BothConditions(&'a str),
+    KayentaBand {
+        marginal: i64,
+        pass: i64,
+    },
+    Plugin,
+    /// A job metric on >= 1.10.
+    Job,
+    /// `consecutiveSuccessLimit` (>= 1.8).
+    Streak(i64),
+    StreakDependsOnArgs,
+    KayentaDependsOnArgs,
+    /// The inner reason applies if count and inconclusiveLimit allow it, and they depend on
+    /// an argument.
+    CountDependsOnArgs(Box<Reason<'a>>),
+}
+
+impl fmt::Display for Reason<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::BothConditions(p) => write!(
+                f,
+                "{p} with successCondition and failureCondition: a value matching neither is Inconclusive"
+            ),
+            Reason::KayentaBand { marginal, pass } => write!(
+                f,
+                "kayenta scores from {marginal} (marginal) up to {pass} (pass) are Inconclusive"
+            ),
+            Reason::Plugin => f.write_str("a plugin provider can return Inconclusive"),
+            Reason::Job => f.write_str(
+                "job metrics end Inconclusive on image-pull failures and terminated jobs (>= 1.10)",
+            ),
+            Reason::Streak(n) => write!(
+                f,
+                "consecutiveSuccessLimit {n}: reaching count without {n} successes in a row ends Inconclusive"
+            ),
+            Reason::StreakDependsOnArgs => {
+                f.write_str("consecutiveSuccessLimit or failureLimit depends on an argument")
+            }
+            Reason::KayentaDependsOnArgs => f.write_str("kayenta thresholds depend on arguments"),
+            Reason::CountDependsOnArgs(reason) => write!(
+                f,
+                "{reason}, but count or inconclusiveLimit depends on an argument"
+            ),
+        }
+    }
 }
 
 /// DOMAIN §4 `can_inconclude(m)`: (a) a condition-evaluating provider with both conditions,
 /// (b) Kayenta with `marginal < pass`, (c) a plugin, (d) a job on >= 1.10, each also needing
 /// an indefinite metric or `count > inconclusiveLimit`; or (e) `consecutiveSuccessLimit > 0`
 /// with `failureLimit != -1` on >= 1.8.
-pub fn can_inconclude(m: &RunMetric, version: ControllerVersion) -> Verdict {
+pub fn can_inconclude<'a>(m: &RunMetric<'a>, version: ControllerVersion) -> Verdict<'a> {
     let streak = match (&m.consecutive_success_limit, m.failure_limit.known_or(0)) {
         (Resolved::Known(n), Some(fl)) if *n > 0 && fl != -1 => {
             if version.has_consecutive_success_limit() {
-                return Verdict::Yes(format!(
-                    "consecutiveSuccessLimit {n}: reaching count without {n} successes in a row ends Inconclusive"
-                ));
+                return Verdict::Yes(Reason::Streak(*n));
             }
             Verdict::No
         }
-        (Resolved::Unknown, _) | (Resolved::Known(1..), None) => Verdict::Unknown(
-            "consecutiveSuccessLimit or failureLimit depends on an argument".into(),
-        ),
+        (Resolved::Unknown, _) | (Resolved::Known(1..), None) => {
+            Verdict::Unknown(Reason::StreakDependsOnArgs)
+        }
         _ => Verdict::No,
     };
     let base = match &m.provider {
         ProviderClass::Conditions(p) if m.success_condition && m.failure_condition => {
-            Verdict::Yes(format!(
-                "{p} with successCondition and failureCondition: a value matching neither is Inconclusive"
-            ))
+            Verdict::Yes(Reason::BothConditions(p))
         }
         ProviderClass::Kayenta { pass, marginal } => match (pass, marginal) {
-            (Resolved::Known(p), Resolved::Known(mg)) if mg < p => Verdict::Yes(format!(
-                "kayenta scores from {mg} (marginal) up to {p} (pass) are Inconclusive"
-            )),
+            (Resolved::Known(p), Resolved::Known(mg)) if mg < p => {
+                Verdict::Yes(Reason::KayentaBand {
+                    marginal: *mg,
+                    pass: *p,
+                })
+            }
             (Resolved::Known(_), Resolved::Known(_)) => Verdict::No,
             (Resolved::Unknown, _) | (_, Resolved::Unknown) => {
-                Verdict::Unknown("kayenta thresholds depend on arguments".into())
+                Verdict::Unknown(Reason::KayentaDependsOnArgs)
             }
             // Missing or not integers: reported by `metric_findings`, never a guess here.
             _ => Verdict::No,
         },
-        ProviderClass::Plugin => Verdict::Yes("a plugin provider can return Inconclusive".into()),
-        ProviderClass::Job if version.job_can_inconclude() => Verdict::Yes(
-            "job metrics end Inconclusive on image-pull failures and terminated jobs (>= 1.10)"
-                .into(),
-        ),
+        ProviderClass::Plugin => Verdict::Yes(Reason::Plugin),
+        ProviderClass::Job if version.job_can_inconclude() => Verdict::Yes(Reason::Job),
         _ => Verdict::No,
     };
     let base = match base {
@@ -241,9 +292,7 @@ pub fn can_inconclude(m: &RunMetric, version: ControllerVersion) -> Verdict {
             {
                 Verdict::No
             }
-            _ => Verdict::Unknown(format!(
-                "{reason}, but count or inconclusiveLimit depends on an argument"
-            )),
+            _ => Verdict::Unknown(Reason::CountDependsOnArgs(Box::new(reason))),
         },
         other => other,
     };
@@ -529,7 +578,7 @@ mod tests {
 
     const V19: ControllerVersion = ControllerVersion::new(1, 9, 0);
 
-    fn yes(v: Verdict) -> bool {
+    fn yes(v: Verdict<'_>) -> bool {
         matches!(v, Verdict::Yes(_))
     }
 
