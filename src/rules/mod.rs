@@ -67,11 +67,8 @@ pub fn check_rollout(rollout: &Rollout, store: &dyn TemplateStore, cfg: &Config)
         }
         if let Some(bg) = &canary.analysis {
             let path = "spec.strategy.canary.analysis";
-            let Flattened {
-                templates,
-                findings: found,
-            } = flatten_analysis(bg, &object, path, namespace, store);
-            let run = run_for(&templates, found, bg, &object, path);
+            let flat = flatten_analysis(bg, &object, path, namespace, store);
+            let run = run_for(&flat.templates, flat.findings, bg, &object, path);
             trap = inconclusive::background_findings(rollout, &object, &run, cfg, &mut findings);
             push_run(&mut findings, run);
         }
@@ -160,11 +157,8 @@ fn foreground(
     namespace: &str,
     store: &dyn TemplateStore,
 ) {
-    let Flattened {
-        templates,
-        findings: found,
-    } = flatten_analysis(a, object, path, namespace, store);
-    let run = run_for(&templates, found, a, object, path);
+    let flat = flatten_analysis(a, object, path, namespace, store);
+    let run = run_for(&flat.templates, flat.findings, a, object, path);
     for m in &run.metrics {
         if m.runs() == Some(Runs::Indefinite) {
             findings.push(
