@@ -2,7 +2,7 @@
 //! reached, their metrics with arguments substituted and dry-run marked, and the run-level
 //! problems (unresolved arguments, duplicate metric names, bad dryRun rules).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use regex::Regex;
 
@@ -75,7 +75,8 @@ pub fn assemble<'t>(
             .map(|t| t.template.spec.metrics.len())
             .sum(),
     );
-    let mut owners: HashMap<&str, &ObjectRef> = HashMap::new();
+    // A run has a handful of metrics: comparing names beats hashing each one.
+    let mut owners: BTreeMap<&str, &ObjectRef> = BTreeMap::new();
     for t in templates {
         for (i, m) in t.template.spec.metrics.iter().enumerate() {
             if let Some(first) = owners.get(m.name.as_str()) {
