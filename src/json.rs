@@ -311,8 +311,8 @@ impl<'de> Reader<'de> {
             return Ok(());
         }
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
+        if wide_cpu() {
+            // SAFETY: the CPU has AVX2, POPCNT and PCLMULQDQ (`wide_cpu`).
             #[allow(unsafe_code)]
             return unsafe { self.skip_long_string_avx2() };
         }
@@ -320,7 +320,7 @@ impl<'de> Reader<'de> {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,popcnt,pclmulqdq")]
     fn skip_long_string_avx2(&mut self) -> Result<()> {
         self.skip_long_string::<true>()
     }
@@ -351,10 +351,8 @@ impl<'de> Reader<'de> {
     /// strings until the count returns to zero.
     fn skip_container(&mut self) -> Result<()> {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("popcnt")
-        {
-            // SAFETY: the CPU has AVX2 and POPCNT, checked just above.
+        if wide_cpu() {
+            // SAFETY: the CPU has AVX2, POPCNT and PCLMULQDQ (`wide_cpu`).
             #[allow(unsafe_code)]
             return unsafe { self.skip_container_avx2() };
         }
@@ -368,7 +366,7 @@ impl<'de> Reader<'de> {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,popcnt")]
+    #[target_feature(enable = "avx2,popcnt,pclmulqdq")]
     fn skip_container_avx2(&mut self) -> Result<()> {
         self.skip_container_in::<true>()
     }
@@ -495,7 +493,7 @@ impl Scan {
             }
         }
         let quotes = m.quotes & valid & !escaped;
-        let inside = prefix_xor(quotes) ^ self.in_string;
+        let inside = prefix_xor_any::<WIDE>(quotes) ^ self.in_string;
         self.in_string = ((inside as i64) >> 63) as u64;
         Ok(Block {
             quotes,
@@ -557,6 +555,43 @@ const SIMPLE_ESCAPE: [bool; 256] = {
     }
     table
 };
+
+/// What the wide variants ([`Reader::skip_container_avx2`], [`Reader::skip_long_string_avx2`])
+/// need: AVX2 for the byte classes, POPCNT for the bracket counts, PCLMULQDQ for the string
+/// mask.
+#[cfg(target_arch = "x86_64")]
+fn wide_cpu() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("popcnt")
+        && std::arch::is_x86_feature_detected!("pclmulqdq")
+}
+
+#[inline(always)]
+#[allow(unsafe_code)]
+fn prefix_xor_any<const WIDE: bool>(x: u64) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if WIDE {
+        // SAFETY: WIDE is true only in the wide variants, which run only after `wide_cpu`.
+        return unsafe { prefix_xor_clmul(x) };
+    }
+    prefix_xor(x)
+}
+
+/// [`prefix_xor`] in one carry-less multiplication by all ones: bit `i` of the product is the
+/// xor of the bits `0..=i`.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[target_feature(enable = "pclmulqdq")]
+#[inline]
+fn prefix_xor_clmul(x: u64) -> u64 {
+    use std::arch::x86_64::{_mm_clmulepi64_si128, _mm_cvtsi128_si64, _mm_set_epi64x};
+    // SAFETY: register-only intrinsics; PCLMULQDQ is enabled on this function (SSE2, which
+    // the others need, is in the x86_64 baseline).
+    unsafe {
+        let product = _mm_clmulepi64_si128(_mm_set_epi64x(0, x as i64), _mm_set_epi64x(0, -1), 0);
+        _mm_cvtsi128_si64(product) as u64
+    }
+}
 
 /// Bit `i` of the result is the parity of the bits `0..=i` of `x`.
 fn prefix_xor(mut x: u64) -> u64 {
@@ -1020,6 +1055,28 @@ mod tests {
     }
 
     #[test]
+    fn prefix_xor_is_the_running_parity_in_both_forms() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..10_000 {
+            let expected = (0..64).fold(0u64, |acc, i| {
+                let parity = (x & (u64::MAX >> (63 - i))).count_ones() as u64 & 1;
+                acc | parity << i
+            });
+            assert_eq!(prefix_xor(x), expected, "{x:#x}");
+            #[cfg(target_arch = "x86_64")]
+            if wide_cpu() {
+                #[allow(unsafe_code)]
+                // SAFETY: the CPU has PCLMULQDQ, checked just above.
+                let clmul = unsafe { prefix_xor_clmul(x) };
+                assert_eq!(clmul, expected, "{x:#x}");
+            }
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+        }
+    }
+
+    #[test]
     fn simd_and_scalar_classification_agree_on_every_byte() {
         for base in (0..=255u8).step_by(64) {
             let mut block = [0u8; BLOCK];
@@ -1234,9 +1291,7 @@ mod tests {
                 ends.push(run(&|r| unsafe { r.skip_container_popcnt() }));
             }
             #[allow(unsafe_code)]
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("popcnt")
-            {
+            if wide_cpu() {
                 // SAFETY: checked just above.
                 ends.push(run(&|r| unsafe { r.skip_container_avx2() }));
             }
@@ -1253,7 +1308,7 @@ mod tests {
         ];
         #[cfg(target_arch = "x86_64")]
         #[allow(unsafe_code)]
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if wide_cpu() {
             // SAFETY: checked just above.
             ends.push(run(&|r| unsafe { r.skip_long_string_avx2() }));
         }
