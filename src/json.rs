@@ -585,12 +585,8 @@ fn prefix_xor_any<const WIDE: bool>(x: u64) -> u64 {
 #[inline]
 fn prefix_xor_clmul(x: u64) -> u64 {
     use std::arch::x86_64::{_mm_clmulepi64_si128, _mm_cvtsi128_si64, _mm_set_epi64x};
-    // SAFETY: register-only intrinsics; PCLMULQDQ is enabled on this function (SSE2, which
-    // the others need, is in the x86_64 baseline).
-    unsafe {
-        let product = _mm_clmulepi64_si128(_mm_set_epi64x(0, x as i64), _mm_set_epi64x(0, -1), 0);
-        _mm_cvtsi128_si64(product) as u64
-    }
+    let product = _mm_clmulepi64_si128(_mm_set_epi64x(0, x as i64), _mm_set_epi64x(0, -1), 0);
+    _mm_cvtsi128_si64(product) as u64
 }
 
 /// Bit `i` of the result is the parity of the bits `0..=i` of `x`.
