@@ -148,6 +148,9 @@ fn review(c: &mut Criterion) {
     c.bench_function("review/parts/utf8_body", |b| {
         b.iter(|| std::str::from_utf8(black_box(&body)).unwrap().len())
     });
+    c.bench_function("review/parts/utf8_body_simd", |b| {
+        b.iter(|| simdutf8::basic::from_utf8(black_box(&body)).unwrap().len())
+    });
     let envelope: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let object = serde_json::to_string(&envelope["request"]["object"]).unwrap();
     c.bench_function("review/parts/rollout_view", |b| {

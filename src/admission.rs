@@ -842,7 +842,9 @@ fn budget(lines: impl Iterator<Item = String>) -> Vec<String> {
 
 /// The API server silently drops warnings with control characters: each becomes a space.
 fn sanitize(text: String) -> String {
-    if !text.chars().any(char::is_control) {
+    // Control characters are C0 (below 0x20), DEL, and C1 (U+0080..U+009F, UTF-8 0xC2 0x80..):
+    // a text without those bytes has none.
+    if !text.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) {
         return text;
     }
     text.chars()
@@ -939,5 +941,21 @@ mod tests {
     fn warnings_drop_repeats_and_control_characters() {
         let out = budget(["a\nb".to_string(), "a b".to_string(), "c".to_string()].into_iter());
         assert_eq!(out, ["a b", "c"]);
+    }
+
+    #[test]
+    fn sanitize_replaces_every_control_character_and_nothing_else() {
+        assert_eq!(sanitize("a\tb\u{7f}c\u{85}d\u{9f}e".into()), "a b c d e");
+        let kept = "plain, caf\u{e9}, no\u{a0}break, \u{2028}, \u{1f600}";
+        assert_eq!(sanitize(kept.into()), kept);
+        for c in (0..0x250).filter_map(char::from_u32) {
+            let expected = if c.is_control() { ' ' } else { c };
+            assert_eq!(
+                sanitize(c.to_string()),
+                expected.to_string(),
+                "{:#x}",
+                c as u32
+            );
+        }
     }
 }

@@ -69,7 +69,11 @@ pub fn from_slice_seed<'de, S: DeserializeSeed<'de>>(
     input: &'de [u8],
     seed: S,
 ) -> Result<S::Value> {
-    let text = std::str::from_utf8(input).map_err(|e| Error(format!("not UTF-8: {e}")))?;
+    // simdutf8's check is SIMD and picked at run time; std's gives the message on failure.
+    let text = match simdutf8::basic::from_utf8(input) {
+        Ok(text) => text,
+        Err(_) => std::str::from_utf8(input).map_err(|e| Error(format!("not UTF-8: {e}")))?,
+    };
     let mut reader = Reader::new(text);
     let value = seed.deserialize(&mut reader)?;
     reader.skip_ws();
