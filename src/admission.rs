@@ -718,7 +718,7 @@ impl Reviewer for Admission {
 /// envelope (and with serde_json when the lean reader leaves it, which also gives the error
 /// message), else with serde_json alone.
 fn view<'a, T: Deserialize<'a>>(raw: RawJson<'a>, lean: bool) -> serde_json::Result<T> {
-    if lean && let Ok(view) = json::from_slice(raw.get().as_bytes()) {
+    if lean && let Ok(view) = json::from_str(raw.get()) {
         return Ok(view);
     }
     serde_json::from_str(raw.get())

@@ -74,10 +74,19 @@ pub fn from_slice_seed<'de, S: DeserializeSeed<'de>>(
         Ok(text) => text,
         Err(_) => std::str::from_utf8(input).map_err(|e| Error(format!("not UTF-8: {e}")))?,
     };
+    from_str_seed(text, seed)
+}
+
+/// [`from_slice`] for text already known to be UTF-8 (a part of a checked body).
+pub fn from_str<'de, T: Deserialize<'de>>(text: &'de str) -> Result<T> {
+    from_str_seed(text, PhantomData)
+}
+
+fn from_str_seed<'de, S: DeserializeSeed<'de>>(text: &'de str, seed: S) -> Result<S::Value> {
     let mut reader = Reader::new(text);
     let value = seed.deserialize(&mut reader)?;
     reader.skip_ws();
-    if reader.pos != input.len() {
+    if reader.pos != text.len() {
         return Err(reader.error("trailing characters"));
     }
     Ok(value)
@@ -584,7 +593,6 @@ fn prefix_xor_any<const WIDE: bool>(x: u64) -> u64 {
 /// [`prefix_xor`] in one carry-less multiplication by all ones: bit `i` of the product is the
 /// xor of the bits `0..=i`.
 #[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
 #[target_feature(enable = "pclmulqdq")]
 #[inline]
 fn prefix_xor_clmul(x: u64) -> u64 {
@@ -1052,6 +1060,17 @@ mod tests {
 
     fn probe(skipped: &str) -> Result<Probe> {
         from_slice(format!(r#"{{"skip": {skipped}, "x": 7}}"#).as_bytes())
+    }
+
+    #[test]
+    fn from_str_reads_like_from_slice() {
+        let text = r#"{"skip": [1, {"a": "\u00e9"}], "x": 7} "#;
+        assert_eq!(from_str::<Probe>(text).unwrap(), Probe { x: 7 });
+        assert_eq!(
+            from_str::<Raw>(text).unwrap().skip.get(),
+            from_slice::<Raw>(text.as_bytes()).unwrap().skip.get()
+        );
+        assert!(from_str::<Probe>(r#"{"skip": 1, "x": 7} x"#).is_err());
     }
 
     #[test]
