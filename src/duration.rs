@@ -106,12 +106,8 @@ impl PauseDuration {
     }
 }
 
-/// Formats seconds the way people write them in manifests (`90s` → `1m30s`).
-pub fn human_seconds(secs: i64) -> String {
-    HumanSeconds(secs).to_string()
-}
-
-/// [`human_seconds`] as a `Display`, to format into a message without a String of its own.
+/// Seconds the way people write them in manifests (`90` → `1m30s`), as a `Display` to format
+/// straight into a message.
 #[derive(Debug, Clone, Copy)]
 pub struct HumanSeconds(pub i64);
 
@@ -225,8 +221,8 @@ mod tests {
 
     #[test]
     fn formats_seconds() {
-        assert_eq!(human_seconds(90), "1m30s");
-        assert_eq!(human_seconds(3600), "1h");
-        assert_eq!(human_seconds(0), "0s");
+        assert_eq!(HumanSeconds(90).to_string(), "1m30s");
+        assert_eq!(HumanSeconds(3600).to_string(), "1h");
+        assert_eq!(HumanSeconds(0).to_string(), "0s");
     }
 }
