@@ -134,6 +134,10 @@ fn review(c: &mut Criterion) {
     c.bench_function("review/validate", |b| {
         b.iter(|| admission.review(Endpoint::Validate, black_box(&body)))
     });
+    // The same review with serde_json as the only reader: what the lean reader saves.
+    c.bench_function("review/validate_serde_json", |b| {
+        b.iter(|| admission.review_reference(Endpoint::Validate, black_box(&body)))
+    });
     c.bench_function("review/mutate", |b| {
         b.iter(|| admission.review(Endpoint::Mutate, black_box(&body)))
     });
