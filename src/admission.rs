@@ -19,7 +19,7 @@ use crate::cli::Mode;
 use crate::finding::{Finding, Rule, Severity};
 use crate::guards::{self, Guard, GuardSet};
 use crate::json::{self, RawJson};
-use crate::model::{AnalysisTemplate, Kind, ObjectMeta, ObjectRef, Rollout};
+use crate::model::{AnalysisTemplate, Kind, ObjectMeta, ObjectRef, Rollout, RolloutState};
 use crate::review::{Endpoint, Outcome, Reply, Reviewer, Summary};
 use crate::rules::{Config, check_rollout, check_template};
 use crate::version::ControllerVersion;
@@ -508,13 +508,12 @@ impl Admission {
         let Some(old_raw) = req.old_object else {
             return Ok(Decision::default());
         };
-        let new_view: Rollout = view(raw, req.lean)?;
+        let new_view: RolloutState = view(raw, req.lean)?;
         if !self.guards_for(&new_view.metadata).contains(Guard::Status) {
             return Ok(Decision::default());
         }
-        let old_view: Rollout = view(old_raw, req.lean)?;
-        let inconclusive = |r: &Rollout| r.status.as_ref().is_some_and(|s| s.paused_inconclusive());
-        if !inconclusive(&new_view) && !inconclusive(&old_view) {
+        let old_view: RolloutState = view(old_raw, req.lean)?;
+        if !new_view.paused_inconclusive() && !old_view.paused_inconclusive() {
             return Ok(Decision::default());
         }
         let original: Value = serde_json::from_str(raw.get())?;

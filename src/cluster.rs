@@ -1,6 +1,6 @@
 //! The cluster-backed template cache: kube-runtime watches of AnalysisTemplates,
 //! ClusterAnalysisTemplates and Rollouts fill a [`SharedStore`], keeping only the partial
-//! views the rules read (no pod templates, no status beyond what the views hold).
+//! views the rules read (no pod templates, no status).
 //!
 //! Behaviour the server relies on:
 //! - the request path only reads the store; it never waits for the API server;

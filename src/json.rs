@@ -324,27 +324,36 @@ impl<'de> Reader<'de> {
             return Ok(());
         }
         #[cfg(target_arch = "x86_64")]
-        if wide_cpu() {
-            // SAFETY: the CPU has AVX2, POPCNT and PCLMULQDQ (`wide_cpu`).
+        match isa() {
+            // SAFETY (both): the CPU has the features the variant is compiled with (`isa`).
             #[allow(unsafe_code)]
-            return unsafe { self.skip_long_string_avx2() };
+            Isa::Avx512 => return unsafe { self.skip_long_string_avx512() },
+            #[allow(unsafe_code)]
+            Isa::Avx2 => return unsafe { self.skip_long_string_avx2() },
+            Isa::Popcnt | Isa::Baseline => {}
         }
-        self.skip_long_string::<false>()
+        self.skip_long_string::<SSE2>()
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,popcnt,pclmulqdq")]
     fn skip_long_string_avx2(&mut self) -> Result<()> {
-        self.skip_long_string::<true>()
+        self.skip_long_string::<AVX2>()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx2,popcnt,pclmulqdq")]
+    fn skip_long_string_avx512(&mut self) -> Result<()> {
+        self.skip_long_string::<AVX512>()
     }
 
     /// The block-wise part of [`Reader::skip_string`], for strings with escapes (such as
     /// kubectl's last-applied copy of the object).
     #[inline(always)]
-    fn skip_long_string<const WIDE: bool>(&mut self) -> Result<()> {
+    fn skip_long_string<const ISA: u8>(&mut self) -> Result<()> {
         let mut scan = Scan::new(self.pos + 1, true);
         loop {
-            let block = scan.next_block::<WIDE>(self.bytes)?;
+            let block = scan.next_block::<ISA>(self.bytes)?;
             if block.quotes != 0 {
                 let end = block.quotes.trailing_zeros();
                 if block.ctl & below(end) != 0 {
@@ -364,24 +373,30 @@ impl<'de> Reader<'de> {
     /// strings until the count returns to zero.
     fn skip_container(&mut self) -> Result<()> {
         #[cfg(target_arch = "x86_64")]
-        if wide_cpu() {
-            // SAFETY: the CPU has AVX2, POPCNT and PCLMULQDQ (`wide_cpu`).
+        match isa() {
+            // SAFETY (all three): the CPU has the features the variant is compiled with (`isa`).
             #[allow(unsafe_code)]
-            return unsafe { self.skip_container_avx2() };
-        }
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("popcnt") {
-            // SAFETY: the CPU has POPCNT, checked just above.
+            Isa::Avx512 => return unsafe { self.skip_container_avx512() },
             #[allow(unsafe_code)]
-            return unsafe { self.skip_container_popcnt() };
+            Isa::Avx2 => return unsafe { self.skip_container_avx2() },
+            #[allow(unsafe_code)]
+            Isa::Popcnt => return unsafe { self.skip_container_popcnt() },
+            Isa::Baseline => {}
         }
-        self.skip_container_in::<false>()
+        self.skip_container_in::<SSE2>()
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,popcnt,pclmulqdq")]
     fn skip_container_avx2(&mut self) -> Result<()> {
-        self.skip_container_in::<true>()
+        self.skip_container_in::<AVX2>()
+    }
+
+    /// One 64-byte load and five compares straight into bit masks per block.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx2,popcnt,pclmulqdq")]
+    fn skip_container_avx512(&mut self) -> Result<()> {
+        self.skip_container_in::<AVX512>()
     }
 
     /// The same code compiled with the POPCNT instruction, which the x86-64 baseline lacks
@@ -389,15 +404,15 @@ impl<'de> Reader<'de> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "popcnt")]
     fn skip_container_popcnt(&mut self) -> Result<()> {
-        self.skip_container_in::<false>()
+        self.skip_container_in::<SSE2>()
     }
 
     #[inline(always)]
-    fn skip_container_in<const WIDE: bool>(&mut self) -> Result<()> {
+    fn skip_container_in<const ISA: u8>(&mut self) -> Result<()> {
         let mut scan = Scan::new(self.pos, false);
         let mut open: usize = 0;
         loop {
-            let block = scan.next_block::<WIDE>(self.bytes)?;
+            let block = scan.next_block::<ISA>(self.bytes)?;
             let inside = block.inside;
             if (block.ctl & inside) | (block.backslashes & !inside) != 0 {
                 return Err(if block.ctl & inside != 0 {
@@ -482,17 +497,17 @@ impl Scan {
     /// Classifies the block at `at` and advances the string and escape state past it. Escapes
     /// are validated here, so a skipped string holds only what serde_json would accept.
     #[inline(always)]
-    fn next_block<const WIDE: bool>(&mut self, bytes: &[u8]) -> Result<Block> {
+    fn next_block<const ISA: u8>(&mut self, bytes: &[u8]) -> Result<Block> {
         let rest = bytes.get(self.at..).unwrap_or_default();
         let (m, valid) = match rest.first_chunk::<BLOCK>() {
-            Some(full) => (classify_any::<WIDE>(full), u64::MAX),
+            Some(full) => (classify_any::<ISA>(full), u64::MAX),
             None if rest.is_empty() => {
                 return Err(Error(format!("unexpected end at byte {}", bytes.len())));
             }
             None => {
                 let mut chunk = [0u8; BLOCK];
                 chunk[..rest.len()].copy_from_slice(rest);
-                (classify_any::<WIDE>(&chunk), below(rest.len() as u32))
+                (classify_any::<ISA>(&chunk), below(rest.len() as u32))
             }
         };
         let backslashes = m.backslashes & valid;
@@ -506,7 +521,7 @@ impl Scan {
             }
         }
         let quotes = m.quotes & valid & !escaped;
-        let inside = prefix_xor_any::<WIDE>(quotes) ^ self.in_string;
+        let inside = prefix_xor_any::<ISA>(quotes) ^ self.in_string;
         self.in_string = ((inside as i64) >> 63) as u64;
         Ok(Block {
             quotes,
@@ -569,22 +584,50 @@ const SIMPLE_ESCAPE: [bool; 256] = {
     table
 };
 
-/// What the wide variants ([`Reader::skip_container_avx2`], [`Reader::skip_long_string_avx2`])
-/// need: AVX2 for the byte classes, POPCNT for the bracket counts, PCLMULQDQ for the string
-/// mask.
+/// The instruction sets the block scan is compiled for, as the `ISA` parameter of the scan
+/// functions: one compiled copy each, picked at run time by [`isa`].
+const SSE2: u8 = 0;
+/// AVX2 for the byte classes, POPCNT for the bracket counts, PCLMULQDQ for the string mask.
+const AVX2: u8 = 1;
+/// [`AVX2`] plus AVX-512 F and BW: one 64-byte load and compares straight into bit masks.
+const AVX512: u8 = 2;
+
+/// What this CPU runs, best first.
 #[cfg(target_arch = "x86_64")]
-fn wide_cpu() -> bool {
-    std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("popcnt")
-        && std::arch::is_x86_feature_detected!("pclmulqdq")
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isa {
+    Avx512,
+    Avx2,
+    /// SSE2 (the x86-64 baseline) with POPCNT.
+    Popcnt,
+    Baseline,
+}
+
+#[cfg(target_arch = "x86_64")]
+fn isa() -> Isa {
+    use std::arch::is_x86_feature_detected as has;
+    static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *ISA.get_or_init(|| {
+        let avx2 = has!("avx2") && has!("popcnt") && has!("pclmulqdq");
+        if avx2 && has!("avx512f") && has!("avx512bw") {
+            Isa::Avx512
+        } else if avx2 {
+            Isa::Avx2
+        } else if has!("popcnt") {
+            Isa::Popcnt
+        } else {
+            Isa::Baseline
+        }
+    })
 }
 
 #[inline(always)]
 #[allow(unsafe_code)]
-fn prefix_xor_any<const WIDE: bool>(x: u64) -> u64 {
+fn prefix_xor_any<const ISA: u8>(x: u64) -> u64 {
     #[cfg(target_arch = "x86_64")]
-    if WIDE {
-        // SAFETY: WIDE is true only in the wide variants, which run only after `wide_cpu`.
+    if ISA >= AVX2 {
+        // SAFETY: ISA is AVX2 or AVX512 only in the variants compiled with PCLMULQDQ, which
+        // run only when `isa` found it.
         return unsafe { prefix_xor_clmul(x) };
     }
     prefix_xor(x)
@@ -627,14 +670,42 @@ struct Masks {
 
 #[inline(always)]
 #[allow(unsafe_code)]
-fn classify_any<const WIDE: bool>(block: &[u8; BLOCK]) -> Masks {
+fn classify_any<const ISA: u8>(block: &[u8; BLOCK]) -> Masks {
     #[cfg(target_arch = "x86_64")]
-    if WIDE {
-        // SAFETY: WIDE is true only in skip_container_avx2 and skip_long_string_avx2, which
-        // are called only after detecting AVX2.
-        return unsafe { classify_avx2(block) };
+    {
+        // SAFETY (both): ISA names the features of the variant it is instantiated in (the
+        // `skip_*_avx2` and `skip_*_avx512` functions), which run only when `isa` found them.
+        if ISA == AVX512 {
+            return unsafe { classify_avx512(block) };
+        }
+        if ISA == AVX2 {
+            return unsafe { classify_avx2(block) };
+        }
     }
     classify(block)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+fn classify_avx512(block: &[u8; BLOCK]) -> Masks {
+    use std::arch::x86_64::{
+        __m512i, _mm512_cmpeq_epi8_mask, _mm512_cmple_epu8_mask, _mm512_loadu_si512,
+        _mm512_or_si512, _mm512_set1_epi8,
+    };
+    // SAFETY: reads the 64 bytes of the array.
+    let x = unsafe { _mm512_loadu_si512(block.as_ptr().cast::<__m512i>()) };
+    let is = |c: u8| _mm512_set1_epi8(c as i8);
+    // `{` and `[` (and `}` and `]`) differ only in bit 0x20.
+    let folded = _mm512_or_si512(x, is(0x20));
+    Masks {
+        quotes: _mm512_cmpeq_epi8_mask(x, is(b'"')),
+        backslashes: _mm512_cmpeq_epi8_mask(x, is(b'\\')),
+        opens: _mm512_cmpeq_epi8_mask(folded, is(b'{')),
+        closes: _mm512_cmpeq_epi8_mask(folded, is(b'}')),
+        ctl: _mm512_cmple_epu8_mask(x, is(0x1f)),
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -1083,7 +1154,7 @@ mod tests {
             });
             assert_eq!(prefix_xor(x), expected, "{x:#x}");
             #[cfg(target_arch = "x86_64")]
-            if wide_cpu() {
+            if matches!(isa(), Isa::Avx2 | Isa::Avx512) {
                 #[allow(unsafe_code)]
                 // SAFETY: the CPU has PCLMULQDQ, checked just above.
                 let clmul = unsafe { prefix_xor_clmul(x) };
@@ -1108,6 +1179,13 @@ mod tests {
                 #[allow(unsafe_code)]
                 // SAFETY: the CPU has AVX2, checked just above.
                 let wide = unsafe { classify_avx2(&block) };
+                assert_eq!(wide, classify_scalar(&block));
+            }
+            #[cfg(target_arch = "x86_64")]
+            if isa() == Isa::Avx512 {
+                #[allow(unsafe_code)]
+                // SAFETY: the CPU has AVX-512 F and BW, checked just above.
+                let wide = unsafe { classify_avx512(&block) };
                 assert_eq!(wide, classify_scalar(&block));
             }
         }
@@ -1301,7 +1379,7 @@ mod tests {
     /// variants this CPU does not pick are tested too.
     fn container_skips(text: &str) -> Vec<Result<usize>> {
         let run = |f: &dyn Fn(&mut Reader) -> Result<()>| skip_end(text, f);
-        let mut ends = vec![run(&|r| r.skip_container_in::<false>())];
+        let mut ends = vec![run(&|r| r.skip_container_in::<SSE2>())];
         #[cfg(target_arch = "x86_64")]
         {
             #[allow(unsafe_code)]
@@ -1310,9 +1388,14 @@ mod tests {
                 ends.push(run(&|r| unsafe { r.skip_container_popcnt() }));
             }
             #[allow(unsafe_code)]
-            if wide_cpu() {
+            if matches!(isa(), Isa::Avx2 | Isa::Avx512) {
                 // SAFETY: checked just above.
                 ends.push(run(&|r| unsafe { r.skip_container_avx2() }));
+            }
+            #[allow(unsafe_code)]
+            if isa() == Isa::Avx512 {
+                // SAFETY: checked just above.
+                ends.push(run(&|r| unsafe { r.skip_container_avx512() }));
             }
         }
         ends
@@ -1323,13 +1406,19 @@ mod tests {
         let run = |f: &dyn Fn(&mut Reader) -> Result<()>| skip_end(text, f);
         let mut ends = vec![
             run(&|r| r.skip_string()),
-            run(&|r| r.skip_long_string::<false>()),
+            run(&|r| r.skip_long_string::<SSE2>()),
         ];
         #[cfg(target_arch = "x86_64")]
         #[allow(unsafe_code)]
-        if wide_cpu() {
-            // SAFETY: checked just above.
-            ends.push(run(&|r| unsafe { r.skip_long_string_avx2() }));
+        {
+            if matches!(isa(), Isa::Avx2 | Isa::Avx512) {
+                // SAFETY: checked just above.
+                ends.push(run(&|r| unsafe { r.skip_long_string_avx2() }));
+            }
+            if isa() == Isa::Avx512 {
+                // SAFETY: checked just above.
+                ends.push(run(&|r| unsafe { r.skip_long_string_avx512() }));
+            }
         }
         ends
     }

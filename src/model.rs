@@ -207,7 +207,26 @@ pub struct Rollout {
     pub metadata: ObjectMeta,
     #[serde(deserialize_with = "nullable")]
     pub spec: RolloutSpec,
+}
+
+/// What the status guard reads of a Rollout: its metadata (for the per-object annotations)
+/// and its status. The rules never read the status, so [`Rollout`], the view every validation
+/// reads and the cache keeps, skips it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RolloutState {
+    #[serde(deserialize_with = "nullable")]
+    pub metadata: ObjectMeta,
     pub status: Option<RolloutStatus>,
+}
+
+impl RolloutState {
+    /// Paused by the controller because an analysis ended Inconclusive.
+    pub fn paused_inconclusive(&self) -> bool {
+        self.status
+            .as_ref()
+            .is_some_and(RolloutStatus::paused_inconclusive)
+    }
 }
 
 impl Rollout {
@@ -606,6 +625,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(from_value.metadata.annotations.len(), 1);
+    }
+
+    #[test]
+    fn only_the_state_view_reads_the_status() {
+        let object = r#"{"metadata": {"name": "r"}, "spec": {},
+            "status": {"pauseConditions": [{"reason": "InconclusiveAnalysisRun"}], "currentStepIndex": "not read"}}"#;
+        // The Rollout view skips the status, even one it could not read.
+        assert!(serde_json::from_str::<Rollout>(object).is_ok());
+        let readable = object.replace(r#""not read""#, "1");
+        let state: RolloutState = serde_json::from_str(&readable).unwrap();
+        assert!(state.paused_inconclusive());
+        assert_eq!(state.metadata.name.as_deref(), Some("r"));
+        let running: RolloutState = serde_json::from_value(
+            json!({"status": {"pauseConditions": [{"reason": "CanaryPauseStep"}]}}),
+        )
+        .unwrap();
+        assert!(!running.paused_inconclusive());
+        assert!(!RolloutState::default().paused_inconclusive());
     }
 
     #[test]
