@@ -629,12 +629,12 @@ impl Admission {
         }
         let outcome = decision.outcome();
         let summary = Summary {
-            uid: req.uid.to_string(),
-            kind: req.kind.kind.to_string(),
-            namespace: req.namespace.as_deref().unwrap_or_default().to_owned(),
-            name: req.name.as_deref().unwrap_or_default().to_owned(),
-            operation: req.operation.to_string(),
-            sub_resource: req.sub_resource.as_deref().unwrap_or_default().to_owned(),
+            uid: req.uid.as_ref().into(),
+            kind: req.kind.kind.as_ref().into(),
+            namespace: req.namespace.as_deref().unwrap_or_default().into(),
+            name: req.name.as_deref().unwrap_or_default().into(),
+            operation: req.operation.as_ref().into(),
+            sub_resource: req.sub_resource.as_deref().unwrap_or_default().into(),
             dry_run: req.dry_run.unwrap_or(false),
             rules: std::mem::take(&mut decision.rules),
         };
@@ -730,10 +730,10 @@ fn kind_of(kind: &str) -> Option<Kind> {
 /// CREATE requests may lack `metadata.namespace`; the request carries it.
 fn fill_namespace(meta: &mut ObjectMeta, req: &Request<'_>) {
     if meta.namespace.as_deref().unwrap_or_default().is_empty() {
-        meta.namespace = req.namespace.as_deref().map(str::to_owned);
+        meta.namespace = req.namespace.as_deref().map(Into::into);
     }
     if meta.name.is_none() {
-        meta.name = req.name.as_deref().map(str::to_owned);
+        meta.name = req.name.as_deref().map(Into::into);
     }
 }
 

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use compact_str::CompactString;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
@@ -12,7 +13,9 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IntOrStr {
     Int(i64),
-    Str(String),
+    /// Inline up to 24 bytes, like every short text of the views: durations, names and
+    /// arguments cost no allocation.
+    Str(CompactString),
 }
 
 impl<'de> Deserialize<'de> for IntOrStr {
@@ -39,10 +42,10 @@ impl<'de> Deserialize<'de> for IntOrStr {
                 }
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<IntOrStr, E> {
-                Ok(IntOrStr::Str(v.to_owned()))
+                Ok(IntOrStr::Str(v.into()))
             }
             fn visit_string<E: de::Error>(self, v: String) -> Result<IntOrStr, E> {
-                Ok(IntOrStr::Str(v))
+                Ok(IntOrStr::Str(v.into()))
             }
         }
         d.deserialize_any(V)
@@ -62,7 +65,7 @@ impl fmt::Display for IntOrStr {
 /// (`interval: 30`, `value: 5`). The API server would reject those; the linter reads them as
 /// text so the rule about the value, not a parse error, explains what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Text(pub String);
+pub struct Text(pub CompactString);
 
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -73,22 +76,22 @@ impl<'de> Deserialize<'de> for Text {
                 f.write_str("a string")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
-                Ok(Text(v.to_owned()))
+                Ok(Text(v.into()))
             }
             fn visit_string<E: de::Error>(self, v: String) -> Result<Text, E> {
-                Ok(Text(v))
+                Ok(Text(v.into()))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
+                Ok(Text(v.to_string().into()))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
+                Ok(Text(v.to_string().into()))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
+                Ok(Text(v.to_string().into()))
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
+                Ok(Text(v.to_string().into()))
             }
         }
         d.deserialize_any(V)
@@ -118,9 +121,9 @@ pub const OWN_ANNOTATION_PREFIX: &str = "rollout-guard.io/";
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ObjectMeta {
-    pub name: Option<String>,
-    pub generate_name: Option<String>,
-    pub namespace: Option<String>,
+    pub name: Option<CompactString>,
+    pub generate_name: Option<CompactString>,
+    pub namespace: Option<CompactString>,
     /// Only the annotations under [`OWN_ANNOTATION_PREFIX`]; other values are skipped unread.
     #[serde(deserialize_with = "own_annotations")]
     pub annotations: BTreeMap<String, Text>,
@@ -342,7 +345,7 @@ pub struct AnalysisRef {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(default, rename_all = "camelCase")]
 pub struct TemplateRef {
-    pub template_name: Option<String>,
+    pub template_name: Option<CompactString>,
     pub cluster_scope: Option<bool>,
 }
 
@@ -351,7 +354,7 @@ pub struct TemplateRef {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Arg {
-    pub name: String,
+    pub name: CompactString,
     pub value: Option<Text>,
     /// `podTemplateHashValue`, `fieldRef` or `secretKeyRef`: known only when the run starts.
     pub value_from: Option<IgnoredAny>,
@@ -528,8 +531,8 @@ impl fmt::Display for Kind {
 pub struct ObjectRef {
     pub kind: Kind,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    pub name: String,
+    pub namespace: Option<CompactString>,
+    pub name: CompactString,
 }
 
 impl ObjectRef {
@@ -539,8 +542,8 @@ impl ObjectRef {
             _ => meta.namespace.clone().filter(|n| !n.is_empty()),
         };
         let name = match meta.display_name() {
-            "" => "<unnamed>".to_owned(),
-            name => name.to_owned(),
+            "" => "<unnamed>".into(),
+            name => name.into(),
         };
         Self {
             kind,

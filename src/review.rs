@@ -2,6 +2,7 @@
 //! the server owns sockets, TLS, limits and metrics; a [`Reviewer`] turns one request body
 //! into one answer. Tests and benchmarks can plug in their own reviewer.
 
+use compact_str::CompactString;
 use serde::Serialize;
 
 /// Which admission endpoint a request came to.
@@ -53,15 +54,16 @@ impl Outcome {
     }
 }
 
-/// What the server logs about one review (object contents never appear here).
+/// What the server logs about one review (object contents never appear here). Texts up to 24
+/// bytes (all but the uid, in practice) are stored inline.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
-    pub uid: String,
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-    pub operation: String,
-    pub sub_resource: String,
+    pub uid: CompactString,
+    pub kind: CompactString,
+    pub namespace: CompactString,
+    pub name: CompactString,
+    pub operation: CompactString,
+    pub sub_resource: CompactString,
     pub dry_run: bool,
     /// Rule ids of the findings, deduplicated.
     pub rules: Vec<&'static str>,
@@ -170,7 +172,7 @@ impl Reviewer for NullReviewer {
             body: out,
             outcome: Outcome::Allowed,
             summary: Some(Summary {
-                uid: String::from_utf8_lossy(uid).into_owned(),
+                uid: String::from_utf8_lossy(uid).into(),
                 ..Summary::default()
             }),
         }

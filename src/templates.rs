@@ -280,13 +280,13 @@ impl<'a> KeyRef<'a> {
             ObjectRef {
                 kind: Kind::ClusterAnalysisTemplate,
                 namespace: None,
-                name: self.name.to_owned(),
+                name: self.name.into(),
             }
         } else {
             ObjectRef {
                 kind: Kind::AnalysisTemplate,
-                namespace: Some(namespace.to_owned()).filter(|n| !n.is_empty()),
-                name: self.name.to_owned(),
+                namespace: (!namespace.is_empty()).then(|| namespace.into()),
+                name: self.name.into(),
             }
         }
     }
@@ -679,7 +679,7 @@ mod tests {
         names
             .iter()
             .map(|(n, c)| TemplateRef {
-                template_name: Some(n.to_string()),
+                template_name: Some((*n).into()),
                 cluster_scope: Some(*c),
             })
             .collect()

@@ -215,7 +215,7 @@ impl Reviewer for TestReviewer {
                 namespace: "colin-coder".into(),
                 name: "echo-pod".into(),
                 operation: "CREATE".into(),
-                sub_resource: String::new(),
+                sub_resource: Default::default(),
                 dry_run: false,
                 rules: self.rules.clone(),
             };
