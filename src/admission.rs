@@ -21,7 +21,7 @@ use crate::guards::{self, Guard, GuardSet};
 use crate::json::{self, RawJson};
 use crate::model::{AnalysisTemplate, Kind, ObjectMeta, ObjectRef, Rollout, RolloutState};
 use crate::review::{Endpoint, Outcome, Reply, Reviewer, Summary};
-use crate::rules::{Config, check_rollout, check_template};
+use crate::rules::{Config, Evaluation, check_rollout, check_template};
 use crate::version::ControllerVersion;
 
 /// Per-object annotation: `warn`, `enforce` or `off` (skip validation for this object).
@@ -342,6 +342,15 @@ impl Admission {
         }
     }
 
+    /// The rules on a Rollout, against one view of the templates.
+    fn evaluate(&self, rollout: &Rollout) -> Evaluation {
+        let config = self.config();
+        let mut eval = Evaluation::default();
+        self.catalog
+            .with_templates(&mut |store| eval = check_rollout(rollout, store, &config));
+        eval
+    }
+
     fn decide(&self, endpoint: Endpoint, req: &mut Request<'_>) -> Decision {
         // Never patch or judge deletes (a patch on DELETE is a 500 for the user).
         if req.operation != "CREATE" && req.operation != "UPDATE" {
@@ -406,7 +415,7 @@ impl Admission {
         let Some(mode) = self.mode_for(&rollout.metadata) else {
             return Ok(Decision::default());
         };
-        let findings = check_rollout(&rollout, self.catalog.as_ref(), &self.config()).findings;
+        let findings = self.evaluate(&rollout).findings;
         let subject = ObjectRef::new(Kind::Rollout, &rollout.metadata);
         Ok(judge(&findings, &subject, mode, Vec::new()))
     }
@@ -475,7 +484,7 @@ impl Admission {
         if !self.guards_for(&rollout.metadata).contains(Guard::Hold) {
             return Ok(Decision::default());
         }
-        let eval = check_rollout(&rollout, self.catalog.as_ref(), &self.config());
+        let eval = self.evaluate(&rollout);
         let Some(trap) = eval.trap else {
             return Ok(Decision::default());
         };

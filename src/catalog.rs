@@ -18,6 +18,11 @@ pub trait Catalog: TemplateStore {
     fn synced(&self) -> bool;
     /// Entries per kind, for metrics.
     fn sizes(&self) -> Vec<(&'static str, usize)>;
+    /// Runs `f` on one consistent view of the templates. A Rollout's evaluation looks up
+    /// several templates; through this it takes the lock once instead of once per lookup
+    /// (on the request path every lock is an atomic write that both cores contend for), and
+    /// no template can change halfway through.
+    fn with_templates(&self, f: &mut dyn FnMut(&dyn TemplateStore));
 }
 
 /// A [`MemoryStore`] behind a read-write lock, with a sync flag.
@@ -70,6 +75,9 @@ impl Catalog for SharedStore {
     }
     fn synced(&self) -> bool {
         self.synced.load(Ordering::Acquire)
+    }
+    fn with_templates(&self, f: &mut dyn FnMut(&dyn TemplateStore)) {
+        f(&*self.read());
     }
     fn sizes(&self) -> Vec<(&'static str, usize)> {
         let s = self.read();

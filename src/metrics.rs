@@ -8,6 +8,7 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::finding::Rule;
 use crate::review::{Endpoint, Outcome, Summary};
 
 /// Upper bounds of the admission duration histogram, in seconds (100 µs to 10 s).
@@ -75,9 +76,12 @@ impl Histogram {
 pub struct Metrics {
     durations: [Histogram; 2],
     reviews: [[AtomicU64; Outcome::ALL.len()]; 2],
-    /// Rule ids seen so far with their counts; the set is small and fixed by the rule set, so
-    /// the write lock is taken once per rule id for the life of the process.
-    findings: RwLock<Vec<(&'static str, AtomicU64)>>,
+    /// Findings per rule of [`Rule::ALL`]: counted without a lock, which every worker would
+    /// otherwise take (and bounce between cores) on every flagged review.
+    rules: [AtomicU64; Rule::ALL.len()],
+    /// Any other rule id a reviewer reports, with its count (the write lock is taken once per
+    /// id for the life of the process).
+    other_rules: RwLock<Vec<(&'static str, AtomicU64)>>,
     rejections: [AtomicU64; Rejection::ALL.len()],
     inflight: AtomicI64,
 }
@@ -150,20 +154,24 @@ impl Metrics {
     }
 
     fn record_finding(&self, rule: &'static str) {
+        if let Some(i) = Rule::ALL.iter().position(|r| r.id() == rule) {
+            self.rules[i].fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         {
-            let findings = self.findings.read().unwrap_or_else(|e| e.into_inner());
-            if let Some((_, count)) = findings.iter().find(|(id, _)| *id == rule) {
+            let others = self.other_rules.read().unwrap_or_else(|e| e.into_inner());
+            if let Some((_, count)) = others.iter().find(|(id, _)| *id == rule) {
                 count.fetch_add(1, Ordering::Relaxed);
                 return;
             }
         }
-        let mut findings = self.findings.write().unwrap_or_else(|e| e.into_inner());
+        let mut others = self.other_rules.write().unwrap_or_else(|e| e.into_inner());
         // Another thread may have added it between the two locks.
-        match findings.iter().find(|(id, _)| *id == rule) {
+        match others.iter().find(|(id, _)| *id == rule) {
             Some((_, count)) => {
                 count.fetch_add(1, Ordering::Relaxed);
             }
-            None => findings.push((rule, AtomicU64::new(1))),
+            None => others.push((rule, AtomicU64::new(1))),
         }
     }
 
@@ -247,17 +255,25 @@ impl Metrics {
             "# HELP rollout_guard_findings_total Findings reported in admission reviews, by rule."
         )?;
         writeln!(out, "# TYPE rollout_guard_findings_total counter")?;
-        for (rule, count) in self
-            .findings
+        // Rules in their fixed order, each once it has been seen; then any other id.
+        let known = Rule::ALL
+            .iter()
+            .zip(&self.rules)
+            .map(|(rule, count)| (rule.id(), count.load(Ordering::Relaxed)))
+            .filter(|&(_, count)| count > 0);
+        let others: Vec<(&str, u64)> = self
+            .other_rules
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-        {
+            .map(|(id, count)| (*id, count.load(Ordering::Relaxed)))
+            .collect();
+        for (rule, count) in known.chain(others) {
             writeln!(
                 out,
                 "rollout_guard_findings_total{{rule=\"{}\"}} {}",
                 LabelValue(rule),
-                count.load(Ordering::Relaxed)
+                count
             )?;
         }
 
@@ -404,7 +420,12 @@ mod tests {
     fn counts_findings_per_rule_and_renders_extras() {
         let m = Metrics::new();
         let summary = Summary {
-            rules: vec!["background-analysis-inconclusive", "odd\"rule"],
+            // A rule of the rule set, counted without a lock, and an id from elsewhere.
+            rules: vec![
+                "inconclusive-timed-pause",
+                "background-analysis-inconclusive",
+                "odd\"rule",
+            ],
             ..Summary::default()
         };
         for _ in 0..3 {
@@ -431,6 +452,15 @@ mod tests {
             .ends_with(" 3")
         );
         assert!(line(&text, "rollout_guard_findings_total{rule=\"odd\\\"rule\"}").ends_with(" 3"));
+        assert!(
+            line(
+                &text,
+                "rollout_guard_findings_total{rule=\"inconclusive-timed-pause\"}"
+            )
+            .ends_with(" 3")
+        );
+        // Rules never found are not listed.
+        assert!(!text.contains("rule=\"template-cycle\""), "{text}");
         assert!(
             line(
                 &text,
