@@ -19,9 +19,9 @@ pub trait Catalog: TemplateStore {
     /// Entries per kind, for metrics.
     fn sizes(&self) -> Vec<(&'static str, usize)>;
     /// Runs `f` on one consistent view of the templates. A Rollout's evaluation looks up
-    /// several templates; through this it takes the lock once instead of once per lookup
-    /// (on the request path every lock is an atomic write that both cores contend for), and
-    /// no template can change halfway through.
+    /// several templates; through this it takes the lock once instead of once per lookup, and
+    /// no template can change halfway through. `f` must not call back into the catalog (a
+    /// second read guard can wait behind a queued writer).
     fn with_templates(&self, f: &mut dyn FnMut(&dyn TemplateStore));
 }
 
