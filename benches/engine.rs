@@ -17,13 +17,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use rollout_guard::admission::{Admission, Policy};
 use rollout_guard::catalog::{SharedStore, load_dir};
-use rollout_guard::cli::Mode;
 use rollout_guard::input::load;
 use rollout_guard::model::{AnalysisTemplate, Rollout};
 use rollout_guard::review::{Endpoint, NullReviewer, Outcome, Reviewer};
 use rollout_guard::rules::{Config, check_rollout};
 use rollout_guard::templates::MemoryStore;
-use rollout_guard::version::ControllerVersion;
 use serde_json::json;
 
 fn flagged() -> (Rollout, MemoryStore) {
@@ -112,18 +110,8 @@ fn review(c: &mut Criterion) {
     let body = std::fs::read(root.join("rollout-update-review.json")).unwrap();
     let (store, errors) = load_dir(&root.join("templates"));
     assert!(errors.is_empty(), "{errors:?}");
-    let version = ControllerVersion::DEFAULT;
-    let policy = Policy {
-        mode: Mode::Warn,
-        version,
-        guards: "auto"
-            .parse::<rollout_guard::guards::GuardSet>()
-            .unwrap()
-            .resolve(version),
-        controller_user: "system:serviceaccount:argo-rollouts:argo-rollouts".into(),
-    };
     let catalog = std::sync::Arc::new(SharedStore::ready(store));
-    let admission = Admission::new(policy, catalog.clone());
+    let admission = Admission::new(Policy::default(), catalog.clone());
     assert_eq!(
         admission.review(Endpoint::Validate, &body).outcome,
         Outcome::Warned

@@ -13,11 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use rollout_guard::admission::{Admission, Policy};
 use rollout_guard::catalog::{SharedStore, load_dir};
-use rollout_guard::cli::Mode;
 use rollout_guard::model::Rollout;
 use rollout_guard::review::{Endpoint, Reviewer};
 use rollout_guard::rules::{Config, check_rollout};
-use rollout_guard::version::ControllerVersion;
 
 /// Counts allocations and reallocations (each a call into the allocator) and their bytes.
 struct Counting;
@@ -63,18 +61,8 @@ fn main() {
     let body = std::fs::read(root.join("rollout-update-review.json")).expect("load-test body");
     let (store, errors) = load_dir(&root.join("templates"));
     assert!(errors.is_empty(), "{errors:?}");
-    let version = ControllerVersion::DEFAULT;
-    let policy = Policy {
-        mode: Mode::Warn,
-        version,
-        guards: "auto"
-            .parse::<rollout_guard::guards::GuardSet>()
-            .expect("guard set")
-            .resolve(version),
-        controller_user: "system:serviceaccount:argo-rollouts:argo-rollouts".into(),
-    };
     let catalog = Arc::new(SharedStore::ready(store));
-    let admission = Admission::new(policy, catalog.clone());
+    let admission = Admission::new(Policy::default(), catalog.clone());
 
     for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
         let (calls, bytes) = count(|| admission.review(endpoint, &body));

@@ -36,6 +36,9 @@ const WARNING_MAX: usize = 256;
 /// Keeps the denial readable in kubectl's one-line error.
 const DENIAL_MAX: usize = 2048;
 
+/// The identity the Argo Rollouts controller writes status as, in its standard install.
+pub const DEFAULT_CONTROLLER_USER: &str = "system:serviceaccount:argo-rollouts:argo-rollouts";
+
 /// Server-wide policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -44,6 +47,20 @@ pub struct Policy {
     /// Already resolved for the version (no `auto`).
     pub guards: GuardSet,
     pub controller_user: String,
+}
+
+impl Default for Policy {
+    /// What `serve` runs with when given no flag: warn, the default controller version and
+    /// its automatic guards.
+    fn default() -> Self {
+        let version = ControllerVersion::DEFAULT;
+        Self {
+            mode: Mode::Warn,
+            version,
+            guards: GuardSet::AUTO.resolve(version),
+            controller_user: DEFAULT_CONTROLLER_USER.into(),
+        }
+    }
 }
 
 /// Answers admission reviews with the rule engine and the guards.
@@ -908,6 +925,21 @@ fn would_restart_canary(new: &Value, held: &Value, old: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_policy_is_serve_without_flags() {
+        use clap::Parser as _;
+        let cli = crate::cli::Cli::try_parse_from(["rollout-guard", "serve"]).unwrap();
+        let crate::cli::Command::Serve(args) = cli.command else {
+            panic!("not the serve command");
+        };
+        let version = args.argo_rollouts_version;
+        let default = Policy::default();
+        assert_eq!(args.mode, default.mode);
+        assert_eq!(version, default.version);
+        assert_eq!(args.guards.resolve(version), default.guards);
+        assert_eq!(args.controller_user, default.controller_user);
+    }
 
     #[test]
     fn warnings_stay_within_the_api_server_budget() {

@@ -132,7 +132,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "ROLLOUT_GUARD_CONTROLLER_USER",
-        default_value = "system:serviceaccount:argo-rollouts:argo-rollouts"
+        default_value = crate::admission::DEFAULT_CONTROLLER_USER
     )]
     pub controller_user: String,
     /// Directory of manifests (templates, Rollouts) to use instead of the cluster.
