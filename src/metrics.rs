@@ -8,7 +8,6 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::finding::Rule;
 use crate::review::{Endpoint, Outcome, Summary};
 
 /// Upper bounds of the admission duration histogram, in seconds (100 µs to 10 s).
@@ -76,12 +75,9 @@ impl Histogram {
 pub struct Metrics {
     durations: [Histogram; 2],
     reviews: [[AtomicU64; Outcome::ALL.len()]; 2],
-    /// Findings per rule of [`Rule::ALL`]: counted without a lock, which every worker would
-    /// otherwise take (and bounce between cores) on every flagged review.
-    rules: [AtomicU64; Rule::ALL.len()],
-    /// Any other rule id a reviewer reports, with its count (the write lock is taken once per
-    /// id for the life of the process).
-    other_rules: RwLock<Vec<(&'static str, AtomicU64)>>,
+    /// Rule ids seen so far with their counts; the set is small and fixed by the rule set, so
+    /// the write lock is taken once per rule id for the life of the process.
+    findings: RwLock<Vec<(&'static str, AtomicU64)>>,
     rejections: [AtomicU64; Rejection::ALL.len()],
     inflight: AtomicI64,
 }
@@ -154,24 +150,20 @@ impl Metrics {
     }
 
     fn record_finding(&self, rule: &'static str) {
-        if let Some(i) = Rule::ALL.iter().position(|r| r.id() == rule) {
-            self.rules[i].fetch_add(1, Ordering::Relaxed);
-            return;
-        }
         {
-            let others = self.other_rules.read().unwrap_or_else(|e| e.into_inner());
-            if let Some((_, count)) = others.iter().find(|(id, _)| *id == rule) {
+            let findings = self.findings.read().unwrap_or_else(|e| e.into_inner());
+            if let Some((_, count)) = findings.iter().find(|(id, _)| *id == rule) {
                 count.fetch_add(1, Ordering::Relaxed);
                 return;
             }
         }
-        let mut others = self.other_rules.write().unwrap_or_else(|e| e.into_inner());
+        let mut findings = self.findings.write().unwrap_or_else(|e| e.into_inner());
         // Another thread may have added it between the two locks.
-        match others.iter().find(|(id, _)| *id == rule) {
+        match findings.iter().find(|(id, _)| *id == rule) {
             Some((_, count)) => {
                 count.fetch_add(1, Ordering::Relaxed);
             }
-            None => others.push((rule, AtomicU64::new(1))),
+            None => findings.push((rule, AtomicU64::new(1))),
         }
     }
 
@@ -255,25 +247,17 @@ impl Metrics {
             "# HELP rollout_guard_findings_total Findings reported in admission reviews, by rule."
         )?;
         writeln!(out, "# TYPE rollout_guard_findings_total counter")?;
-        // Rules in their fixed order, each once it has been seen; then any other id.
-        let known = Rule::ALL
-            .iter()
-            .zip(&self.rules)
-            .map(|(rule, count)| (rule.id(), count.load(Ordering::Relaxed)))
-            .filter(|&(_, count)| count > 0);
-        let others: Vec<(&str, u64)> = self
-            .other_rules
+        for (rule, count) in self
+            .findings
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|(id, count)| (*id, count.load(Ordering::Relaxed)))
-            .collect();
-        for (rule, count) in known.chain(others) {
+        {
             writeln!(
                 out,
                 "rollout_guard_findings_total{{rule=\"{}\"}} {}",
                 LabelValue(rule),
-                count
+                count.load(Ordering::Relaxed)
             )?;
         }
 
@@ -420,7 +404,7 @@ mod tests {
     fn counts_findings_per_rule_and_renders_extras() {
         let m = Metrics::new();
         let summary = Summary {
-            // A rule of the rule set, counted without a lock, and an id from elsewhere.
+            // Ids are counted as reviewers report them, from the rule set or not.
             rules: vec![
                 "inconclusive-timed-pause",
                 "background-analysis-inconclusive",
