@@ -10,8 +10,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use base64::Engine as _;
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::catalog::{Catalog, Overlay};
@@ -273,37 +273,6 @@ struct UserInfo<'a> {
 
 // ---------------------------------------------------------------------------------------------
 // Wire format (response)
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ReviewOut<'a> {
-    api_version: &'static str,
-    kind: &'static str,
-    response: Response<'a>,
-}
-
-#[derive(Serialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct Response<'a> {
-    uid: &'a str,
-    allowed: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<Status<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    warnings: &'a [String],
-}
-
-#[derive(Serialize)]
-struct Status<'a> {
-    status: &'static str,
-    code: u16,
-    reason: &'static str,
-    message: &'a str,
-}
 
 /// Why a request is refused.
 struct Denial {
@@ -584,40 +553,75 @@ impl Admission {
         }
     }
 
+    /// The AdmissionReview answer, written directly: a fixed envelope around the uid, the
+    /// verdict and the texts. Field names and order are those of `admission.k8s.io/v1`
+    /// `AdmissionResponse`; absent fields are left out, as the API server's own encoder does.
     fn encode(&self, uid: &str, decision: &Decision) -> Vec<u8> {
-        let mut response = Response {
-            uid,
-            allowed: decision.denied.is_none(),
-            warnings: &decision.warnings,
-            ..Response::default()
-        };
-        if let Some(denial) = &decision.denied {
-            response.status = Some(Status {
-                status: "Failure",
-                code: denial.code,
-                reason: denial.reason,
-                message: &denial.message,
+        use std::io::Write as _;
+        let patch = decision
+            .patch
+            .as_ref()
+            .filter(|_| decision.denied.is_none())
+            .map(|patch| {
+                let bytes = serde_json::to_vec(patch).unwrap_or_else(|_| b"[]".to_vec());
+                base64::engine::general_purpose::STANDARD.encode(bytes)
             });
-        } else if let Some(patch) = &decision.patch {
-            let bytes = serde_json::to_vec(patch).unwrap_or_else(|_| b"[]".to_vec());
-            response.patch = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
-            response.patch_type = Some("JSONPatch");
-        }
-        let review = ReviewOut {
-            api_version: "admission.k8s.io/v1",
-            kind: "AdmissionReview",
-            response,
-        };
         // Sized once: the envelope, the uid, and the texts (escapes aside).
-        let response = &review.response;
         let texts: usize = decision.warnings.iter().map(|w| w.len() + 3).sum::<usize>()
-            + response.status.as_ref().map_or(0, |s| s.message.len() + 64)
-            + response.patch.as_ref().map_or(0, String::len);
-        let mut out = Vec::with_capacity(160 + uid.len() + texts);
-        match serde_json::to_writer(&mut out, &review) {
-            Ok(()) => out,
-            Err(_) => Vec::new(),
+            + decision.denied.as_ref().map_or(0, |d| d.message.len() + 96)
+            + patch.as_ref().map_or(0, |p| p.len() + 40);
+        let mut out = Vec::with_capacity(RESPONSE_HEAD.len() + uid.len() + 32 + texts);
+        out.extend_from_slice(RESPONSE_HEAD);
+        push_json_str(&mut out, uid);
+        if let Some(denial) = &decision.denied {
+            out.extend_from_slice(br#","allowed":false,"status":{"status":"Failure","code":"#);
+            let _ = write!(out, "{}", denial.code);
+            out.extend_from_slice(br#","reason":"#);
+            push_json_str(&mut out, denial.reason);
+            out.extend_from_slice(br#","message":"#);
+            push_json_str(&mut out, &denial.message);
+            out.push(b'}');
+        } else {
+            out.extend_from_slice(br#","allowed":true"#);
+            if let Some(patch) = &patch {
+                out.extend_from_slice(br#","patch":""#);
+                out.extend_from_slice(patch.as_bytes());
+                out.extend_from_slice(br#"","patchType":"JSONPatch""#);
+            }
         }
+        if let Some((first, rest)) = decision.warnings.split_first() {
+            out.extend_from_slice(br#","warnings":["#);
+            push_json_str(&mut out, first);
+            for warning in rest {
+                out.push(b',');
+                push_json_str(&mut out, warning);
+            }
+            out.push(b']');
+        }
+        out.extend_from_slice(b"}}");
+        out
+    }
+}
+
+/// Everything of the answer up to the uid's value.
+const RESPONSE_HEAD: &[u8] =
+    br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#;
+
+/// Appends `text` as a JSON string. A text with nothing to escape (every warning the rules
+/// write, every uid the API server sends) is copied whole; any other is escaped by serde_json.
+fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    // A fold without an early exit, so the compiler checks many bytes per instruction.
+    let plain = !text.bytes().fold(false, |any, b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if plain {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing into a Vec cannot fail, and a &str always serializes.
+        let _ = serde_json::to_writer(&mut *out, text);
     }
 }
 
@@ -869,7 +873,11 @@ fn budget(lines: impl Iterator<Item = String>) -> Vec<String> {
 fn sanitize(text: String) -> String {
     // Control characters are C0 (below 0x20), DEL, and C1 (U+0080..U+009F, UTF-8 0xC2 0x80..):
     // a text without those bytes has none.
-    if !text.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) {
+    // (A fold without an early exit: the compiler checks many bytes per instruction.)
+    let plain = !text
+        .bytes()
+        .fold(false, |any, b| any | (b < 0x20) | (b == 0x7f) | (b == 0xc2));
+    if plain {
         return text;
     }
     text.chars()
@@ -925,6 +933,83 @@ fn would_restart_canary(new: &Value, held: &Value, old: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn admission() -> Admission {
+        Admission::new(
+            Policy::default(),
+            Arc::new(crate::catalog::SharedStore::default()),
+        )
+    }
+
+    #[test]
+    fn the_answer_is_the_admission_response_json() {
+        let plain = Decision {
+            warnings: vec!["d1: spec.x: `a` can end Inconclusive".into()],
+            ..Decision::default()
+        };
+        let body = admission().encode("0c9a-uid", &plain);
+        let value: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "apiVersion": "admission.k8s.io/v1",
+                "kind": "AdmissionReview",
+                "response": {
+                    "uid": "0c9a-uid",
+                    "allowed": true,
+                    "warnings": ["d1: spec.x: `a` can end Inconclusive"],
+                },
+            })
+        );
+        // Texts with nothing to escape are copied as they are, and nothing else is spent.
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"0c9a-uid","allowed":true,"warnings":["d1: spec.x: `a` can end Inconclusive"]}}"#
+        );
+
+        // Quotes, backslashes and control characters are escaped as serde_json escapes them.
+        let odd = "a \"quoted\" back\\slash\tand\u{1}control";
+        let denied = Decision {
+            denied: Some(Denial::invalid(odd.into())),
+            patch: Some(json_patch::Patch(Vec::new())),
+            warnings: vec![odd.into(), "second".into()],
+            ..Decision::default()
+        };
+        let body = admission().encode(odd, &denied);
+        let value: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            value["response"],
+            serde_json::json!({
+                "uid": odd,
+                "allowed": false,
+                "status": {"status": "Failure", "code": 422, "reason": "Invalid", "message": odd},
+                "warnings": [odd, "second"],
+            }),
+            "a denial carries no patch"
+        );
+        let escaped = serde_json::to_string(odd).unwrap();
+        assert!(std::str::from_utf8(&body).unwrap().contains(&escaped));
+
+        let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+            {"op": "add", "path": "/metadata/annotations/a", "value": "b"}
+        ]))
+        .unwrap();
+        let mutated = Decision {
+            patch: Some(patch.clone()),
+            ..Decision::default()
+        };
+        let value: Value = serde_json::from_slice(&admission().encode("u", &mutated)).unwrap();
+        let sent = base64::engine::general_purpose::STANDARD
+            .decode(value["response"]["patch"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<json_patch::Patch>(&sent).unwrap(),
+            patch
+        );
+        assert_eq!(value["response"]["patchType"], "JSONPatch");
+        assert_eq!(value["response"]["allowed"], true);
+        assert!(value["response"].get("warnings").is_none());
+    }
 
     #[test]
     fn the_default_policy_is_serve_without_flags() {

@@ -235,7 +235,7 @@ impl RolloutState {
 impl Rollout {
     /// The background analysis (`spec.strategy.canary.analysis`), if any.
     pub fn background_analysis(&self) -> Option<&AnalysisRef> {
-        self.spec.strategy.canary.as_ref()?.analysis.as_ref()
+        self.spec.strategy.canary.as_ref()?.analysis.as_deref()
     }
 
     /// Step analyses and blue-green pre/post-promotion analyses, with their field paths:
@@ -243,7 +243,7 @@ impl Rollout {
     pub fn foreground_analyses(&self) -> impl Iterator<Item = (String, &AnalysisRef)> {
         let steps = self.spec.strategy.canary.iter().flat_map(|c| {
             c.steps.iter().enumerate().filter_map(|(i, s)| {
-                let a = s.analysis.as_ref()?;
+                let a = s.analysis.as_deref()?;
                 Some((format!("spec.strategy.canary.steps[{i}].analysis"), a))
             })
         });
@@ -277,7 +277,9 @@ pub struct RolloutSpec {
 #[serde(default, rename_all = "camelCase")]
 pub struct Strategy {
     pub canary: Option<Canary>,
-    pub blue_green: Option<BlueGreen>,
+    /// Boxed, like the analyses below: the view is moved whole through each layer of the
+    /// decode, and most Rollouts have none of these.
+    pub blue_green: Option<Box<BlueGreen>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -286,7 +288,7 @@ pub struct Canary {
     #[serde(deserialize_with = "nullable")]
     pub steps: Vec<Step>,
     /// Background analysis: runs while the canary walks its steps.
-    pub analysis: Option<AnalysisRef>,
+    pub analysis: Option<Box<AnalysisRef>>,
     pub traffic_routing: Option<IgnoredAny>,
     pub max_surge: Option<IntOrStr>,
     pub dynamic_stable_scale: Option<bool>,
@@ -306,9 +308,9 @@ pub struct Step {
     pub set_weight: Option<IntOrStr>,
     pub pause: Option<Pause>,
     /// Step (foreground) analysis: blocks the step until it completes.
-    pub analysis: Option<AnalysisRef>,
+    pub analysis: Option<Box<AnalysisRef>>,
     pub experiment: Option<IgnoredAny>,
-    pub set_canary_scale: Option<SetCanaryScale>,
+    pub set_canary_scale: Option<Box<SetCanaryScale>>,
     pub set_header_route: Option<IgnoredAny>,
     pub set_mirror_route: Option<IgnoredAny>,
     pub plugin: Option<IgnoredAny>,

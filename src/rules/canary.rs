@@ -67,7 +67,7 @@ impl<'a> Walker<'a> {
             self.scale = if s.match_traffic_weight == Some(true) {
                 None
             } else {
-                Some(s.clone())
+                Some(SetCanaryScale::clone(s))
             };
         }
     }
