@@ -323,8 +323,10 @@ impl Admission {
     }
 
     fn config(&self) -> Config {
+        // Warnings are one line each: the long explanations are never sent.
         Config {
             version: self.policy.version,
+            explain: false,
         }
     }
 

@@ -128,6 +128,7 @@ pub fn check_loaded(inputs: Loaded, templates: Loaded, cfg: &Config) -> CheckRep
 pub fn run(args: &CheckArgs, out: &mut dyn Write) -> std::io::Result<u8> {
     let cfg = Config {
         version: args.argo_rollouts_version,
+        explain: true,
     };
     let inputs = load(&args.paths);
     let templates = load(&args.templates);

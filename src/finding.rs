@@ -1,6 +1,7 @@
 //! What the rules produce: a finding with a stable rule id, a severity, the object, the field
 //! path and a one-line message that says what is wrong and how to fix it.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use clap::ValueEnum;
@@ -165,8 +166,8 @@ pub struct Finding {
     pub path: String,
     /// One line (no newline, about 120 characters): what is wrong and how to fix it.
     pub message: String,
-    /// Longer explanation for people.
-    pub explanation: String,
+    /// Longer explanation for people (most are fixed texts, kept without a copy).
+    pub explanation: Cow<'static, str>,
 }
 
 impl Finding {
@@ -183,11 +184,11 @@ impl Finding {
             object: object.clone(),
             path: path.into(),
             message: message.into(),
-            explanation: String::new(),
+            explanation: Cow::Borrowed(""),
         }
     }
 
-    pub fn explain(mut self, explanation: impl Into<String>) -> Self {
+    pub fn explain(mut self, explanation: impl Into<Cow<'static, str>>) -> Self {
         self.explanation = explanation.into();
         self
     }

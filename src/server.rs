@@ -358,12 +358,13 @@ fn log_review(endpoint: Endpoint, reply: &Reply, elapsed: Duration) {
     let latency_ms = elapsed.as_secs_f64() * 1e3;
     match &reply.summary {
         Some(s) => tracing::info!(
-            uid = %s.uid,
-            kind = %s.kind,
-            namespace = %s.namespace,
-            name = %s.name,
-            operation = %s.operation,
-            sub_resource = %s.sub_resource,
+            // Texts as `&str`, not `%` Display: the subscriber takes them without formatting.
+            uid = s.uid.as_str(),
+            kind = s.kind.as_str(),
+            namespace = s.namespace.as_str(),
+            name = s.name.as_str(),
+            operation = s.operation.as_str(),
+            sub_resource = s.sub_resource.as_str(),
             dry_run = s.dry_run,
             outcome = reply.outcome.as_str(),
             rules = %Rules(&s.rules),

@@ -42,10 +42,15 @@ impl TemplateStore for EmptyStore {
 #[derive(Default, Clone)]
 pub struct MemoryStore {
     /// Namespace (see [`namespace_key`]), then name: a lookup borrows both.
-    namespaced: HashMap<String, HashMap<String, Arc<AnalysisTemplate>>>,
-    cluster: HashMap<String, Arc<AnalysisTemplate>>,
-    rollouts: HashMap<(String, String), Arc<Rollout>>,
+    namespaced: Map<String, Map<String, Arc<AnalysisTemplate>>>,
+    cluster: Map<String, Arc<AnalysisTemplate>>,
+    rollouts: Map<(String, String), Arc<Rollout>>,
 }
+
+/// The store's maps: every review looks templates up by namespace and name, short keys for
+/// which foldhash costs a fraction of std's SipHash. Its per-process random seed still keeps
+/// the layout unpredictable from outside.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 impl MemoryStore {
     pub fn new() -> Self {
@@ -110,7 +115,7 @@ impl MemoryStore {
 
     pub fn len(&self, kind: Kind) -> usize {
         match kind {
-            Kind::AnalysisTemplate => self.namespaced.values().map(HashMap::len).sum(),
+            Kind::AnalysisTemplate => self.namespaced.values().map(Map::len).sum(),
             Kind::ClusterAnalysisTemplate => self.cluster.len(),
             Kind::Rollout => self.rollouts.len(),
         }

@@ -148,7 +148,14 @@ fn check(rel: &str, siblings: &[PathBuf], version: ControllerVersion) -> Outcome
     let inputs = load(&[Path::new(ROOT).join(rel)]);
     let mut templates: Loaded = load(siblings);
     templates.errors.clear();
-    let report = check_loaded(inputs, templates, &Config { version });
+    let report = check_loaded(
+        inputs,
+        templates,
+        &Config {
+            version,
+            explain: true,
+        },
+    );
     let mut out = Outcome::default();
     for located in &report.findings {
         let f = &located.finding;

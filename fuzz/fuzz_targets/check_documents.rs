@@ -37,6 +37,7 @@ fuzz_target!(|data: &[u8]| {
         } else {
             ControllerVersion::new(1, 8, 1)
         },
+        explain: flags & 4 == 0,
     };
     let report = check_loaded(loaded, Loaded::default(), &cfg);
     for f in &report.findings {

@@ -125,7 +125,7 @@ pub fn assemble<'t>(
     let mut seen_patterns: HashMap<&str, ()> = HashMap::new();
     for (object, parent, i, rule) in rules {
         let pattern = rule.metric_name.as_str();
-        let deny = |message: String, why: &str| {
+        let deny = |message: String, why: &'static str| {
             Finding::new(
                 Rule::InvalidDryRun,
                 Severity::Error,

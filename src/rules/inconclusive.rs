@@ -189,6 +189,33 @@ fn d1(
         );
         Severity::High
     };
+    let explanation = if cfg.explain {
+        d1_explanation(pause_index, secs, starting, metrics, cfg)
+    } else {
+        String::new()
+    };
+    Finding::new(
+        Rule::InconclusiveTimedPause,
+        severity,
+        object,
+        format!("spec.strategy.canary.steps[{pause_index}].pause.duration"),
+        message,
+    )
+    .explain(explanation)
+}
+
+/// D1's explanation for people: the mechanism on this controller, each metric's reason, the
+/// timing when the run starts at the pause, and the fixes.
+fn d1_explanation(
+    pause_index: usize,
+    secs: i64,
+    starting: i64,
+    metrics: &[(&RunMetric, Reason)],
+    cfg: &Config,
+) -> String {
+    let (first, _) = metrics[0];
+    let fixed = cfg.version.records_inconclusive_pause();
+    let pause = HumanSeconds(secs);
     let mut explanation = String::with_capacity(1024);
     if fixed {
         let _ = write!(
@@ -236,14 +263,7 @@ fn d1(
          (>= 1.8.2), or make inconclusive count as failure (failureCondition: (F) || !(S)).",
     );
     explanation.truncate(explanation.trim_end().len());
-    Finding::new(
-        Rule::InconclusiveTimedPause,
-        severity,
-        object,
-        format!("spec.strategy.canary.steps[{pause_index}].pause.duration"),
-        message,
-    )
-    .explain(explanation)
+    explanation
 }
 
 /// D2: after a timed pause the Rollout completes without a ReplicaSet scale change and the

@@ -308,7 +308,7 @@ pub fn metric_findings(m: &RunMetric) -> Vec<Finding> {
     let mut out = Vec::new();
     let obj = m.template;
     let name = m.name;
-    let mut deny = |rule: Rule, field: &str, message: String, why: &str| {
+    let mut deny = |rule: Rule, field: &str, message: String, why: &'static str| {
         out.push(Finding::new(rule, Severity::Error, obj, m.field(field), message).explain(why));
     };
 
@@ -497,7 +497,7 @@ pub fn metric_findings(m: &RunMetric) -> Vec<Finding> {
         );
     }
 
-    let mut warn = |rule: Rule, field: &str, message: String, why: &str| {
+    let mut warn = |rule: Rule, field: &str, message: String, why: &'static str| {
         out.push(Finding::new(rule, Severity::Warning, obj, m.field(field), message).explain(why));
     };
     if let Some(count) = count.filter(|c| *c > 0) {

@@ -25,6 +25,9 @@ pub use inconclusive::Trap;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Config {
     pub version: ControllerVersion,
+    /// Write the long explanations that are composed per finding (D1's). `check` prints
+    /// them; the webhook never sends one, so it leaves this off and spends nothing on them.
+    pub explain: bool,
 }
 
 /// Findings about one Rollout (and the templates it uses), plus what a guard needs.
@@ -228,7 +231,14 @@ mod tests {
     }
 
     fn eval(r: &Rollout, s: &MemoryStore, v: ControllerVersion) -> Evaluation {
-        check_rollout(r, s, &Config { version: v })
+        check_rollout(
+            r,
+            s,
+            &Config {
+                version: v,
+                explain: true,
+            },
+        )
     }
 
     fn ids(e: &Evaluation) -> Vec<&'static str> {
@@ -584,6 +594,42 @@ mod tests {
         }))
         .unwrap();
         assert!(eval(&r, &s, V19).findings.is_empty());
+    }
+
+    #[test]
+    fn without_explanations_only_the_long_text_is_left_out() {
+        let s = store_of(&[template("t", json!([both()]))]);
+        let r = rollout(
+            json!([{"setWeight": 20}, {"pause": {"duration": "1m"}}]),
+            bg("t"),
+        );
+        for v in [V181, V19] {
+            let full = eval(&r, &s, v);
+            let terse = check_rollout(
+                &r,
+                &s,
+                &Config {
+                    version: v,
+                    explain: false,
+                },
+            );
+            assert_eq!(full.trap, terse.trap);
+            assert_eq!(full.findings.len(), terse.findings.len());
+            assert!(
+                full.findings
+                    .iter()
+                    .any(|f| f.rule == Rule::InconclusiveTimedPause)
+            );
+            for (f, t) in full.findings.iter().zip(&terse.findings) {
+                assert_eq!((f.rule, &f.path, &f.message), (t.rule, &t.path, &t.message));
+                if f.rule == Rule::InconclusiveTimedPause {
+                    assert!(f.explanation.contains("Fixes:"), "{}", f.explanation);
+                    assert!(t.explanation.is_empty(), "{}", t.explanation);
+                } else {
+                    assert_eq!(f.explanation, t.explanation);
+                }
+            }
+        }
     }
 
     #[test]
