@@ -76,9 +76,10 @@ pub fn parse_go_duration(s: &str) -> Option<i64> {
 }
 
 /// A pause duration as the controller reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PauseDuration {
     /// No `duration`: waits for a human.
+    #[default]
     Indefinite,
     /// Whole seconds (0 is valid and completes at once).
     Seconds(i64),

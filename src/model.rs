@@ -9,6 +9,8 @@ use compact_str::CompactString;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
+use crate::duration::PauseDuration;
+
 /// Kubernetes `IntOrString`; strings may still hold `{{args.x}}` placeholders.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IntOrStr {
@@ -317,9 +319,28 @@ pub struct Step {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(from = "PauseIn")]
 pub struct Pause {
     pub duration: Option<IntOrStr>,
+    /// `duration` as the controller reads it, worked out once when the view is read (several
+    /// rules ask).
+    pub length: PauseDuration,
+}
+
+/// `pause` as written.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct PauseIn {
+    duration: Option<IntOrStr>,
+}
+
+impl From<PauseIn> for Pause {
+    fn from(pause: PauseIn) -> Self {
+        Self {
+            length: PauseDuration::of(pause.duration.as_ref()),
+            duration: pause.duration,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -608,6 +629,27 @@ mod tests {
         }))
         .unwrap();
         assert!(r.spec.strategy.canary.unwrap().steps.is_empty());
+    }
+
+    #[test]
+    fn a_pause_knows_its_length_once_read() {
+        let read = |text: &str| -> Pause { serde_json::from_str(text).unwrap() };
+        let lean = |text: &str| -> Pause { crate::json::from_str(text).unwrap() };
+        for (text, length) in [
+            (r#"{}"#, PauseDuration::Indefinite),
+            (r#"{"duration": null}"#, PauseDuration::Indefinite),
+            (r#"{"duration": "5m"}"#, PauseDuration::Seconds(300)),
+            (r#"{"duration": 30}"#, PauseDuration::Seconds(30)),
+            (r#"{"duration": "-1s"}"#, PauseDuration::Invalid),
+            (r#"{"duration": "1d"}"#, PauseDuration::Invalid),
+        ] {
+            assert_eq!(read(text).length, length, "{text}");
+            assert_eq!(lean(text).length, length, "{text}");
+            assert_eq!(
+                read(text).length,
+                PauseDuration::of(read(text).duration.as_ref())
+            );
+        }
     }
 
     #[test]

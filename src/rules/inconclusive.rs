@@ -55,11 +55,7 @@ pub fn background_findings(
             .iter()
             .enumerate()
             .skip(starting as usize)
-            .filter_map(|(i, s)| {
-                s.pause
-                    .as_ref()
-                    .map(|p| (i, PauseDuration::of(p.duration.as_ref())))
-            })
+            .filter_map(|(i, s)| s.pause.as_ref().map(|p| (i, p.length)))
     };
     let timed: Vec<(usize, i64)> = eligible()
         .filter_map(|(i, d)| match d {
