@@ -73,12 +73,20 @@ fn corpus_dir() -> PathBuf {
 
 fn engine(c: &mut Criterion) {
     let (rollout, store) = flagged();
-    let cfg = Config::default();
+    // What the webhook runs (no long explanations) and what `check` runs (with them).
+    let webhook = Config::default();
+    let cfg = Config {
+        explain: true,
+        ..Config::default()
+    };
     assert!(
-        check_rollout(&rollout, &store, &cfg).trap.is_some(),
+        check_rollout(&rollout, &store, &webhook).trap.is_some(),
         "the benchmark Rollout must be flagged"
     );
     c.bench_function("check_rollout/flagged_three_templates", |b| {
+        b.iter(|| check_rollout(black_box(&rollout), &store, &webhook))
+    });
+    c.bench_function("check_rollout/flagged_three_templates_explained", |b| {
         b.iter(|| check_rollout(black_box(&rollout), &store, &cfg))
     });
 
