@@ -78,7 +78,7 @@ fuzz_target!(|input: Input<'_>| {
     }
 
     // Pauses: an integer string is seconds, otherwise whole seconds of the Go duration.
-    let pause = PauseDuration::of(Some(&IntOrStr::Str(text.to_owned())));
+    let pause = PauseDuration::of(Some(&IntOrStr::Str(text.into())));
     let secs = text
         .parse::<i64>()
         .ok()
