@@ -110,7 +110,7 @@ enum ObjectIn<'a> {
     /// The raw JSON, decoded when (and into what) the review needs.
     Raw(RawJson<'a>),
     /// Already the Rollout view, read in the envelope's pass by [`decode_review`].
-    Rollout(Box<Rollout>),
+    Rollout(Rollout),
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for ObjectIn<'a> {
@@ -239,7 +239,7 @@ impl<'de> Visitor<'de> for FastRequest {
                         && r.sub_resource.as_deref() != Some("status")
                         && (r.operation == "CREATE" || r.operation == "UPDATE");
                     r.object = Some(if rollout_write {
-                        ObjectIn::Rollout(Box::new(map.next_value::<Rollout>()?))
+                        ObjectIn::Rollout(map.next_value::<Rollout>()?)
                     } else {
                         match map.next_value::<Option<ObjectIn<'de>>>()? {
                             Some(object) => object,
@@ -397,7 +397,7 @@ impl Admission {
     ) -> serde_json::Result<Decision> {
         let mut rollout = match object {
             ObjectIn::Rollout(view) => view,
-            ObjectIn::Raw(raw) => Box::new(view::<Rollout>(raw, req.lean)?),
+            ObjectIn::Raw(raw) => view::<Rollout>(raw, req.lean)?,
         };
         fill_namespace(&mut rollout.metadata, req);
         let Some(mode) = self.mode_for(&rollout.metadata) else {

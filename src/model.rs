@@ -7,7 +7,7 @@ use std::fmt;
 
 use compact_str::CompactString;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::duration::PauseDuration;
 
@@ -129,6 +129,38 @@ pub struct ObjectMeta {
     /// Only the annotations under [`OWN_ANNOTATION_PREFIX`]; other values are skipped unread.
     #[serde(deserialize_with = "own_annotations")]
     pub annotations: BTreeMap<String, Text>,
+}
+
+/// `steps` (or `null`, read as none), with room for eight made at the first step: a canary has
+/// a handful, and growing from four to eight would copy the first four on the way.
+fn steps<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Step>, D::Error> {
+    struct Steps;
+    impl<'de> Visitor<'de> for Steps {
+        type Value = Vec<Step>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a sequence")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_seq(self)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut steps = Vec::new();
+            while let Some(step) = seq.next_element()? {
+                if steps.is_empty() {
+                    steps.reserve(8);
+                }
+                steps.push(step);
+            }
+            Ok(steps)
+        }
+    }
+    d.deserialize_option(Steps)
 }
 
 /// `annotations` (or `null`), keeping only the keys under [`OWN_ANNOTATION_PREFIX`].
@@ -287,7 +319,7 @@ pub struct Strategy {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct Canary {
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "steps")]
     pub steps: Vec<Step>,
     /// Background analysis: runs while the canary walks its steps.
     pub analysis: Option<Box<AnalysisRef>>,
@@ -650,6 +682,33 @@ mod tests {
                 PauseDuration::of(read(text).duration.as_ref())
             );
         }
+    }
+
+    #[test]
+    fn steps_read_like_a_nullable_list() {
+        let steps = |canary: &str| -> Result<Vec<Step>, String> {
+            let text = format!(r#"{{"spec": {{"strategy": {{"canary": {canary}}}}}}}"#);
+            let lean = crate::json::from_str::<Rollout>(&text).map_err(|e| e.to_string());
+            let read = serde_json::from_str::<Rollout>(&text).map_err(|e| e.to_string())?;
+            let read = read.spec.strategy.canary.unwrap_or_default().steps;
+            if let Ok(lean) = lean {
+                let lean = lean.spec.strategy.canary.unwrap_or_default().steps;
+                assert_eq!(format!("{lean:?}"), format!("{read:?}"));
+            }
+            Ok(read)
+        };
+        assert!(steps("{}").unwrap().is_empty());
+        assert!(steps(r#"{"steps": null}"#).unwrap().is_empty());
+        let none = steps(r#"{"steps": []}"#).unwrap();
+        assert_eq!(
+            (none.len(), none.capacity()),
+            (0, 0),
+            "no room made for no step"
+        );
+        let three = steps(r#"{"steps": [{"setWeight": 1}, {"pause": {}}, {"setWeight": 2}]}"#);
+        assert_eq!(three.unwrap().len(), 3);
+        let error = steps(r#"{"steps": "x"}"#).unwrap_err();
+        assert!(error.contains("expected a sequence"), "{error}");
     }
 
     #[test]
