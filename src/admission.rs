@@ -574,14 +574,14 @@ impl Admission {
             + patch.as_ref().map_or(0, |p| p.len() + 40);
         let mut out = Vec::with_capacity(RESPONSE_HEAD.len() + uid.len() + 32 + texts);
         out.extend_from_slice(RESPONSE_HEAD);
-        push_json_str(&mut out, uid);
+        json::push_str(&mut out, uid);
         if let Some(denial) = &decision.denied {
             out.extend_from_slice(br#","allowed":false,"status":{"status":"Failure","code":"#);
             let _ = write!(out, "{}", denial.code);
             out.extend_from_slice(br#","reason":"#);
-            push_json_str(&mut out, denial.reason);
+            json::push_str(&mut out, denial.reason);
             out.extend_from_slice(br#","message":"#);
-            push_json_str(&mut out, &denial.message);
+            json::push_str(&mut out, &denial.message);
             out.push(b'}');
         } else {
             out.extend_from_slice(br#","allowed":true"#);
@@ -593,10 +593,10 @@ impl Admission {
         }
         if let Some((first, rest)) = decision.warnings.split_first() {
             out.extend_from_slice(br#","warnings":["#);
-            push_json_str(&mut out, first);
+            json::push_str(&mut out, first);
             for warning in rest {
                 out.push(b',');
-                push_json_str(&mut out, warning);
+                json::push_str(&mut out, warning);
             }
             out.push(b']');
         }
@@ -608,24 +608,6 @@ impl Admission {
 /// Everything of the answer up to the uid's value.
 const RESPONSE_HEAD: &[u8] =
     br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#;
-
-/// Appends `text` as a JSON string. A text with nothing to escape (every warning the rules
-/// write, every uid the API server sends) is copied whole; any other is escaped by serde_json.
-fn push_json_str(out: &mut Vec<u8>, text: &str) {
-    // A fold without an early exit, so the compiler checks many bytes per instruction.
-    let plain = !text.bytes().fold(false, |any, b| {
-        any | (b < 0x20) | (b == b'"') | (b == b'\\')
-    });
-    if plain {
-        out.reserve(text.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
-    } else {
-        // Writing into a Vec cannot fail, and a &str always serializes.
-        let _ = serde_json::to_writer(&mut *out, text);
-    }
-}
 
 impl Admission {
     /// The review with serde_json as the only reader (envelope and views): the reference the

@@ -797,6 +797,21 @@ fn classify(block: &[u8; BLOCK]) -> Masks {
     }
 }
 
+/// Appends `text` as a JSON string, byte for byte as serde_json writes it. A text with nothing
+/// to escape (found the way the reader finds a string's end) is copied whole; any other is
+/// escaped by serde_json.
+pub fn push_str(out: &mut Vec<u8>, text: &str) {
+    if find_special(text.as_bytes(), 0).is_none() {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing into a Vec cannot fail, and a &str always serializes.
+        let _ = serde_json::to_writer(&mut *out, text);
+    }
+}
+
 /// The first `"`, `\` or control character at or after `from`.
 fn find_special(bytes: &[u8], from: usize) -> Option<usize> {
     let (chunks, tail) = bytes.get(from..)?.as_chunks::<16>();
@@ -1188,6 +1203,29 @@ mod tests {
                 let wide = unsafe { classify_avx512(&block) };
                 assert_eq!(wide, classify_scalar(&block));
             }
+        }
+    }
+
+    #[test]
+    fn writes_strings_as_serde_json_does() {
+        let mut texts: Vec<String> = (0u8..0x80).map(|c| format!("ab{}cd", c as char)).collect();
+        texts.extend(
+            [
+                "",
+                "plain text longer than sixteen bytes",
+                "é ü \u{7f} \u{85}",
+            ]
+            .map(String::from),
+        );
+        texts.push(format!("{}\"", "x".repeat(40)));
+        for text in &texts {
+            let mut out = b"[".to_vec();
+            push_str(&mut out, text);
+            assert_eq!(
+                out[1..],
+                *serde_json::to_string(text).unwrap().as_bytes(),
+                "{text:?}"
+            );
         }
     }
 
