@@ -55,7 +55,7 @@ pub fn background_findings(
             .iter()
             .enumerate()
             .skip(starting as usize)
-            .filter_map(|(i, s)| s.pause.as_ref().map(|p| (i, p.length)))
+            .filter_map(|(i, s)| s.pause.as_ref().map(|p| (i, p.length())))
     };
     let timed: Vec<(usize, i64)> = eligible()
         .filter_map(|(i, d)| match d {
@@ -186,7 +186,7 @@ fn d1(
         Severity::High
     };
     let explanation = if cfg.explain {
-        d1_explanation(pause_index, secs, starting, metrics, cfg)
+        d1_explanation(pause_index, pause, starting, metrics, cfg)
     } else {
         String::new()
     };
@@ -204,16 +204,14 @@ fn d1(
 /// timing when the run starts at the pause, and the fixes.
 fn d1_explanation(
     pause_index: usize,
-    secs: i64,
+    pause: HumanSeconds,
     starting: i64,
     metrics: &[(&RunMetric, Reason)],
     cfg: &Config,
 ) -> String {
     let (first, _) = metrics[0];
-    let fixed = cfg.version.records_inconclusive_pause();
-    let pause = HumanSeconds(secs);
     let mut explanation = String::with_capacity(1024);
-    if fixed {
+    if cfg.version.records_inconclusive_pause() {
         let _ = write!(
             explanation,
             "Argo Rollouts {} records the Inconclusive pause, but the timed pause's own clock still completes the step; \
@@ -245,7 +243,11 @@ fn d1_explanation(
     {
         let delay = first.initial_delay.known().unwrap_or(0);
         let earliest = delay.saturating_add(limit.saturating_mul(interval)) / 1_000_000_000;
-        let relation = if earliest <= secs { "within" } else { "after" };
+        let relation = if earliest <= pause.0 {
+            "within"
+        } else {
+            "after"
+        };
         let _ = write!(
             explanation,
             "The run starts at this pause; the earliest verdict of `{}` comes about {} after that (initialDelay + \
