@@ -355,8 +355,8 @@ pub struct Step {
 pub struct Pause {
     pub duration: Option<IntOrStr>,
     /// `duration` as the controller reads it, worked out once when the view is read (several
-    /// rules ask).
-    pub length: PauseDuration,
+    /// rules ask). Private, so that no `Pause` holds a length its duration does not give.
+    length: PauseDuration,
 }
 
 /// `pause` as written.
@@ -364,6 +364,13 @@ pub struct Pause {
 #[serde(default)]
 struct PauseIn {
     duration: Option<IntOrStr>,
+}
+
+impl Pause {
+    /// `duration` as the controller reads it.
+    pub fn length(&self) -> PauseDuration {
+        self.length
+    }
 }
 
 impl From<PauseIn> for Pause {

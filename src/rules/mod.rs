@@ -48,7 +48,7 @@ pub fn check_rollout(rollout: &Rollout, store: &dyn TemplateStore, cfg: &Config)
     if let Some(canary) = &rollout.spec.strategy.canary {
         for (i, step) in canary.steps.iter().enumerate() {
             if let Some(pause) = &step.pause
-                && pause.length == PauseDuration::Invalid
+                && pause.length() == PauseDuration::Invalid
             {
                 let raw = pause
                     .duration
