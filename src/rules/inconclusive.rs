@@ -2,6 +2,7 @@
 //! Inconclusive), D2 (the full canary is then promoted while Inconclusive, >= 1.8.2) and D3
 //! (pause steps the background analysis runs through), as DOMAIN §4 states them.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 use crate::duration::{HumanSeconds, PauseDuration};
@@ -119,13 +120,16 @@ pub fn background_findings(
                  the verdict. Upgrading to >= 1.8.2 is the fix.",
             )
         };
-        let mut explanation = why.to_owned();
-        if !undecided.is_empty() {
-            explanation.push_str(&format!(
-                " Metrics that may end Inconclusive depending on arguments: {}.",
+        // The fixed text as it is; a copy only when metrics are named after it.
+        let explanation: Cow<'static, str> = if undecided.is_empty() {
+            why.into()
+        } else {
+            format!(
+                "{why} Metrics that may end Inconclusive depending on arguments: {}.",
                 names(&undecided)
-            ));
-        }
+            )
+            .into()
+        };
         out.push(
             Finding::new(
                 Rule::PauseDuringBackgroundAnalysis,

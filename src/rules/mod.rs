@@ -368,6 +368,38 @@ mod tests {
     }
 
     #[test]
+    fn d3_names_the_metrics_whose_verdict_depends_on_arguments() {
+        let counted = json!({"name": "m", "interval": "1m", "count": "{{args.n}}",
+            "successCondition": "a", "failureCondition": "b", "provider": {"web": {}}});
+        let mut t = template("t", json!([counted]));
+        t["spec"]["args"] = json!([{"name": "n"}]);
+        let s = store_of(&[t]);
+        let mut a = bg("t");
+        a["args"] = json!([{"name": "n", "valueFrom": {"podTemplateHashValue": "Latest"}}]);
+        let steps = json!([{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]);
+        let e = eval(&rollout(steps.clone(), a.clone()), &s, V19);
+        let d3 = find(&e, Rule::PauseDuringBackgroundAnalysis);
+        assert!(
+            d3.explanation.starts_with("On controllers >= 1.8.2")
+                && d3.explanation.ends_with(
+                    "Nobody sees those pauses. Metrics that may end Inconclusive depending on \
+                     arguments: `m`."
+                ),
+            "{}",
+            d3.explanation
+        );
+        // Without such metrics the explanation is the fixed text alone.
+        let plain = store_of(&[template("t", json!([both()]))]);
+        let e = eval(&rollout(steps, bg("t")), &plain, V19);
+        let d3 = find(&e, Rule::PauseDuringBackgroundAnalysis);
+        assert!(
+            d3.explanation.ends_with("Nobody sees those pauses."),
+            "{}",
+            d3.explanation
+        );
+    }
+
+    #[test]
     fn zero_second_pause_is_timed_and_negative_is_invalid() {
         let s = store_of(&[template("t", json!([both()]))]);
         let steps = json!([{"setWeight": 20}, {"pause": {"duration": "500ms"}}]);
