@@ -77,21 +77,29 @@ start REAL "$REAL_PORT" "$REAL_ADMIN" "$BIN" --template-source files --templates
 TICKS=$(getconf CLK_TCK)
 # CPU time (user + system) of a process, in microseconds.
 cpu_us() { awk -v t="$TICKS" '{ printf "%d", ($14 + $15) * 1e6 / t }' "/proc/$1/stat"; }
+# Context switches of all a process's threads: "voluntary involuntary".
+switches() {
+  cat /proc/"$1"/task/*/status 2>/dev/null |
+    awk '/^voluntary_ctxt_switches/ { v += $2 } /^nonvoluntary_ctxt_switches/ { n += $2 } END { print v + 0, n + 0 }'
+}
 hwm_kib() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status"; }
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 
 export REVIEW_BODY=$BODY REVIEW_PATH="/validate?timeout=10s"
-declare -A RPS CPU P50 P99 ERR SENT
+declare -A RPS CPU P50 P99 ERR SENT INVOL
 SENT[null]=0 SENT[real]=0
 
 # saturate NAME PORT PID CONNECTIONS: closed-loop load at the given connection count.
 saturate() {
   local name=$1 port=$2 pid=$3 c=$4 threads=2 before after line
   ((c < threads)) && threads=$c
+  local switched_before switched_after
+  read -r _ switched_before < <(switches "$pid")
   before=$(cpu_us "$pid")
   line=$(wrk -t"$threads" -c"$c" -d"${SECONDS_PER_RUN}s" --timeout 5s -s benches/review.lua \
     "https://127.0.0.1:$port" | grep '^WRK')
   after=$(cpu_us "$pid")
+  read -r _ switched_after < <(switches "$pid")
   local requests rps errors non2xx p50 p99
   requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")
   rps=$(sed -E 's/.*rps=([0-9]+).*/\1/' <<<"$line")
@@ -102,6 +110,7 @@ saturate() {
   SENT[$name]=$((SENT[$name] + requests))
   RPS[$name,$c]=$rps
   CPU[$name,$c]=$(((after - before) / (requests > 0 ? requests : 1)))
+  INVOL[$name,$c]=$(awk -v s=$((switched_after - switched_before)) -v r="$requests" 'BEGIN { printf "%.2f", (r > 0 ? s / r : 0) }')
   P50[$name,$c]=$p50
   P99[$name,$c]=$p99
   ERR[$name,$c]=$((errors + non2xx))
@@ -164,11 +173,11 @@ warned=$(awk -F' ' '/^rollout_guard_reviews_total\{endpoint="validate",outcome="
 other=$(awk -F' ' '/^rollout_guard_reviews_total\{endpoint="validate",outcome="(allowed|denied|mutated|error)"\}/ { s += $2 } END { print s + 0 }' <<<"$metrics")
 
 echo
-echo "| load | null rps | real rps | real/null | null CPU µs/review | real CPU µs/review | null p50/p99 µs | real p50/p99 µs | errors null/real |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| load | null rps | real rps | real/null | null CPU µs/review | real CPU µs/review | preempted per review null/real | null p50/p99 µs | real p50/p99 µs | errors null/real |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for c in $CONNECTIONS; do
   ratio=$(awk -v r="${RPS[real,$c]}" -v n="${RPS[null,$c]}" 'BEGIN { printf "%.0f%%", 100 * r / n }')
-  echo "| saturation, $c conn | ${RPS[null,$c]} | ${RPS[real,$c]} | $ratio | ${CPU[null,$c]} | ${CPU[real,$c]} | ${P50[null,$c]} / ${P99[null,$c]} | ${P50[real,$c]} / ${P99[real,$c]} | ${ERR[null,$c]} / ${ERR[real,$c]} |"
+  echo "| saturation, $c conn | ${RPS[null,$c]} | ${RPS[real,$c]} | $ratio | ${CPU[null,$c]} | ${CPU[real,$c]} | ${INVOL[null,$c]} / ${INVOL[real,$c]} | ${P50[null,$c]} / ${P99[null,$c]} | ${P50[real,$c]} / ${P99[real,$c]} | ${ERR[null,$c]} / ${ERR[real,$c]} |"
 done
 echo
 echo "| fixed rate | achieved rps null / real | null p50 / p99 / p99.9 µs | real p50 / p99 / p99.9 µs | errors null/real |"
