@@ -711,7 +711,12 @@ impl Reviewer for Admission {
                     status: 200,
                     body,
                     outcome: Outcome::Error,
-                    summary: None,
+                    // The uid, so the log line of a review left unchecked can be matched with
+                    // the API server's audit events.
+                    summary: Some(Summary {
+                        uid: r.uid.as_ref().into(),
+                        ..Summary::default()
+                    }),
                 }
             }
             None => Reply::bad_request("body is not an AdmissionReview"),
@@ -801,7 +806,9 @@ fn judge(
         for f in &deny {
             let mut item = format!("[{}] ", f.rule);
             describe(&mut item, f);
-            let item = sanitize(item);
+            // Each reason is cut like a warning, so that one long text (a message quoting
+            // what the user wrote) cannot crowd out every reason: the first always fits.
+            let item = truncate(sanitize(item), WARNING_MAX);
             if message.len() + item.len() + 2 > DENIAL_MAX - 120 {
                 break;
             }
@@ -993,6 +1000,42 @@ mod tests {
         assert_eq!(value["response"]["patchType"], "JSONPatch");
         assert_eq!(value["response"]["allowed"], true);
         assert!(value["response"].get("warnings").is_none());
+    }
+
+    #[test]
+    fn a_denial_names_its_reasons_however_long_they_are() {
+        let subject = ObjectRef {
+            kind: Kind::Rollout,
+            namespace: Some("shop".into()),
+            name: "checkout".into(),
+        };
+        let long = |i: usize| {
+            Finding::new(
+                Rule::InvalidDuration,
+                Severity::Error,
+                &subject,
+                format!("spec.strategy.canary.steps[{i}].pause.duration"),
+                format!("`{}` is not a duration", "y".repeat(1900)),
+            )
+        };
+        for count in [1, 2, 40] {
+            let findings: Vec<Finding> = (0..count).map(long).collect();
+            let decision = judge(&findings, &subject, Mode::Enforce, Vec::new());
+            let message = decision.denied.expect("denied").message;
+            assert!(message.len() <= DENIAL_MAX, "{}", message.len());
+            assert!(
+                message.contains(
+                    "[invalid-duration] spec.strategy.canary.steps[0].pause.duration: `yyy"
+                ),
+                "{message}"
+            );
+            assert!(!message.contains(": ; and"), "{message}");
+            let shown = message.matches("[invalid-duration]").count();
+            assert!(shown >= count.min(5), "{count}: {shown} shown");
+            if shown < count {
+                assert!(message.contains(&format!("; and {} more", count - shown)));
+            }
+        }
     }
 
     #[test]

@@ -715,6 +715,11 @@ fn overloaded_answers_still_echo_the_uid() {
     assert_eq!(body["response"]["uid"], r["request"]["uid"]);
     assert_eq!(body["response"]["allowed"], true, "warn mode fails open");
     assert_eq!(reply.outcome, Outcome::Error);
+    // Its log line carries the uid too.
+    assert_eq!(
+        reply.summary.as_ref().map(|s| s.uid.as_str()),
+        r["request"]["uid"].as_str()
+    );
     let enforce = admission(Mode::Enforce, "auto", ControllerVersion::DEFAULT, &[]);
     let reply = enforce.overloaded(Endpoint::Validate, &serde_json::to_vec(&r).unwrap());
     let body: Value = serde_json::from_slice(&reply.body).unwrap();
