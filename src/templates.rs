@@ -362,7 +362,9 @@ pub struct Args<'a> {
 
 impl<'a> Args<'a> {
     /// Template declarations first (first declaration with a value wins), then the
-    /// Rollout's values on top.
+    /// Rollout's values on top, as Argo's `MergeArgs` does: a Rollout's argument sets only an
+    /// argument some template declares, and only when it has a `value` or `valueFrom` (one
+    /// with neither leaves the template's default in place).
     pub fn merge(declared: impl IntoIterator<Item = &'a Arg>, supplied: &'a [Arg]) -> Self {
         let mut values = BTreeMap::new();
         for arg in declared {
@@ -377,7 +379,12 @@ impl<'a> Args<'a> {
                 .or_insert(value);
         }
         for arg in supplied {
-            values.insert(arg.name.as_str(), arg_value(arg));
+            let value = arg_value(arg);
+            if value != ArgValue::Missing
+                && let Some(declared) = values.get_mut(arg.name.as_str())
+            {
+                *declared = value;
+            }
         }
         Self { values }
     }
@@ -815,6 +822,19 @@ mod tests {
             Resolved::Invalid("three".into())
         );
         assert_eq!(args.get("svc"), Some(&ArgValue::Missing));
+        // As Argo's MergeArgs: a Rollout argument with neither value nor valueFrom leaves the
+        // default, one no template declares is not an argument of the run, and valueFrom
+        // replaces a default with a value known only at run time.
+        let supplied: Vec<Arg> = serde_json::from_value(json!([
+            {"name": "count"},
+            {"name": "undeclared", "value": "1"},
+            {"name": "svc", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+        ]))
+        .unwrap();
+        let merged = Args::merge(&declared, &supplied);
+        assert_eq!(merged.get("count"), Some(&ArgValue::Known("3")));
+        assert_eq!(merged.get("undeclared"), None);
+        assert_eq!(merged.get("svc"), Some(&ArgValue::Runtime));
         assert_eq!(
             args.substitute("{{workflow.x}} {{args.count}}").unwrap(),
             "{{workflow.x}} 5"

@@ -283,7 +283,9 @@ pub fn can_inconclude<'a>(m: &RunMetric<'a>, version: ControllerVersion) -> Verd
     };
     let base = match base {
         Verdict::Yes(reason) => match (m.runs(), m.inconclusive_limit_value()) {
-            (Some(Runs::Indefinite), Some(_)) => Verdict::Yes(reason),
+            // Indefinite: any limit L trips after L + 1 Inconclusive measurements, so a
+            // limit known only when the run starts changes nothing.
+            (Some(Runs::Indefinite), _) => Verdict::Yes(reason),
             (Some(Runs::Times(n)), Some(limit)) if n > limit => Verdict::Yes(reason),
             (Some(_), Some(_)) => Verdict::No,
             (None, _)

@@ -279,6 +279,58 @@ mod tests {
     }
 
     #[test]
+    fn an_indefinite_metric_is_flagged_whatever_limit_an_argument_gives() {
+        // The limit comes from the Pod at run time: an indefinite metric trips any limit.
+        let mut m = both();
+        m["inconclusiveLimit"] = json!("{{args.limit}}");
+        let mut t = template("t", json!([m]));
+        t["spec"]["args"] = json!([{"name": "limit"}]);
+        let s = store_of(&[t]);
+        let analysis = json!({"templates": [{"templateName": "t"}],
+            "args": [{"name": "limit", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['limit']"}}}]});
+        let r = rollout(standard_steps(), analysis);
+        let old = eval(&r, &s, V181);
+        assert_eq!(
+            find(&old, Rule::InconclusiveTimedPause).severity,
+            Severity::High
+        );
+        assert!(old.trap.is_some());
+        let new = eval(&r, &s, V19);
+        assert_eq!(
+            find(&new, Rule::InconclusiveTimedPause).severity,
+            Severity::Medium
+        );
+        // A counted metric still depends on the limit: no verdict is guessed.
+        let mut counted = both();
+        counted["count"] = json!(5);
+        counted["inconclusiveLimit"] = json!("{{args.limit}}");
+        let mut t = template("t", json!([counted]));
+        t["spec"]["args"] = json!([{"name": "limit"}]);
+        let e = eval(&r, &store_of(&[t]), V19);
+        assert!(e.trap.is_none(), "{:?}", ids(&e));
+    }
+
+    #[test]
+    fn a_rollout_argument_without_a_value_keeps_the_template_default() {
+        // Argo's MergeArgs overrides a template argument only with a value or valueFrom.
+        let mut m = both();
+        m["inconclusiveLimit"] = json!("{{args.limit}}");
+        let mut t = template("t", json!([m]));
+        t["spec"]["args"] = json!([{"name": "limit", "value": "0"}]);
+        let s = store_of(&[t]);
+        let analysis = json!({"templates": [{"templateName": "t"}], "args": [{"name": "limit"}]});
+        let e = eval(&rollout(standard_steps(), analysis), &s, V19);
+        assert!(!ids(&e).contains(&"unresolved-argument"), "{:?}", ids(&e));
+        assert!(
+            find(&e, Rule::InconclusiveTimedPause)
+                .message
+                .contains("inconclusiveLimit 0"),
+            "{:?}",
+            e.findings
+        );
+    }
+
+    #[test]
     fn one_condition_only_is_not_flagged() {
         let mut m = both();
         m.as_object_mut().unwrap().remove("failureCondition");
