@@ -35,6 +35,10 @@ pub fn assemble<'t>(
     mut findings: Vec<Finding>,
     caller: Caller<'_>,
 ) -> Run<'t> {
+    // Whether the run's metrics are all known: only then can a dryRun rule be said to match
+    // none of them.
+    let complete =
+        caller.path.is_some() && !findings.iter().any(|f| f.rule == Rule::MissingTemplate);
     let supplied: &[Arg] = caller
         .analysis
         .map(|a| a.args.as_slice())
@@ -155,7 +159,10 @@ pub fn assemble<'t>(
                     m.dry_run = true;
                     matched = true;
                 }
-                if !matched && !metrics.is_empty() {
+                // A template on its own is not a run (a Rollout may combine it with the
+                // template whose metric a rule names), and a missing template's metrics are
+                // not known: the rule may match those.
+                if !matched && !metrics.is_empty() && complete {
                     findings.push(deny(
                         format!("dryRun metricName `{pattern}` matches no metric of the run: fix the name or remove the rule"),
                         "Every dryRun rule must match a metric, or Argo Rollouts fails the run.",
@@ -264,6 +271,51 @@ mod tests {
         );
         assert_eq!(ids(&r), ["invalid-dry-run", "invalid-dry-run"]);
         assert_eq!(r.findings[1].object.kind, Kind::AnalysisTemplate);
+    }
+
+    #[test]
+    fn a_dry_run_rule_is_not_judged_without_all_of_the_run() {
+        use crate::templates::TemplateStore as _;
+        // A rule naming a metric of a template that is missing (a warning) is not an error.
+        let s = store(json!([tpl("t", &["web"])]));
+        let r = run(
+            &s,
+            json!({"templates": [{"templateName": "t"}, {"templateName": "latency"}],
+                   "dryRun": [{"metricName": "p99-latency"}]}),
+        );
+        assert_eq!(ids(&r), ["missing-template"]);
+        // A template's own rule naming a sibling template's metric: valid in the run, and not
+        // judged on the template alone.
+        let mut a = tpl("a", &["from-a"]);
+        a["spec"]["dryRun"] = json!([{"metricName": "from-b"}]);
+        let s = store(json!([a, tpl("b", &["from-b"])]));
+        let together = run(
+            &s,
+            json!({"templates": [{"templateName": "a"}, {"templateName": "b"}]}),
+        );
+        assert!(together.findings.is_empty(), "{:?}", together.findings);
+        assert!(together.metrics[1].dry_run && !together.metrics[0].dry_run);
+        let alone = crate::rules::check_template(
+            s.analysis_template("ns", "a").unwrap().as_ref(),
+            Kind::AnalysisTemplate,
+            &s,
+            &crate::rules::Config::default(),
+        );
+        assert!(alone.is_empty(), "{alone:?}");
+        // Alone, a rule that is not a regex is still an error.
+        let mut bad = tpl("c", &["m"]);
+        bad["spec"]["dryRun"] = json!([{"metricName": "*"}]);
+        let s = store(json!([bad]));
+        let alone = crate::rules::check_template(
+            s.analysis_template("ns", "c").unwrap().as_ref(),
+            Kind::AnalysisTemplate,
+            &s,
+            &crate::rules::Config::default(),
+        );
+        assert_eq!(
+            alone.iter().map(|f| f.rule.id()).collect::<Vec<_>>(),
+            ["invalid-dry-run"]
+        );
     }
 
     #[test]
