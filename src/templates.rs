@@ -36,12 +36,13 @@ impl TemplateStore for EmptyStore {
 ///
 /// A namespaced template read from a file without `metadata.namespace` is kept under the
 /// empty namespace and answers a lookup from any namespace when no exact match exists: a
-/// repository of manifests usually leaves the namespace to `kubectl -n` or kustomize. For the
-/// same reason `default` and no namespace are the same namespace here (what kubectl does
-/// with a manifest that names none, in a default context).
+/// repository of manifests usually leaves the namespace to `kubectl -n` or kustomize. A
+/// Rollout without a namespace is in `default` (what kubectl does with a manifest that names
+/// none, in a default context). A template that names its namespace, `default` included (as
+/// every template from the cluster does), answers only Rollouts of that namespace.
 #[derive(Default, Clone)]
 pub struct MemoryStore {
-    /// Namespace (see [`namespace_key`]), then name: a lookup borrows both.
+    /// Namespace (see [`template_namespace`]), then name: a lookup borrows both.
     namespaced: Map<String, Map<String, Arc<AnalysisTemplate>>>,
     cluster: Map<String, Arc<AnalysisTemplate>>,
     rollouts: Map<(String, String), Arc<Rollout>>,
@@ -58,7 +59,7 @@ impl MemoryStore {
     }
 
     pub fn insert_template(&mut self, template: AnalysisTemplate) {
-        let ns = namespace_key(template.metadata.namespace.as_deref()).to_owned();
+        let ns = template_namespace(template.metadata.namespace.as_deref()).to_owned();
         let name = template.metadata.display_name().to_owned();
         self.namespaced
             .entry(ns)
@@ -72,15 +73,15 @@ impl MemoryStore {
     }
 
     pub fn insert_rollout(&mut self, rollout: Rollout) {
-        let ns = namespace_key(rollout.metadata.namespace.as_deref()).to_owned();
+        let ns = rollout_namespace(rollout.metadata.namespace.as_deref()).to_owned();
         let name = rollout.metadata.display_name().to_owned();
         self.rollouts.insert((ns, name), Arc::new(rollout));
     }
 
     pub fn remove(&mut self, kind: Kind, namespace: &str, name: &str) {
-        let ns = namespace_key(Some(namespace));
         match kind {
             Kind::AnalysisTemplate => {
+                let ns = template_namespace(Some(namespace));
                 if let Some(names) = self.namespaced.get_mut(ns) {
                     names.remove(name);
                     if names.is_empty() {
@@ -89,7 +90,10 @@ impl MemoryStore {
                 }
             }
             Kind::ClusterAnalysisTemplate => drop(self.cluster.remove(name)),
-            Kind::Rollout => drop(self.rollouts.remove(&(ns.to_owned(), name.to_owned()))),
+            Kind::Rollout => {
+                let ns = rollout_namespace(Some(namespace));
+                drop(self.rollouts.remove(&(ns.to_owned(), name.to_owned())))
+            }
         }
     }
 
@@ -133,12 +137,12 @@ impl MemoryStore {
         namespace: &str,
         name: &str,
     ) -> Vec<Arc<Rollout>> {
-        let namespace = namespace_key(Some(namespace));
+        let namespace = template_namespace(Some(namespace));
         let mut found: Vec<_> = self
             .rollouts
             .values()
             .filter(|r| {
-                let ns = namespace_key(r.metadata.namespace.as_deref());
+                let ns = rollout_namespace(r.metadata.namespace.as_deref());
                 if kind == Kind::AnalysisTemplate && ns != namespace && !namespace.is_empty() {
                     return false;
                 }
@@ -157,7 +161,7 @@ impl MemoryStore {
 impl TemplateStore for MemoryStore {
     fn analysis_template(&self, namespace: &str, name: &str) -> Option<Arc<AnalysisTemplate>> {
         let in_namespace = |ns: &str| self.namespaced.get(ns).and_then(|names| names.get(name));
-        in_namespace(namespace_key(Some(namespace)))
+        in_namespace(rollout_namespace(Some(namespace)))
             .or_else(|| in_namespace(""))
             .cloned()
     }
@@ -184,9 +188,16 @@ pub enum WatchedObject {
     ClusterTemplate(AnalysisTemplate),
 }
 
-fn namespace_key(namespace: Option<&str>) -> &str {
+/// Where a template is kept: its namespace, or `""` when it names none (a file's template,
+/// which answers any namespace when nothing there has its name).
+fn template_namespace(namespace: Option<&str>) -> &str {
+    namespace.unwrap_or_default()
+}
+
+/// The namespace of a Rollout (or of a lookup on its behalf): `default` when it names none.
+fn rollout_namespace(namespace: Option<&str>) -> &str {
     match namespace {
-        None | Some("default") => "",
+        None | Some("") => "default",
         Some(ns) => ns,
     }
 }
@@ -784,6 +795,22 @@ mod tests {
         t.metadata.namespace = None;
         store.insert_template(t);
         assert!(store.analysis_template("prod", "a").is_some());
+        assert!(store.analysis_template("", "a").is_some());
+    }
+
+    #[test]
+    fn a_template_in_default_answers_only_default() {
+        // DOMAIN.md: a reference resolves to a template of that name in the Rollout's
+        // namespace. `default` is a namespace like any other, and a Rollout naming none is in it.
+        let mut store = MemoryStore::new();
+        let mut t = template("a", &[]);
+        t.metadata.namespace = Some("default".into());
+        store.insert_template(t);
+        assert!(store.analysis_template("default", "a").is_some());
+        assert!(store.analysis_template("", "a").is_some());
+        assert!(store.analysis_template("prod", "a").is_none());
+        store.remove(Kind::AnalysisTemplate, "default", "a");
+        assert_eq!(store.len(Kind::AnalysisTemplate), 0);
     }
 
     #[test]
