@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::cli::{CheckArgs, OutputFormat};
-use crate::finding::{Finding, Rule, Severity, normalize};
+use crate::finding::{Finding, Rule, Severity};
 use crate::input::{InputError, Loaded, Location, Object, load};
 use crate::locate::{field_lines as field_lines_of, line_of};
 use crate::model::{Kind, ObjectRef};
@@ -51,12 +51,37 @@ pub struct Summary {
     pub other_documents: usize,
     #[serde(rename = "bySeverity")]
     pub by_severity: std::collections::BTreeMap<Severity, usize>,
+    /// Templates read more than once under one name: references resolve to the last read.
+    #[serde(rename = "sameName", skip_serializing_if = "Vec::is_empty")]
+    pub same_name: Vec<SameName>,
+}
+
+/// A template name read from more than one place.
+#[derive(Debug, Serialize)]
+pub struct SameName {
+    /// `Kind/namespace/name`, as the report names objects.
+    pub object: String,
+    /// Where, in reading order; references resolve to the last.
+    pub locations: Vec<Location>,
+}
+
+fn object_ref(obj: &Object) -> ObjectRef {
+    match obj {
+        Object::Rollout(r) => ObjectRef::new(Kind::Rollout, &r.metadata),
+        Object::Template(t, k) => ObjectRef::new(*k, &t.metadata),
+    }
 }
 
 /// Checks already-loaded inputs. `templates` are extra objects used only for resolution.
+///
+/// Each object is checked where it was read, so two objects of the same kind, namespace and
+/// name in different files (a kustomize base and its overlay, two demos) are reported apart.
+/// A reference resolves to the last template of its name read, as the store keeps one; the
+/// report lists the templates that share a name.
 pub fn check_loaded(inputs: Loaded, templates: Loaded, cfg: &Config) -> CheckReport {
     let mut store = MemoryStore::new();
-    let mut locations: HashMap<ObjectRef, Location> = HashMap::new();
+    // Where each object was read, in reading order (the last is the one the store keeps).
+    let mut read_at: HashMap<ObjectRef, Vec<&Location>> = HashMap::new();
     for (loc, obj) in templates.objects.iter().chain(&inputs.objects) {
         match obj {
             Object::Template(t, Kind::ClusterAnalysisTemplate) => {
@@ -65,36 +90,64 @@ pub fn check_loaded(inputs: Loaded, templates: Loaded, cfg: &Config) -> CheckRep
             Object::Template(t, _) => store.insert_template((**t).clone()),
             Object::Rollout(r) => store.insert_rollout((**r).clone()),
         }
-        let object = match obj {
-            Object::Rollout(r) => ObjectRef::new(Kind::Rollout, &r.metadata),
-            Object::Template(t, k) => ObjectRef::new(*k, &t.metadata),
+        read_at.entry(object_ref(obj)).or_default().push(loc);
+    }
+    let mut located: Vec<(Option<Location>, Finding)> = Vec::new();
+    for (loc, obj) in &inputs.objects {
+        let own = object_ref(obj);
+        let found = match obj {
+            Object::Rollout(r) => check_rollout(r, &store, cfg).findings,
+            Object::Template(t, k) => check_template(t, *k, &store, cfg),
         };
-        locations.entry(object).or_insert_with(|| loc.clone());
+        // A finding on the object checked is where it was read; one on a template it
+        // references is where the template it resolved to was read.
+        located.extend(found.into_iter().map(|f| {
+            let at = if f.object == own {
+                Some(loc.clone())
+            } else {
+                read_at
+                    .get(&f.object)
+                    .and_then(|at| at.last())
+                    .map(|&at| at.clone())
+            };
+            (at, f)
+        }));
     }
-    let mut findings = Vec::new();
-    for (_, obj) in &inputs.objects {
-        match obj {
-            Object::Rollout(r) => findings.extend(check_rollout(r, &store, cfg).findings),
-            Object::Template(t, k) => findings.extend(check_template(t, *k, &store, cfg)),
-        }
-    }
-    normalize(&mut findings);
+    // Sorted as `normalize` sorts, then by place; exact repeats at one place dropped (a
+    // template checked on its own and again through each Rollout that uses it).
+    located.sort_by(|(a, f), (b, g)| (f.order_key(), a).cmp(&(g.order_key(), b)));
+    located.dedup_by(|(a, f), (b, g)| {
+        a == b
+            && f.rule == g.rule
+            && f.object == g.object
+            && f.path == g.path
+            && f.message == g.message
+    });
+    let mut same_name: Vec<SameName> = read_at
+        .into_iter()
+        .filter(|(object, at)| object.kind != Kind::Rollout && at.len() > 1)
+        .map(|(object, at)| SameName {
+            object: object.to_string(),
+            locations: at.into_iter().cloned().collect(),
+        })
+        .collect();
+    same_name.sort_by(|a, b| a.object.cmp(&b.object));
     let mut summary = Summary {
         files: inputs.files,
         objects: inputs.objects.len(),
         other_documents: inputs.other_documents,
+        same_name,
         ..Summary::default()
     };
-    for f in &findings {
+    for (_, f) in &located {
         *summary.by_severity.entry(f.severity).or_default() += 1;
     }
     let mut texts = inputs.texts;
     texts.extend(templates.texts);
     let mut field_lines: HashMap<(String, usize), HashMap<String, usize>> = HashMap::new();
-    let findings = findings
+    let findings = located
         .into_iter()
-        .map(|finding| {
-            let location = locations.get(&finding.object).cloned();
+        .map(|(location, finding)| {
             let line = location.as_ref().and_then(|loc| {
                 let key = (loc.file.clone(), loc.document);
                 let text = texts.get(&key)?;
@@ -166,14 +219,14 @@ pub fn exit_code(report: &CheckReport, fail_on: Severity) -> u8 {
 /// The human report: findings grouped by object, then input errors, then a summary line.
 pub fn text(report: &CheckReport, explain: bool, fail_on: Severity) -> String {
     let mut s = String::new();
-    let mut current: Option<&ObjectRef> = None;
+    let mut current: Option<(&ObjectRef, &Option<Location>)> = None;
     for located in &report.findings {
         let f = &located.finding;
-        if current != Some(&f.object) {
+        if current != Some((&f.object, &located.location)) {
             if current.is_some() {
                 s.push('\n');
             }
-            current = Some(&f.object);
+            current = Some((&f.object, &located.location));
             match &located.location {
                 Some(loc) => {
                     let _ = writeln!(s, "{}  {}", f.object, loc);
@@ -209,7 +262,25 @@ pub fn text(report: &CheckReport, explain: bool, fail_on: Severity) -> String {
             let _ = writeln!(s, "error: {e}");
         }
     }
-    if !report.findings.is_empty() || !report.errors.is_empty() {
+    if !report.summary.same_name.is_empty()
+        && (!report.findings.is_empty() || !report.errors.is_empty())
+    {
+        s.push('\n');
+    }
+    for same in &report.summary.same_name {
+        let places: Vec<String> = same.locations.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            s,
+            "note: {} is defined {} times ({}); references resolve to the last",
+            same.object,
+            places.len(),
+            places.join(", ")
+        );
+    }
+    if !report.findings.is_empty()
+        || !report.errors.is_empty()
+        || !report.summary.same_name.is_empty()
+    {
         s.push('\n');
     }
     let counts: Vec<String> = report

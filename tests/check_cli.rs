@@ -197,3 +197,43 @@ fn templates_dir_resolves_references() {
     ]));
     assert!(with.contains("inconclusive-timed-pause"), "{with}");
 }
+
+#[test]
+fn objects_sharing_a_name_are_reported_where_each_was_read() {
+    // A plain Rollout and two flagged ones of the same name (a base and overlays), the two
+    // flagged files each with a template `t`.
+    let out = check(&[&fixture("same-name"), "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut d1: Vec<(String, u64, String)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "inconclusive-timed-pause")
+        .map(|f| {
+            let file = f["location"]["file"].as_str().unwrap();
+            (
+                file.rsplit('/').next().unwrap().to_owned(),
+                f["line"].as_u64().unwrap(),
+                f["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    d1.sort();
+    assert_eq!(d1.len(), 2, "{v:#}");
+    assert_eq!((d1[0].0.as_str(), d1[0].1), ("2-flagged.yaml", 10));
+    assert!(d1[0].2.contains("5m pause"), "{}", d1[0].2);
+    assert_eq!((d1[1].0.as_str(), d1[1].1), ("3-flagged-again.yaml", 10));
+    assert!(d1[1].2.contains("10m pause"), "{}", d1[1].2);
+    let same = &v["summary"]["sameName"];
+    assert_eq!(same.as_array().map(Vec::len), Some(1), "{v:#}");
+    assert_eq!(same[0]["object"], "AnalysisTemplate/t");
+    assert_eq!(same[0]["locations"].as_array().unwrap().len(), 2);
+
+    let text = stdout(&check(&[&fixture("same-name")]));
+    assert!(!text.contains("1-plain.yaml"), "{text}");
+    assert!(
+        text.contains("note: AnalysisTemplate/t is defined 2 times"),
+        "{text}"
+    );
+}
