@@ -42,6 +42,9 @@ pub struct InputError {
     pub file: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub document: Option<usize>,
+    /// The item of a Kubernetes `List` (0-based), for an item that is not an object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -60,6 +63,9 @@ impl fmt::Display for InputError {
         }
         if let Some(d) = self.document {
             write!(f, ": document {d}")?;
+        }
+        if let Some(i) = self.item {
+            write!(f, ", items[{i}]")?;
         }
         write!(f, ": {}", self.message)
     }
@@ -152,6 +158,7 @@ fn file_error(file: &str, message: String) -> InputError {
     InputError {
         file: file.to_owned(),
         document: None,
+        item: None,
         line: None,
         column: None,
         message,
@@ -186,6 +193,7 @@ pub fn load_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
             Err(e) => loaded.errors.push(InputError {
                 file: file.to_owned(),
                 document: Some(1),
+                item: None,
                 line: Some(e.line()),
                 column: Some(e.column()),
                 message: format!("invalid JSON: {e}"),
@@ -214,6 +222,7 @@ pub fn load_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
                 loaded.errors.push(InputError {
                     file: file.to_owned(),
                     document: Some(document),
+                    item: None,
                     line,
                     column,
                     message: format!("invalid YAML: {}", strip_location(&e.to_string())),
@@ -305,6 +314,7 @@ fn add_object(location: Location, value: Value, loaded: &mut Loaded) {
     let error = |message: String| InputError {
         file: location.file.clone(),
         document: Some(location.document),
+        item: location.item,
         line: Some(location.line),
         column: None,
         message,
@@ -402,6 +412,20 @@ mod tests {
         assert_eq!(l.objects.len(), 1);
         assert_eq!(l.objects[0].0.item, Some(0));
         assert_eq!(l.other_documents, 1);
+    }
+
+    #[test]
+    fn a_bad_list_item_is_named_by_its_index() {
+        let l = load_str(
+            "apiVersion: v1\nkind: List\nitems:\n- 1\n- apiVersion: v1\n  kind: Service\n- [a]\n",
+        );
+        let shown: Vec<String> = l.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(l.errors.len(), 2, "{shown:?}");
+        assert_eq!((l.errors[0].item, l.errors[1].item), (Some(0), Some(2)));
+        assert!(
+            shown[1].contains("document 1, items[2]: document is not a mapping"),
+            "{shown:?}"
+        );
     }
 
     #[test]
