@@ -178,6 +178,27 @@ fn enforce_denies_with_rule_ids_and_paths() {
 }
 
 #[test]
+fn enforce_warns_the_controller_instead_of_denying_it() {
+    // A Rollout made dangerous by a template edit is already stored: the controller's own
+    // writes to it (the revision annotation) must not be refused, or the rollout stalls.
+    let a = admission(Mode::Enforce, "auto", ControllerVersion::DEFAULT, &[]);
+    let mut r = review(
+        "Rollout",
+        "rollouts",
+        None,
+        "UPDATE",
+        &dangerous_rollout(),
+        Some(&dangerous_rollout()),
+    );
+    r["request"]["userInfo"]["username"] = json!(CONTROLLER);
+    let answer = ask(&a, Endpoint::Validate, &r);
+    assert_eq!(answer.response()["allowed"], true);
+    assert_eq!(answer.outcome, Outcome::Warned);
+    r["request"]["userInfo"]["username"] = json!("jane@example.com");
+    assert_eq!(ask(&a, Endpoint::Validate, &r).outcome, Outcome::Denied);
+}
+
+#[test]
 fn per_object_annotation_sets_the_mode_or_opts_out() {
     let a = admission(Mode::Enforce, "auto", ControllerVersion::DEFAULT, &[]);
     let mut r = dangerous_rollout();
