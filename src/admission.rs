@@ -846,22 +846,23 @@ fn judge(
 fn budget(lines: impl Iterator<Item = String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut total = 0;
-    let mut dropped = 0;
+    // The lines left out, each once (`out` holds few lines; these can be many).
+    let mut dropped: std::collections::HashSet<String> = std::collections::HashSet::new();
     let reserve = 100;
     for line in lines {
         let line = truncate(sanitize(line), WARNING_MAX);
         if out.contains(&line) {
             continue;
         }
-        if dropped > 0 || total + line.len() > WARNINGS_BUDGET - reserve {
-            dropped += 1;
+        if !dropped.is_empty() || total + line.len() > WARNINGS_BUDGET - reserve {
+            dropped.insert(line);
             continue;
         }
         total += line.len();
         out.push(line);
     }
-    if dropped > 0 {
-        out.push(format!("rollout-guard: {dropped} more finding(s) not shown; run `rollout-guard check` on the manifest for all"));
+    if !dropped.is_empty() {
+        out.push(format!("rollout-guard: {} more finding(s) not shown; run `rollout-guard check` on the manifest for all", dropped.len()));
     }
     out
 }
@@ -1006,6 +1007,19 @@ mod tests {
         assert_eq!(value["response"]["patchType"], "JSONPatch");
         assert_eq!(value["response"]["allowed"], true);
         assert!(value["response"].get("warnings").is_none());
+    }
+
+    #[test]
+    fn the_count_of_warnings_left_out_counts_each_once() {
+        let long = |i: usize| format!("w{i}: {}", "x".repeat(240));
+        // 20 distinct lines of 244-245 bytes, each sent twice: 16 fit, 4 are left out.
+        let lines = (0..20).flat_map(|i| [long(i), long(i)]);
+        let out = budget(lines);
+        assert_eq!(out.len(), 17, "{out:?}");
+        assert_eq!(
+            out.last().unwrap(),
+            "rollout-guard: 4 more finding(s) not shown; run `rollout-guard check` on the manifest for all"
+        );
     }
 
     #[test]
