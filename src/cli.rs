@@ -158,6 +158,15 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes (the API server sends up to about 7 MiB).
     #[arg(long, env = "ROLLOUT_GUARD_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Request bodies held in memory at once, in bytes (by Content-Length, or the body limit
+    /// for a body sent without one); a request waits for room within its deadline, then gets
+    /// a 503. A single body larger than this still passes, alone.
+    #[arg(
+        long,
+        env = "ROLLOUT_GUARD_MAX_BUFFERED_BODY_BYTES",
+        default_value_t = 64 * 1024 * 1024
+    )]
+    pub max_buffered_body_bytes: usize,
     /// Time a client has to send its request headers.
     #[arg(long, env = "ROLLOUT_GUARD_HEADER_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub header_timeout: Duration,

@@ -27,16 +27,19 @@ pub enum Rejection {
     PayloadTooLarge,
     BodyTimeout,
     BodyError,
+    /// No room for the body within `--max-buffered-body-bytes` before the deadline.
+    BodiesBuffered,
 }
 
 impl Rejection {
-    pub const ALL: [Rejection; 6] = [
+    pub const ALL: [Rejection; 7] = [
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::UnsupportedMediaType,
         Self::PayloadTooLarge,
         Self::BodyTimeout,
         Self::BodyError,
+        Self::BodiesBuffered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +50,7 @@ impl Rejection {
             Self::PayloadTooLarge => "payload_too_large",
             Self::BodyTimeout => "body_timeout",
             Self::BodyError => "body_error",
+            Self::BodiesBuffered => "bodies_buffered",
         }
     }
 }

@@ -49,6 +49,7 @@ pub const INLINE_REVIEW_LIMIT: usize = 64 * 1024;
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_body_bytes: usize,
+    pub max_buffered_body_bytes: usize,
     /// Deadline of a review when the request has no `?timeout=`.
     pub review_timeout: Duration,
     pub max_concurrent_reviews: usize,
@@ -58,6 +59,7 @@ impl Limits {
     pub fn from_args(args: &ServeArgs) -> Self {
         Self {
             max_body_bytes: args.max_body_bytes,
+            max_buffered_body_bytes: args.max_buffered_body_bytes,
             review_timeout: args.review_timeout,
             max_concurrent_reviews: args.max_concurrent_reviews,
         }
@@ -74,8 +76,13 @@ struct Inner {
     reviewer: Arc<dyn Reviewer>,
     metrics: Arc<Metrics>,
     permits: Arc<Semaphore>,
+    /// Room for request bodies, in KiB ([`BODY_UNIT`]).
+    body_room: Arc<Semaphore>,
     limits: Limits,
 }
+
+/// The unit in which bodies take room in [`Inner::body_room`].
+const BODY_UNIT: usize = 1024;
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -92,6 +99,7 @@ impl AppState {
                 reviewer,
                 metrics,
                 permits: Arc::new(Semaphore::new(limits.max_concurrent_reviews.max(1))),
+                body_room: Arc::new(Semaphore::new(body_units(limits.max_buffered_body_bytes))),
                 limits,
             }),
         }
@@ -152,6 +160,11 @@ fn reject(metrics: &Metrics, rejection: Rejection) -> Response {
         Rejection::BodyError => (
             StatusCode::BAD_REQUEST,
             br#"{"error":"request body could not be read"}"#,
+        ),
+        // A 5xx makes the API server apply the webhook's failurePolicy.
+        Rejection::BodiesBuffered => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            br#"{"error":"too many request bodies in memory, retry"}"#,
         ),
     };
     let mut response = json(status, Body::from(Bytes::from_static(body)));
@@ -269,6 +282,16 @@ async fn handle(state: &Inner, endpoint: Endpoint, request: Request) -> Response
     let deadline = tokio::time::Instant::from_std(started) + budget(timeout);
 
     let _inflight = state.metrics.inflight();
+    // Room for the body before reading it: by its length, or the limit when it has none (the
+    // API server always sends one). One body larger than all the room takes all of it.
+    let units = body_units(length.map_or(limit, |l| l as usize).min(limit))
+        .clamp(1, body_units(state.limits.max_buffered_body_bytes));
+    let room = Arc::clone(&state.body_room).acquire_many_owned(units as u32);
+    let room = match tokio::time::timeout_at(deadline, room).await {
+        Ok(Ok(room)) => room,
+        // Never closed; no room before the deadline.
+        Ok(Err(_)) | Err(_) => return reject(&state.metrics, Rejection::BodiesBuffered),
+    };
     let body = match tokio::time::timeout_at(
         deadline,
         read_body(request.into_body(), limit, length),
@@ -283,7 +306,7 @@ async fn handle(state: &Inner, endpoint: Endpoint, request: Request) -> Response
 
     let permit = Arc::clone(&state.permits).acquire_owned();
     let reply = match tokio::time::timeout_at(deadline, permit).await {
-        Ok(Ok(permit)) => review(&state.reviewer, endpoint, body, permit).await,
+        Ok(Ok(permit)) => review(&state.reviewer, endpoint, body, (permit, room)).await,
         // No slot before the deadline (the semaphore is never closed).
         Ok(Err(_)) | Err(_) => state.reviewer.overloaded(endpoint, &body),
     };
@@ -297,11 +320,17 @@ async fn handle(state: &Inner, endpoint: Endpoint, request: Request) -> Response
     json(status, Body::from(reply.body))
 }
 
+/// Semaphore units for `bytes` of body (at least one, and within a `u32`).
+fn body_units(bytes: usize) -> usize {
+    bytes.div_ceil(BODY_UNIT).clamp(1, u32::MAX as usize)
+}
+
+/// `permit` is the review slot and the body's room: both are held while the body is.
 async fn review(
     reviewer: &Arc<dyn Reviewer>,
     endpoint: Endpoint,
     body: Bytes,
-    permit: OwnedSemaphorePermit,
+    permit: (OwnedSemaphorePermit, OwnedSemaphorePermit),
 ) -> Reply {
     if body.len() < INLINE_REVIEW_LIMIT {
         let reply = review_guarded(reviewer.as_ref(), endpoint, &body);

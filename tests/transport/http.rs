@@ -193,6 +193,64 @@ async fn waits_for_a_review_slot_until_the_timeout_parameter_then_answers_overlo
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn bodies_in_memory_are_bounded_and_a_request_waits_for_room_until_its_timeout() {
+    bounded(async {
+        let pki = Arc::new(Pki::new());
+        let certs = CertDir::with(&pki.server_leaf());
+        let args = serve_args(&certs, &["--max-buffered-body-bytes", "1048576"]);
+        let reviewer = Arc::new(TestReviewer {
+            delay: Duration::from_millis(1200),
+            ..TestReviewer::default()
+        });
+        let server = TestServer::start(&args, reviewer.clone()).await;
+        let https = server.https;
+        // A review padded to 700 KB: 684 of the 1,024 KiB of room while it is reviewed.
+        let mut big = GKE_REVIEW.to_vec();
+        big.resize(700_000, b' ');
+        let big: &'static [u8] = Box::leak(big.into_boxed_slice());
+
+        let holder = {
+            let pki = Arc::clone(&pki);
+            tokio::spawn(async move { post_once(&pki, https, "/validate?timeout=10s", big).await })
+        };
+        while reviewer.calls.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // A second one does not fit: it waits (a tenth of its timeout kept), then gets a 503.
+        let started = Instant::now();
+        let response = post_once(&pki, https, "/validate?timeout=200ms", big)
+            .await
+            .unwrap();
+        let waited = started.elapsed();
+        assert_eq!(response.status, 503, "{}", response.text());
+        assert!(response.text().contains("too many request bodies"));
+        assert!(
+            waited >= Duration::from_millis(170) && waited < Duration::from_millis(700),
+            "{waited:?}"
+        );
+        // A small one fits beside it and is answered (after its own 1.2 s review).
+        let response = post_once(&pki, https, "/validate?timeout=10s", GKE_REVIEW)
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200);
+        // A big one with time to wait gets room once the first is done.
+        let response = post_once(&pki, https, "/validate?timeout=10s", big)
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(response.json()["response"]["uid"], GKE_UID);
+        assert_eq!(holder.await.unwrap().unwrap().status, 200);
+        let metrics = admin_get(server.admin, "/metrics").await.text();
+        assert!(
+            metrics.contains(r#"rollout_guard_http_rejections_total{reason="bodies_buffered"} 1"#),
+            "{metrics}"
+        );
+        server.shutdown().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn header_timeout_closes_a_slow_client_without_stalling_others() {
     bounded(async {

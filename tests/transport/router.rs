@@ -34,6 +34,7 @@ fn state(metrics: Arc<Metrics>) -> AppState {
     });
     let limits = Limits {
         max_body_bytes: 1 << 20,
+        max_buffered_body_bytes: 4 << 20,
         review_timeout: Duration::from_secs(10),
         max_concurrent_reviews: 4,
     };
