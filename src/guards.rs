@@ -186,8 +186,12 @@ pub fn status_guard(new: &mut Value, old: &Value) -> Option<String> {
     if new_status.promote_full == Some(true) || new_status.abort == Some(true) {
         return None;
     }
-    if old_status.current_pod_hash.is_some()
-        && new_status.current_pod_hash != old_status.current_pod_hash
+    // A new revision started, or the steps were edited: Argo restarts the canary from step 0
+    // and clears the Inconclusive pause itself (DOMAIN.md section 5), so the old step index
+    // (maybe past the new steps' end) and pause must not be put back.
+    let changed = |old: &Option<String>, new: &Option<String>| old.is_some() && new != old;
+    if changed(&old_status.current_pod_hash, &new_status.current_pod_hash)
+        || changed(&old_status.current_step_hash, &new_status.current_step_hash)
     {
         return None;
     }
@@ -480,6 +484,15 @@ mod tests {
         assert!(status_guard(&mut full, &old).is_none());
         let mut revision = status(0, "stable", "newer", &[]);
         assert!(status_guard(&mut revision, &old).is_none());
+        // Edited steps (a new currentStepHash): Argo starts the canary again from step 0.
+        let mut old = old;
+        old["status"]["currentStepHash"] = json!("steps-a");
+        let mut edited = status(0, "stable", "canary", &[]);
+        edited["status"]["currentStepHash"] = json!("steps-b");
+        assert!(status_guard(&mut edited, &old).is_none());
+        let mut same_steps = status(2, "stable", "canary", &[]);
+        same_steps["status"]["currentStepHash"] = json!("steps-a");
+        assert!(status_guard(&mut same_steps, &old).is_some());
     }
 
     #[test]

@@ -437,6 +437,7 @@ pub struct RolloutStatus {
     #[serde(rename = "stableRS")]
     pub stable_rs: Option<String>,
     pub current_pod_hash: Option<String>,
+    pub current_step_hash: Option<String>,
     pub promote_full: Option<bool>,
     pub abort: Option<bool>,
     pub controller_pause: Option<bool>,
