@@ -5,6 +5,5 @@ mod admin;
 mod handshake;
 mod http;
 mod reload;
-mod router;
 mod shutdown;
 mod support;

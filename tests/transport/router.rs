@@ -1,5 +1,6 @@
 //! The admission router in process (`tower::ServiceExt::oneshot`), without sockets: the
-//! per-review log line and the metrics it records.
+//! per-review log line and the metrics it records. Built as its own test binary
+//! (`tests/router.rs`), not with the rest of `tests/transport`.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
