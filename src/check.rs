@@ -116,13 +116,7 @@ pub fn check_loaded(inputs: Loaded, templates: Loaded, cfg: &Config) -> CheckRep
     // Sorted as `normalize` sorts, then by place; exact repeats at one place dropped (a
     // template checked on its own and again through each Rollout that uses it).
     located.sort_by(|(a, f), (b, g)| (f.order_key(), a).cmp(&(g.order_key(), b)));
-    located.dedup_by(|(a, f), (b, g)| {
-        a == b
-            && f.rule == g.rule
-            && f.object == g.object
-            && f.path == g.path
-            && f.message == g.message
-    });
+    located.dedup_by(|(a, f), (b, g)| a == b && f.repeats(g));
     let mut same_name: Vec<SameName> = read_at
         .into_iter()
         .filter(|(object, at)| object.kind != Kind::Rollout && at.len() > 1)
@@ -262,12 +256,12 @@ pub fn text(report: &CheckReport, explain: bool, fail_on: Severity) -> String {
             let _ = writeln!(s, "error: {e}");
         }
     }
-    if !report.summary.same_name.is_empty()
-        && (!report.findings.is_empty() || !report.errors.is_empty())
-    {
+    let above = !report.findings.is_empty() || !report.errors.is_empty();
+    let notes = &report.summary.same_name;
+    if above && !notes.is_empty() {
         s.push('\n');
     }
-    for same in &report.summary.same_name {
+    for same in notes {
         let places: Vec<String> = same.locations.iter().map(ToString::to_string).collect();
         let _ = writeln!(
             s,
@@ -277,10 +271,7 @@ pub fn text(report: &CheckReport, explain: bool, fail_on: Severity) -> String {
             places.join(", ")
         );
     }
-    if !report.findings.is_empty()
-        || !report.errors.is_empty()
-        || !report.summary.same_name.is_empty()
-    {
+    if above || !notes.is_empty() {
         s.push('\n');
     }
     let counts: Vec<String> = report

@@ -193,6 +193,15 @@ impl Finding {
         self
     }
 
+    /// The same finding again: rule, object, path and message (the explanation follows from
+    /// them). What [`normalize`] drops.
+    pub fn repeats(&self, other: &Finding) -> bool {
+        self.rule == other.rule
+            && self.object == other.object
+            && self.path == other.path
+            && self.message == other.message
+    }
+
     /// Sort key that makes output deterministic: most serious first, then by place.
     pub fn order_key(&self) -> impl Ord + '_ {
         (
@@ -208,9 +217,7 @@ impl Finding {
 /// Sorts and removes exact repeats (the same template checked directly and through a Rollout).
 pub fn normalize(findings: &mut Vec<Finding>) {
     findings.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
-    findings.dedup_by(|a, b| {
-        a.rule == b.rule && a.object == b.object && a.path == b.path && a.message == b.message
-    });
+    findings.dedup_by(|a, b| a.repeats(b));
 }
 
 #[cfg(test)]
