@@ -78,6 +78,8 @@ struct Inner {
     permits: Arc<Semaphore>,
     /// Room for request bodies, in KiB ([`BODY_UNIT`]).
     body_room: Arc<Semaphore>,
+    /// All of that room: what one body takes at most.
+    body_room_units: u32,
     limits: Limits,
 }
 
@@ -94,12 +96,14 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     pub fn new(reviewer: Arc<dyn Reviewer>, metrics: Arc<Metrics>, limits: Limits) -> Self {
+        let room = body_units(limits.max_buffered_body_bytes);
         Self {
             inner: Arc::new(Inner {
                 reviewer,
                 metrics,
                 permits: Arc::new(Semaphore::new(limits.max_concurrent_reviews.max(1))),
-                body_room: Arc::new(Semaphore::new(body_units(limits.max_buffered_body_bytes))),
+                body_room: Arc::new(Semaphore::new(room as usize)),
+                body_room_units: room,
                 limits,
             }),
         }
@@ -284,9 +288,8 @@ async fn handle(state: &Inner, endpoint: Endpoint, request: Request) -> Response
     let _inflight = state.metrics.inflight();
     // Room for the body before reading it: by its length, or the limit when it has none (the
     // API server always sends one). One body larger than all the room takes all of it.
-    let units = body_units(length.map_or(limit, |l| l as usize).min(limit))
-        .clamp(1, body_units(state.limits.max_buffered_body_bytes));
-    let room = Arc::clone(&state.body_room).acquire_many_owned(units as u32);
+    let units = body_units(length.map_or(limit, |l| l as usize).min(limit));
+    let room = Arc::clone(&state.body_room).acquire_many_owned(units.min(state.body_room_units));
     let room = match tokio::time::timeout_at(deadline, room).await {
         Ok(Ok(room)) => room,
         // Never closed; no room before the deadline.
@@ -320,9 +323,9 @@ async fn handle(state: &Inner, endpoint: Endpoint, request: Request) -> Response
     json(status, Body::from(reply.body))
 }
 
-/// Semaphore units for `bytes` of body (at least one, and within a `u32`).
-fn body_units(bytes: usize) -> usize {
-    bytes.div_ceil(BODY_UNIT).clamp(1, u32::MAX as usize)
+/// Semaphore units for `bytes` of body: at least one, and at most what a `u32` holds.
+fn body_units(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(BODY_UNIT).max(1)).unwrap_or(u32::MAX)
 }
 
 /// `permit` is the review slot and the body's room: both are held while the body is.
