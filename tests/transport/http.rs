@@ -128,6 +128,38 @@ async fn refuses_large_bodies_by_content_length_and_while_streaming() {
     .await;
 }
 
+/// Starts one review of `body` that `reviewer` holds (its `delay`), and returns once the
+/// reviewer has it: whatever it occupies stays taken until the task ends.
+async fn hold_one_review(
+    pki: &Arc<Pki>,
+    https: std::net::SocketAddr,
+    body: &'static [u8],
+    reviewer: &TestReviewer,
+) -> tokio::task::JoinHandle<std::io::Result<Response>> {
+    let holder = {
+        let pki = Arc::clone(pki);
+        tokio::spawn(async move { post_once(&pki, https, "/validate?timeout=10s", body).await })
+    };
+    while reviewer.calls.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    holder
+}
+
+/// Posts `body` to `path`, expects a 503, and returns it with the time it took.
+async fn refused(
+    pki: &Pki,
+    https: std::net::SocketAddr,
+    path: &str,
+    body: &[u8],
+) -> (Response, Duration) {
+    let started = Instant::now();
+    let response = post_once(pki, https, path, body).await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(response.status, 503, "{}", response.text());
+    (response, waited)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn waits_for_a_review_slot_until_the_timeout_parameter_then_answers_overloaded() {
     bounded(async {
@@ -146,35 +178,17 @@ async fn waits_for_a_review_slot_until_the_timeout_parameter_then_answers_overlo
 
         // Occupy the only slot.
         let pki = Arc::new(pki);
-        let holder = {
-            let pki = Arc::clone(&pki);
-            tokio::spawn(async move {
-                post_once(&pki, https, "/validate?timeout=10s", GKE_REVIEW).await
-            })
-        };
-        while reviewer.calls.load(Ordering::SeqCst) == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let holder = hold_one_review(&pki, https, GKE_REVIEW, &reviewer).await;
 
         // `?timeout=200ms` gives up after 180 ms (a tenth kept in reserve).
-        let started = Instant::now();
-        let response = post_once(&pki, https, "/validate?timeout=200ms", GKE_REVIEW)
-            .await
-            .unwrap();
-        let waited = started.elapsed();
-        assert_eq!(response.status, 503, "{}", response.text());
+        let (_, waited) = refused(&pki, https, "/validate?timeout=200ms", GKE_REVIEW).await;
         assert!(
             waited >= Duration::from_millis(170) && waited < Duration::from_millis(700),
             "{waited:?}"
         );
 
         // An unparsable timeout falls back to --review-timeout (300 ms, so 270 ms).
-        let started = Instant::now();
-        let response = post_once(&pki, https, "/validate?timeout=soon", GKE_REVIEW)
-            .await
-            .unwrap();
-        let waited = started.elapsed();
-        assert_eq!(response.status, 503);
+        let (_, waited) = refused(&pki, https, "/validate?timeout=soon", GKE_REVIEW).await;
         assert!(
             waited >= Duration::from_millis(260) && waited < Duration::from_millis(800),
             "{waited:?}"
@@ -210,20 +224,9 @@ async fn bodies_in_memory_are_bounded_and_a_request_waits_for_room_until_its_tim
         big.resize(700_000, b' ');
         let big: &'static [u8] = Box::leak(big.into_boxed_slice());
 
-        let holder = {
-            let pki = Arc::clone(&pki);
-            tokio::spawn(async move { post_once(&pki, https, "/validate?timeout=10s", big).await })
-        };
-        while reviewer.calls.load(Ordering::SeqCst) == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let holder = hold_one_review(&pki, https, big, &reviewer).await;
         // A second one does not fit: it waits (a tenth of its timeout kept), then gets a 503.
-        let started = Instant::now();
-        let response = post_once(&pki, https, "/validate?timeout=200ms", big)
-            .await
-            .unwrap();
-        let waited = started.elapsed();
-        assert_eq!(response.status, 503, "{}", response.text());
+        let (response, waited) = refused(&pki, https, "/validate?timeout=200ms", big).await;
         assert!(response.text().contains("too many request bodies"));
         assert!(
             waited >= Duration::from_millis(170) && waited < Duration::from_millis(700),
