@@ -326,7 +326,18 @@ pub struct Canary {
     pub traffic_routing: Option<IgnoredAny>,
     pub max_surge: Option<IntOrStr>,
     pub dynamic_stable_scale: Option<bool>,
-    pub replica_progress_threshold: Option<IgnoredAny>,
+    pub replica_progress_threshold: Option<Box<ProgressThreshold>>,
+}
+
+/// `canary.replicaProgressThreshold` (controllers >= 1.9): how many available canary pods
+/// count as enough to promote, instead of all of `spec.replicas`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ProgressThreshold {
+    /// `Percent` or `Pod`.
+    #[serde(rename = "type")]
+    pub kind: Option<Text>,
+    pub value: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

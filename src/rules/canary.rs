@@ -2,7 +2,7 @@
 //! The formulas mirror Argo's replica arithmetic for the cases the rules depend on; where
 //! they are inferred rather than read from upstream tests, the comments say so.
 
-use crate::model::{Canary, IntOrStr, SetCanaryScale, Step};
+use crate::model::{Canary, IntOrStr, ProgressThreshold, SetCanaryScale, Step};
 
 /// What a step does to the ReplicaSets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +118,19 @@ impl<'a> Walker<'a> {
     }
 }
 
+/// The available canary pods at which `replicaProgressThreshold` lets a >= 1.9 controller
+/// promote: `Pod` counts pods, `Percent` is a share of `replicas` (4 of 5 meets 80). `None`
+/// for a value below 1 (Argo requires more than 0) or another type: the threshold is not
+/// assumed met.
+pub fn threshold_pods(threshold: &ProgressThreshold, replicas: i64) -> Option<i64> {
+    let value = threshold.value.filter(|v| *v > 0)?;
+    match threshold.kind.as_ref()?.0.as_str() {
+        "Pod" => Some(value),
+        "Percent" => Some(ceil_percent(replicas, value)),
+        _ => None,
+    }
+}
+
 fn int(v: &IntOrStr) -> Option<i64> {
     match v {
         IntOrStr::Int(n) => Some(*n),
@@ -191,6 +204,39 @@ mod tests {
         assert_eq!(pods_after(&c, 4).canary, 0);
         let basic = canary(json!({"steps": [{"setCanaryScale": {"replicas": 4}}]}));
         assert_eq!(pods_after(&basic, 4).canary, 0);
+    }
+
+    #[test]
+    fn progress_threshold_in_pods_or_percent_of_replicas() {
+        let t = |v: Value| serde_json::from_value::<ProgressThreshold>(v).unwrap();
+        assert_eq!(
+            threshold_pods(&t(json!({"type": "Pod", "value": 3})), 10),
+            Some(3)
+        );
+        // 80% of 5 is 4 pods; 90% of 10 is 9; 50% of 3 rounds up to 2.
+        assert_eq!(
+            threshold_pods(&t(json!({"type": "Percent", "value": 80})), 5),
+            Some(4)
+        );
+        assert_eq!(
+            threshold_pods(&t(json!({"type": "Percent", "value": 90})), 10),
+            Some(9)
+        );
+        assert_eq!(
+            threshold_pods(&t(json!({"type": "Percent", "value": 50})), 3),
+            Some(2)
+        );
+        // Not assumed met: no or a non-positive value, a missing or unknown type.
+        assert_eq!(
+            threshold_pods(&t(json!({"type": "Pod", "value": 0})), 10),
+            None
+        );
+        assert_eq!(threshold_pods(&t(json!({"type": "Pod"})), 10), None);
+        assert_eq!(threshold_pods(&t(json!({"value": 3})), 10), None);
+        assert_eq!(
+            threshold_pods(&t(json!({"type": "percent", "value": 3})), 10),
+            None
+        );
     }
 
     #[test]

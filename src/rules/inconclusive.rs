@@ -281,9 +281,16 @@ fn d2(
     if replicas <= 0 {
         return None;
     }
+    // >= 1.9 also promotes once `replicaProgressThreshold` pods are available (DOMAIN R2).
+    let enough = cfg
+        .version
+        .full_promote_at_or_above()
+        .then_some(canary.replica_progress_threshold.as_ref())
+        .flatten()
+        .and_then(|t| canary::threshold_pods(t, replicas));
     let full = |c: i64| {
         if cfg.version.full_promote_at_or_above() {
-            c >= replicas
+            c >= replicas || enough.is_some_and(|n| c >= n)
         } else {
             c == replicas
         }
@@ -310,10 +317,17 @@ fn d2(
         if !tail_is_free {
             continue;
         }
+        let canary_pods = if at_pause.canary >= replicas {
+            format!("the full canary ({}/{replicas} pods)", at_pause.canary)
+        } else {
+            format!(
+                "the canary ({}/{replicas} pods, enough for replicaProgressThreshold)",
+                at_pause.canary
+            )
+        };
         let message = format!(
-            "after this {} pause the full canary ({}/{replicas} pods) is promoted even if Inconclusive: use the status guard or hold the pause",
+            "after this {} pause {canary_pods} is promoted even if Inconclusive: use the status guard or hold the pause",
             HumanSeconds(secs),
-            at_pause.canary
         );
         let explanation = format!(
             "When the step index reaches the end, Argo Rollouts {} promotes as soon as the canary is full, ignoring the \

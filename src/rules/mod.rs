@@ -482,6 +482,45 @@ mod tests {
     }
 
     #[test]
+    fn replica_progress_threshold_makes_a_partial_canary_promotable_from_1_9() {
+        let s = store_of(&[template("t", json!([both()]))]);
+        let r = |threshold: Value| -> Rollout {
+            serde_json::from_value(json!({
+                "metadata": {"name": "r", "namespace": "apps"},
+                "spec": {"replicas": 10, "strategy": {"canary": {
+                    "trafficRouting": {"nginx": {}}, "analysis": bg("t"),
+                    "replicaProgressThreshold": threshold,
+                    "steps": [{"setWeight": 90}, {"pause": {"duration": "1m"}}]}}}
+            }))
+            .unwrap()
+        };
+        // Nine of ten canary pods meet 90 Percent and 9 Pod: promoted while Inconclusive.
+        for threshold in [
+            json!({"type": "Percent", "value": 90}),
+            json!({"type": "Pod", "value": 9}),
+        ] {
+            let e = eval(&r(threshold.clone()), &s, V19);
+            let d2 = find(&e, Rule::InconclusivePromotion);
+            assert!(
+                d2.message
+                    .contains("(9/10 pods, enough for replicaProgressThreshold)"),
+                "{threshold}: {}",
+                d2.message
+            );
+        }
+        // Not met, not set, or a controller before 1.9 (the field does not exist there).
+        for threshold in [json!({"type": "Percent", "value": 91}), Value::Null] {
+            let e = eval(&r(threshold.clone()), &s, V19);
+            assert!(
+                e.trap.is_some() && !ids(&e).contains(&"inconclusive-promotion"),
+                "{threshold}"
+            );
+        }
+        let e = eval(&r(json!({"type": "Pod", "value": 1})), &s, V182);
+        assert!(e.trap.is_some() && !ids(&e).contains(&"inconclusive-promotion"));
+    }
+
+    #[test]
     fn later_scaling_steps_block_promotion_unless_already_met() {
         let s = store_of(&[template("t", json!([both()]))]);
         let tail_scales = rollout(
