@@ -6,6 +6,10 @@
 //! timer starts at the head's first byte (or at the handshake for the first request), and an
 //! idle connection gets a longer idle timeout, above Go's 90 s `IdleConnTimeout` so that the
 //! client, not the server, closes pooled connections.
+//!
+//! Writes are bounded too: a client that stops reading its answers (pipelining, or stalled)
+//! would otherwise hold its connection forever, since hyper waits on the write and reads
+//! nothing more. A write or flush that makes no progress for the write timeout fails.
 
 use std::io;
 use std::pin::Pin;
@@ -19,6 +23,19 @@ use tokio::time::{Instant, Sleep};
 
 /// How long a keep-alive connection may sit between requests.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long a write may wait for the client to read: the API server's webhook timeout is at
+/// most 30 s, so by then it has given up on the answer.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection's bounds: the request head, the idle time between requests, and a stalled
+/// write.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub header: Duration,
+    pub idle: Duration,
+    pub write: Duration,
+}
 
 /// What the service tells the I/O wrapper: a request is being handled, and how many began.
 #[derive(Debug, Default)]
@@ -55,34 +72,55 @@ enum Waiting {
 }
 
 /// Wraps a connection's stream; reads fail with `TimedOut` when a head or an idle period
-/// outlasts its bound, which makes hyper close the connection.
+/// outlasts its bound, and writes when the client reads nothing for the write timeout, which
+/// makes hyper close the connection.
 pub struct Timed<S> {
     inner: S,
     activity: Arc<Activity>,
     seen: u64,
     waiting: Waiting,
     deadline: Pin<Box<Sleep>>,
-    header_timeout: Duration,
-    idle_timeout: Duration,
+    timeouts: Timeouts,
+    /// Armed when a write or flush first waits, dropped when one completes: a write that never
+    /// waits costs no timer.
+    stalled: Option<Pin<Box<Sleep>>>,
 }
 
 impl<S> Timed<S> {
     /// Starts in the head state: a new connection owes its first request head within
-    /// `header_timeout`.
-    pub fn new(
-        inner: S,
-        activity: Arc<Activity>,
-        header_timeout: Duration,
-        idle_timeout: Duration,
-    ) -> Self {
+    /// `timeouts.header`.
+    pub fn new(inner: S, activity: Arc<Activity>, timeouts: Timeouts) -> Self {
         Self {
             inner,
             activity,
             seen: 0,
             waiting: Waiting::Head,
-            deadline: Box::pin(tokio::time::sleep(header_timeout)),
-            header_timeout,
-            idle_timeout,
+            deadline: Box::pin(tokio::time::sleep(timeouts.header)),
+            timeouts,
+            stalled: None,
+        }
+    }
+
+    /// Passes a write-side result through, failing a wait that has lasted the write timeout.
+    fn bound_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.stalled = None;
+            return poll;
+        }
+        let write = self.timeouts.write;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(write)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client did not read the answer in time",
+            ))),
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -103,7 +141,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Timed<S> {
             // A request finished since we last looked: the connection is idle now.
             this.seen = started;
             this.waiting = Waiting::Idle;
-            let at = Instant::now() + this.idle_timeout;
+            let at = Instant::now() + this.timeouts.idle;
             this.deadline.as_mut().reset(at);
         }
         let before = buf.filled().len();
@@ -111,7 +149,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Timed<S> {
             Poll::Ready(Ok(())) => {
                 if this.waiting == Waiting::Idle && buf.filled().len() > before {
                     this.waiting = Waiting::Head;
-                    let at = Instant::now() + this.header_timeout;
+                    let at = Instant::now() + this.timeouts.header;
                     this.deadline.as_mut().reset(at);
                 }
                 Poll::Ready(Ok(()))
@@ -137,7 +175,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Timed<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.bound_write(cx, poll)
     }
 
     fn poll_write_vectored(
@@ -145,7 +184,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Timed<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.bound_write(cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -153,10 +193,84 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Timed<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.bound_write(cx, poll)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.bound_write(cx, poll)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const SHORT: Duration = Duration::from_millis(300);
+
+    fn timed(inner: tokio::io::DuplexStream) -> Timed<tokio::io::DuplexStream> {
+        let long = Duration::from_secs(60);
+        let timeouts = Timeouts {
+            header: long,
+            idle: long,
+            write: SHORT,
+        };
+        Timed::new(inner, Arc::new(Activity::default()), timeouts)
+    }
+
+    #[tokio::test]
+    async fn a_write_the_client_never_reads_fails_after_the_write_timeout() {
+        // 64 bytes of room and nobody reading: the write waits from its 65th byte on.
+        let (near, _far) = tokio::io::duplex(64);
+        let mut io = timed(near);
+        let started = std::time::Instant::now();
+        let error = tokio::time::timeout(Duration::from_secs(10), io.write_all(&[b'x'; 4096]))
+            .await
+            .expect("the stalled write should have failed, not waited on")
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut, "{error}");
+        let waited = started.elapsed();
+        assert!(
+            waited >= SHORT && waited < Duration::from_secs(10),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_slow_client_that_keeps_reading_is_not_cut_off() {
+        // Each wait is shorter than the write timeout, the whole write much longer.
+        let (near, mut far) = tokio::io::duplex(64);
+        let reader = tokio::spawn(async move {
+            let mut total = 0;
+            let mut chunk = [0u8; 64];
+            loop {
+                tokio::time::sleep(SHORT / 3).await;
+                match far.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return total,
+                    Ok(n) => total += n,
+                }
+            }
+        });
+        let mut io = timed(near);
+        let started = std::time::Instant::now();
+        io.write_all(&[b'x'; 1024]).await.unwrap();
+        io.shutdown().await.unwrap();
+        drop(io);
+        assert_eq!(reader.await.unwrap(), 1024);
+        assert!(
+            started.elapsed() > SHORT * 2,
+            "the write should have waited several times"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_that_never_waits_arms_no_timer() {
+        let (near, _far) = tokio::io::duplex(1024);
+        let mut io = timed(near);
+        io.write_all(b"answer").await.unwrap();
+        io.flush().await.unwrap();
+        assert!(io.stalled.is_none());
     }
 }

@@ -32,7 +32,7 @@ use tower::ServiceExt as _;
 
 use crate::admin::{self, AdminState};
 use crate::cli::ServeArgs;
-use crate::conn::{Activity, IDLE_TIMEOUT, Timed};
+use crate::conn::{Activity, IDLE_TIMEOUT, Timed, Timeouts, WRITE_TIMEOUT};
 use crate::metrics::{Metrics, Rejection};
 use crate::review::{Endpoint, Outcome, Reply, Reviewer};
 use crate::tls::{self, CertResolver};
@@ -457,6 +457,7 @@ pub struct Server {
     shutting_down: Arc<AtomicBool>,
     header_timeout: Duration,
     idle_timeout: Duration,
+    write_timeout: Duration,
     shutdown_delay: Duration,
     shutdown_timeout: Duration,
     reload_interval: Duration,
@@ -514,10 +515,18 @@ impl Server {
             shutting_down,
             header_timeout: args.header_timeout,
             idle_timeout: IDLE_TIMEOUT,
+            write_timeout: WRITE_TIMEOUT,
             shutdown_delay: Duration::ZERO,
             shutdown_timeout: args.shutdown_timeout,
             reload_interval: args.tls_reload_interval,
         })
+    }
+
+    /// How long a write may wait for the client to read before the connection is closed
+    /// (default [`WRITE_TIMEOUT`]).
+    pub fn with_write_timeout(mut self, write_timeout: Duration) -> Self {
+        self.write_timeout = write_timeout;
+        self
     }
 
     /// How long a keep-alive connection may stay idle between requests (default
@@ -572,7 +581,12 @@ impl Server {
             .header_read_timeout(None);
         let router = router(self.state);
         let graceful = GracefulShutdown::new();
-        let (header_timeout, idle_timeout) = (self.header_timeout, self.idle_timeout);
+        let header_timeout = self.header_timeout;
+        let timeouts = Timeouts {
+            header: self.header_timeout,
+            idle: self.idle_timeout,
+            write: self.write_timeout,
+        };
 
         // Once shutdown is asked for, every answer says `Connection: close`, as Go's own
         // server does while shutting down. The API server's pooled connections survive the
@@ -623,7 +637,7 @@ impl Server {
                                 }
                             };
                             let activity = Arc::new(Activity::default());
-                            let io = Timed::new(tls, Arc::clone(&activity), header_timeout, idle_timeout);
+                            let io = Timed::new(tls, Arc::clone(&activity), timeouts);
                             let service = hyper::service::service_fn(move |request| {
                                 let busy = activity.begin();
                                 let response = router.clone().oneshot(request);

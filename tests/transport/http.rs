@@ -428,3 +428,73 @@ async fn idle_keep_alive_connections_outlive_the_header_timeout_until_the_idle_t
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_stops_reading_answers_is_disconnected_after_the_write_timeout() {
+    bounded(async {
+        let pki = Pki::new();
+        let certs = CertDir::with(&pki.server_leaf());
+        let args = serve_args(&certs, &[]);
+        let write_timeout = Duration::from_millis(500);
+        let server =
+            TestServer::start_with_write_timeout(&args, Arc::new(NullReviewer), write_timeout)
+                .await;
+        // A small receive window, so that the answers back up after a few of them.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let tcp = socket.connect(server.https).await.unwrap();
+        let tls =
+            tokio_rustls::TlsConnector::from(Arc::new(pki.client_config(rustls::ALL_VERSIONS)))
+                .connect(
+                    rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+                    tcp,
+                )
+                .await
+                .unwrap();
+        let (_unread, mut write) = tokio::io::split(tls);
+        let mut request = format!(
+            "POST /validate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n",
+            GKE_REVIEW.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(GKE_REVIEW);
+
+        // Pipelined reviews, no answer read. The server's writes stall, it stops reading, our
+        // writes stall in turn; after the write timeout it closes and they fail.
+        let started = Instant::now();
+        let mut sent = 0usize;
+        let outcome = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                write.write_all(&request).await?;
+                sent += 1;
+            }
+        })
+        .await;
+        let error: std::io::Error = match outcome {
+            Ok(Err(error)) => error,
+            Ok(Ok(())) => unreachable!("the loop only ends on an error"),
+            Err(_) => {
+                panic!("still connected 10 s after the answers stopped being read ({sent} sent)")
+            }
+        };
+        assert!(
+            matches!(
+                error.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            ),
+            "{error}"
+        );
+        assert!(
+            started.elapsed() >= write_timeout,
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            sent > 1,
+            "the server should have answered some reviews first: {sent}"
+        );
+        server.shutdown().await;
+    })
+    .await;
+}

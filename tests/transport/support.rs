@@ -296,6 +296,16 @@ impl TestServer {
         Self::run(server.with_idle_timeout(idle_timeout))
     }
 
+    pub async fn start_with_write_timeout(
+        args: &ServeArgs,
+        reviewer: Arc<dyn Reviewer>,
+        write_timeout: Duration,
+    ) -> Self {
+        install_provider();
+        let server = Server::bind(args, reviewer).await.unwrap();
+        Self::run(server.with_write_timeout(write_timeout))
+    }
+
     pub async fn start_with_shutdown_delay(
         args: &ServeArgs,
         reviewer: Arc<dyn Reviewer>,
