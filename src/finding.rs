@@ -116,7 +116,7 @@ impl Rule {
                 "Background analysis can end Inconclusive during a timed pause."
             }
             Rule::InconclusivePromotion => {
-                "After a timed pause the full canary is promoted while analysis is Inconclusive."
+                "After a timed pause a full canary (or one meeting replicaProgressThreshold) is promoted while analysis is Inconclusive."
             }
             Rule::PauseDuringBackgroundAnalysis => {
                 "A pause step runs while background analysis may be Inconclusive."

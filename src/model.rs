@@ -326,18 +326,39 @@ pub struct Canary {
     pub traffic_routing: Option<IgnoredAny>,
     pub max_surge: Option<IntOrStr>,
     pub dynamic_stable_scale: Option<bool>,
+    #[serde(deserialize_with = "progress_threshold")]
     pub replica_progress_threshold: Option<Box<ProgressThreshold>>,
 }
 
 /// `canary.replicaProgressThreshold` (controllers >= 1.9): how many available canary pods
-/// count as enough to promote, instead of all of `spec.replicas`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
+/// count as enough to finish a step or promote, instead of all of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProgressThreshold {
     /// `Percent` or `Pod`.
-    #[serde(rename = "type")]
-    pub kind: Option<Text>,
+    pub kind: Option<CompactString>,
+    /// An integer, or a string holding one.
     pub value: Option<i64>,
+}
+
+/// Reads `replicaProgressThreshold` leniently: a shape or type Argo would refuse leaves the
+/// fields it cannot read unset (no threshold is then assumed), never the Rollout unreadable.
+/// Rare, so going through a `Value` costs nothing that matters.
+fn progress_threshold<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Box<ProgressThreshold>>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(value.map(|v| {
+        let kind = v
+            .get("type")
+            .and_then(|t| t.as_str())
+            .map(CompactString::from);
+        let value = match v.get("value") {
+            Some(serde_json::Value::Number(n)) => n.as_i64(),
+            Some(serde_json::Value::String(s)) => s.parse().ok(),
+            _ => None,
+        };
+        Box::new(ProgressThreshold { kind, value })
+    }))
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

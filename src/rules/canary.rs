@@ -118,17 +118,19 @@ impl<'a> Walker<'a> {
     }
 }
 
-/// The available canary pods at which `replicaProgressThreshold` lets a >= 1.9 controller
-/// promote: `Pod` counts pods, `Percent` is a share of `replicas` (4 of 5 meets 80). `None`
-/// for a value below 1 (Argo requires more than 0) or another type: the threshold is not
-/// assumed met.
-pub fn threshold_pods(threshold: &ProgressThreshold, replicas: i64) -> Option<i64> {
+/// The available canary pods out of `desired` at which `replicaProgressThreshold` counts as
+/// met on a >= 1.9 controller: `Pod` counts pods, `Percent` is a share of `desired` (4 of 5
+/// meets 80), and neither asks for more than `desired` (the CRD: when not satisfiable it is
+/// 100% of the desired replicas). `None` for a value below 1 (Argo requires more than 0) or
+/// another type: no threshold is assumed.
+pub fn threshold_pods(threshold: &ProgressThreshold, desired: i64) -> Option<i64> {
     let value = threshold.value.filter(|v| *v > 0)?;
-    match threshold.kind.as_ref()?.0.as_str() {
-        "Pod" => Some(value),
-        "Percent" => Some(ceil_percent(replicas, value)),
-        _ => None,
-    }
+    let pods = match threshold.kind.as_deref()? {
+        "Pod" => value,
+        "Percent" => ceil_percent(desired, value),
+        _ => return None,
+    };
+    Some(pods.min(desired))
 }
 
 fn int(v: &IntOrStr) -> Option<i64> {
@@ -206,37 +208,54 @@ mod tests {
         assert_eq!(pods_after(&basic, 4).canary, 0);
     }
 
+    fn threshold(v: Value) -> Option<Box<ProgressThreshold>> {
+        canary(json!({ "replicaProgressThreshold": v })).replica_progress_threshold
+    }
+
     #[test]
-    fn progress_threshold_in_pods_or_percent_of_replicas() {
-        let t = |v: Value| serde_json::from_value::<ProgressThreshold>(v).unwrap();
-        assert_eq!(
-            threshold_pods(&t(json!({"type": "Pod", "value": 3})), 10),
-            Some(3)
-        );
+    fn progress_threshold_in_pods_or_percent_of_the_desired_pods() {
+        let pods = |v: Value, desired: i64| threshold_pods(&threshold(v).unwrap(), desired);
+        assert_eq!(pods(json!({"type": "Pod", "value": 3}), 10), Some(3));
         // 80% of 5 is 4 pods; 90% of 10 is 9; 50% of 3 rounds up to 2.
+        assert_eq!(pods(json!({"type": "Percent", "value": 80}), 5), Some(4));
+        assert_eq!(pods(json!({"type": "Percent", "value": 90}), 10), Some(9));
+        assert_eq!(pods(json!({"type": "Percent", "value": 50}), 3), Some(2));
+        // Never more than the desired pods.
+        assert_eq!(pods(json!({"type": "Pod", "value": 20}), 10), Some(10));
+        assert_eq!(pods(json!({"type": "Percent", "value": 150}), 10), Some(10));
+        // No threshold: no or a non-positive value, a missing or unknown type.
+        assert_eq!(pods(json!({"type": "Pod", "value": 0}), 10), None);
+        assert_eq!(pods(json!({"type": "Pod"}), 10), None);
+        assert_eq!(pods(json!({"value": 3}), 10), None);
+        assert_eq!(pods(json!({"type": "percent", "value": 3}), 10), None);
+    }
+
+    #[test]
+    fn a_mistyped_progress_threshold_leaves_parts_unset_instead_of_failing() {
+        let t = |kind: Option<&str>, value: Option<i64>| {
+            Some(Box::new(ProgressThreshold {
+                kind: kind.map(Into::into),
+                value,
+            }))
+        };
+        let percent = Some("Percent");
         assert_eq!(
-            threshold_pods(&t(json!({"type": "Percent", "value": 80})), 5),
-            Some(4)
+            threshold(json!({"type": "Percent", "value": "90"})),
+            t(percent, Some(90))
         );
         assert_eq!(
-            threshold_pods(&t(json!({"type": "Percent", "value": 90})), 10),
-            Some(9)
+            threshold(json!({"type": "Percent", "value": "90%"})),
+            t(percent, None)
         );
-        assert_eq!(
-            threshold_pods(&t(json!({"type": "Percent", "value": 50})), 3),
-            Some(2)
-        );
-        // Not assumed met: no or a non-positive value, a missing or unknown type.
-        assert_eq!(
-            threshold_pods(&t(json!({"type": "Pod", "value": 0})), 10),
-            None
-        );
-        assert_eq!(threshold_pods(&t(json!({"type": "Pod"})), 10), None);
-        assert_eq!(threshold_pods(&t(json!({"value": 3})), 10), None);
-        assert_eq!(
-            threshold_pods(&t(json!({"type": "percent", "value": 3})), 10),
-            None
-        );
+        assert_eq!(threshold(json!({"type": 7, "value": 90.5})), t(None, None));
+        assert_eq!(threshold(json!(90)), t(None, None));
+        assert_eq!(threshold(Value::Null), None);
+        // The lean reader, which the webhook uses, reads it the same way.
+        let lean: Canary = crate::json::from_str(
+            r#"{"replicaProgressThreshold": {"type": "Pod", "value": "3"}, "steps": []}"#,
+        )
+        .unwrap();
+        assert_eq!(lean.replica_progress_threshold, t(Some("Pod"), Some(3)));
     }
 
     #[test]

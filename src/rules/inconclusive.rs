@@ -281,16 +281,21 @@ fn d2(
     if replicas <= 0 {
         return None;
     }
-    // >= 1.9 also promotes once `replicaProgressThreshold` pods are available (DOMAIN R2).
-    let enough = cfg
+    // >= 1.9 also finishes steps and promotes once `replicaProgressThreshold` of the desired
+    // canary pods are available (DOMAIN R2; the CRD: "for the given next step").
+    let threshold = cfg
         .version
         .full_promote_at_or_above()
-        .then_some(canary.replica_progress_threshold.as_ref())
-        .flatten()
-        .and_then(|t| canary::threshold_pods(t, replicas));
+        .then_some(canary.replica_progress_threshold.as_deref())
+        .flatten();
+    let met = |available: i64, desired: i64| {
+        threshold
+            .and_then(|t| canary::threshold_pods(t, desired))
+            .is_some_and(|n| available >= n)
+    };
     let full = |c: i64| {
         if cfg.version.full_promote_at_or_above() {
-            c >= replicas || enough.is_some_and(|n| c >= n)
+            c >= replicas || met(c, replicas)
         } else {
             c == replicas
         }
@@ -304,13 +309,19 @@ fn d2(
         if !full(at_pause.canary) {
             continue;
         }
+        // Scaling halts while the Inconclusive pause is recorded, so a later step completes
+        // only if the pods it wants are already there, or enough of them for the threshold.
         let tail_is_free = canary.steps[p + 1..]
             .iter()
             .all(|step| match canary::kind(step) {
                 StepKind::Pause | StepKind::Route | StepKind::Empty => true,
                 StepKind::SetWeight | StepKind::SetCanaryScale => {
                     walker.apply(step);
-                    walker.pods() == at_pause
+                    let wanted = walker.pods();
+                    wanted == at_pause
+                        || (wanted.stable == at_pause.stable
+                            && wanted.canary > at_pause.canary
+                            && met(at_pause.canary, wanted.canary))
                 }
                 StepKind::Blocking => false,
             });
@@ -330,10 +341,11 @@ fn d2(
             HumanSeconds(secs),
         );
         let explanation = format!(
-            "When the step index reaches the end, Argo Rollouts {} promotes as soon as the canary is full, ignoring the \
-             Inconclusive pause. Nothing after this pause changes ReplicaSet sizes, so nothing halts it. \
-             With replicas: 1 any weight gives a full canary. Fixes: rollout-guard's status guard, an indefinite \
-             pause, or failing on inconclusive measurements.",
+            "When the step index reaches the end, Argo Rollouts {} promotes as soon as the canary is full (from 1.9: or \
+             meets replicaProgressThreshold), ignoring the Inconclusive pause. Nothing after this pause needs a \
+             ReplicaSet size it does not already have, so nothing halts it. With replicas: 1 any weight gives a full \
+             canary. Fixes: rollout-guard's status guard, an indefinite pause, or failing on inconclusive \
+             measurements.",
             cfg.version
         );
         return Some(

@@ -521,6 +521,38 @@ mod tests {
     }
 
     #[test]
+    fn a_later_scale_up_already_meeting_the_threshold_does_not_halt_promotion() {
+        let s = store_of(&[template("t", json!([both()]))]);
+        let r = |threshold: Value, tail: Value| -> Rollout {
+            let mut steps = vec![
+                json!({"setWeight": 90}),
+                json!({"pause": {"duration": "1m"}}),
+            ];
+            steps.push(tail);
+            serde_json::from_value(json!({
+                "metadata": {"name": "r", "namespace": "apps"},
+                "spec": {"replicas": 10, "strategy": {"canary": {
+                    "trafficRouting": {"nginx": {}}, "analysis": bg("t"),
+                    "replicaProgressThreshold": threshold, "steps": steps}}}
+            }))
+            .unwrap()
+        };
+        let d2 = |r: &Rollout| ids(&eval(r, &s, V19)).contains(&"inconclusive-promotion");
+        let ninety = json!({"type": "Percent", "value": 90});
+        // Scaling halts at 9 pods; 9 of the 10 that setWeight 100 wants meet 90%.
+        assert!(d2(&r(ninety.clone(), json!({"setWeight": 100}))));
+        // 95% of 10 is all 10 pods: the canary is not full at the pause.
+        assert!(!d2(&r(
+            json!({"type": "Percent", "value": 95}),
+            json!({"setWeight": 100})
+        )));
+        // A scale-down is a scale change the threshold does not excuse.
+        assert!(!d2(&r(ninety, json!({"setWeight": 50}))));
+        // Without a threshold the later scale-up halts it.
+        assert!(!d2(&r(Value::Null, json!({"setWeight": 100}))));
+    }
+
+    #[test]
     fn later_scaling_steps_block_promotion_unless_already_met() {
         let s = store_of(&[template("t", json!([both()]))]);
         let tail_scales = rollout(
