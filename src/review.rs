@@ -98,6 +98,13 @@ impl Reply {
 pub trait Reviewer: Send + Sync + 'static {
     fn review(&self, endpoint: Endpoint, body: &[u8]) -> Reply;
 
+    /// The review, run on an async worker; or `None` when this one's cost grows with the
+    /// cluster rather than the body, and the server should run [`Reviewer::review`] on the
+    /// blocking pool instead. The default never declines.
+    fn review_inline(&self, endpoint: Endpoint, body: &[u8]) -> Option<Reply> {
+        Some(self.review(endpoint, body))
+    }
+
     /// An answer for a review that could not get a slot before its deadline. It still echoes
     /// the uid when the body has one, so the API server applies its failurePolicy knowingly.
     fn overloaded(&self, endpoint: Endpoint, body: &[u8]) -> Reply;

@@ -42,7 +42,8 @@ use crate::tls::{self, CertResolver};
 /// `Value` tree, while a `spawn_blocking` round trip costs 5 µs (p50; 10 µs p99). Below 64 KiB
 /// a review holds a worker for at most ~150 µs, so it stays inline where the hand-off would
 /// double the cost of a typical 5-20 KB review; a 7 MiB body (2-30 ms) must not stall every
-/// other connection on its worker thread.
+/// other connection on its worker thread. A reviewer may also decline a small one whose cost
+/// grows with the cluster ([`Reviewer::review_inline`]).
 pub const INLINE_REVIEW_LIMIT: usize = 64 * 1024;
 
 /// The limits the transport enforces, from the `serve` flags.
@@ -335,8 +336,10 @@ async fn review(
     body: Bytes,
     permit: (OwnedSemaphorePermit, OwnedSemaphorePermit),
 ) -> Reply {
-    if body.len() < INLINE_REVIEW_LIMIT {
-        let reply = review_guarded(reviewer.as_ref(), endpoint, &body);
+    if body.len() < INLINE_REVIEW_LIMIT
+        && let Some(reply) = guarded(endpoint, || reviewer.review_inline(endpoint, &body))
+            .unwrap_or_else(|()| Some(internal_error()))
+    {
         drop(permit);
         return reply;
     }
@@ -352,14 +355,15 @@ async fn review(
     .unwrap_or_else(|_| internal_error())
 }
 
-/// A panicking reviewer must cost one request, not the connection or the worker thread.
 fn review_guarded(reviewer: &dyn Reviewer, endpoint: Endpoint, body: &[u8]) -> Reply {
-    std::panic::catch_unwind(AssertUnwindSafe(|| reviewer.review(endpoint, body))).unwrap_or_else(
-        |_| {
-            tracing::error!(endpoint = endpoint.as_str(), "reviewer panicked");
-            internal_error()
-        },
-    )
+    guarded(endpoint, || reviewer.review(endpoint, body)).unwrap_or_else(|()| internal_error())
+}
+
+/// A panicking reviewer must cost one request, not the connection or the worker thread.
+fn guarded<T>(endpoint: Endpoint, review: impl FnOnce() -> T) -> Result<T, ()> {
+    std::panic::catch_unwind(AssertUnwindSafe(review)).map_err(|_| {
+        tracing::error!(endpoint = endpoint.as_str(), "reviewer panicked");
+    })
 }
 
 fn internal_error() -> Reply {

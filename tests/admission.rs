@@ -904,3 +904,84 @@ fn field_order_never_changes_the_answer() {
         );
     }
 }
+
+#[test]
+fn template_validations_are_declined_inline_and_answered_on_the_blocking_path() {
+    let a = admission(
+        Mode::Warn,
+        "auto",
+        ControllerVersion::DEFAULT,
+        &[dangerous_rollout()],
+    );
+    let t = template_web();
+    let mut cluster_t = t.clone();
+    cluster_t["kind"] = json!("ClusterAnalysisTemplate");
+    cluster_t["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("namespace");
+    let template_edit = review(
+        "AnalysisTemplate",
+        "analysistemplates",
+        None,
+        "UPDATE",
+        &t,
+        Some(&t),
+    );
+    let cluster_create = review(
+        "ClusterAnalysisTemplate",
+        "clusteranalysistemplates",
+        None,
+        "CREATE",
+        &cluster_t,
+        None,
+    );
+    for r in [&template_edit, &cluster_create] {
+        let body = serde_json::to_vec(r).unwrap();
+        // Their cost grows with the cached Rollouts: the server runs them off the async workers.
+        assert!(
+            a.review_inline(Endpoint::Validate, &body).is_none(),
+            "{}",
+            r["request"]["kind"]
+        );
+        // The mutating side (fail-closed) costs the same whatever the cluster: inline.
+        let mutated = a.review_inline(Endpoint::Mutate, &body).expect("inline");
+        assert_eq!(mutated.status, 200);
+    }
+    // `review` answers what was declined, in full.
+    let body = serde_json::to_vec(&template_edit).unwrap();
+    let full = a.review(Endpoint::Validate, &body);
+    assert!(
+        String::from_utf8_lossy(&full.body).contains("Rollout/apps/shop stays dangerous"),
+        "{}",
+        String::from_utf8_lossy(&full.body)
+    );
+
+    // Rollout writes, deletes of templates and bodies that are not reviews stay inline, with
+    // the answer `review` gives.
+    let rollout = review(
+        "Rollout",
+        "rollouts",
+        None,
+        "CREATE",
+        &dangerous_rollout(),
+        None,
+    );
+    let delete = review(
+        "AnalysisTemplate",
+        "analysistemplates",
+        None,
+        "DELETE",
+        &t,
+        Some(&t),
+    );
+    for body in [
+        serde_json::to_vec(&rollout).unwrap(),
+        serde_json::to_vec(&delete).unwrap(),
+        b"not json".to_vec(),
+    ] {
+        let inline = a.review_inline(Endpoint::Validate, &body).expect("inline");
+        let direct = a.review(Endpoint::Validate, &body);
+        assert_eq!((inline.status, inline.body), (direct.status, direct.body));
+    }
+}

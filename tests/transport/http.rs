@@ -498,3 +498,46 @@ async fn a_client_that_stops_reading_answers_is_disconnected_after_the_write_tim
     })
     .await;
 }
+
+/// One async worker: a review the reviewer declines inline runs on the blocking pool, so a
+/// second connection's review is answered while it sleeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_review_declined_inline_leaves_the_async_worker_free() {
+    bounded(async {
+        let pki = Pki::new();
+        let certs = CertDir::with(&pki.server_leaf());
+        let args = serve_args(&certs, &[]);
+        let slow = Duration::from_millis(1500);
+        let reviewer = Arc::new(TestReviewer {
+            decline_inline_on: Some(("colin-coder", slow)),
+            ..TestReviewer::default()
+        });
+        let server = TestServer::start(&args, reviewer).await;
+        let config = pki.client_config(rustls::ALL_VERSIONS);
+        let mut heavy = HttpConn::new(connect_tls(server.https, config.clone()).await.unwrap());
+        let mut light = HttpConn::new(connect_tls(server.https, config).await.unwrap());
+
+        let started = Instant::now();
+        let heavy_answer = tokio::spawn(async move { heavy.post("/validate", GKE_REVIEW).await });
+        // Let the heavy review reach the reviewer first.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let other = String::from_utf8(GKE_REVIEW.to_vec())
+            .unwrap()
+            .replace("colin-coder", "other-coder");
+        assert_ne!(other.as_bytes(), GKE_REVIEW);
+        let answer = light.post("/validate", other.as_bytes()).await.unwrap();
+        assert_eq!(answer.status, 200);
+        let light_took = started.elapsed();
+        assert!(
+            light_took < slow,
+            "waited behind the declined review: {light_took:?}"
+        );
+
+        let heavy_answer = heavy_answer.await.unwrap().unwrap();
+        assert_eq!(heavy_answer.status, 200);
+        assert_eq!(heavy_answer.json()["response"]["uid"], GKE_UID);
+        assert!(started.elapsed() >= slow);
+        server.shutdown().await;
+    })
+    .await;
+}

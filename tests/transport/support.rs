@@ -193,16 +193,27 @@ pub struct TestReviewer {
     pub not_ready: AtomicBool,
     pub rules: Vec<&'static str>,
     pub panic_on: Option<&'static str>,
+    /// Bodies holding the marker are declined inline, then take this long on the blocking pool.
+    pub decline_inline_on: Option<(&'static str, Duration)>,
     pub calls: AtomicUsize,
+}
+
+fn holds(body: &[u8], marker: &str) -> bool {
+    body.windows(marker.len()).any(|w| w == marker.as_bytes())
 }
 
 impl Reviewer for TestReviewer {
     fn review(&self, endpoint: Endpoint, body: &[u8]) -> Reply {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if let Some(marker) = self.panic_on
-            && body.windows(marker.len()).any(|w| w == marker.as_bytes())
+            && holds(body, marker)
         {
             panic!("test reviewer asked to panic");
+        }
+        if let Some((marker, delay)) = self.decline_inline_on
+            && holds(body, marker)
+        {
+            std::thread::sleep(delay);
         }
         if !self.delay.is_zero() {
             std::thread::sleep(self.delay);
@@ -224,6 +235,13 @@ impl Reviewer for TestReviewer {
             }
         }
         reply
+    }
+
+    fn review_inline(&self, endpoint: Endpoint, body: &[u8]) -> Option<Reply> {
+        match self.decline_inline_on {
+            Some((marker, _)) if holds(body, marker) => None,
+            _ => Some(self.review(endpoint, body)),
+        }
     }
 
     fn overloaded(&self, endpoint: Endpoint, body: &[u8]) -> Reply {
