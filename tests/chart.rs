@@ -281,7 +281,7 @@ fn container_configuration_is_accepted_by_serve() {
         let container = container(&docs);
         let serve = parse_container(&container);
 
-        assert_eq!(serve.addr.port(), 8443);
+        assert_eq!(serve.addr.port(), 10250);
         assert_eq!(serve.admin_addr.port(), 8080);
         assert!(
             !serve.dev_certs,
@@ -351,7 +351,7 @@ fn ports_and_probes_match_the_server() {
         .collect();
     assert_eq!(
         ports,
-        BTreeMap::from([("admin".to_owned(), 8080), ("https".to_owned(), 8443)])
+        BTreeMap::from([("admin".to_owned(), 8080), ("https".to_owned(), 10250)])
     );
     for (probe, path) in [
         (container.liveness_probe.unwrap(), "/livez"),
@@ -405,7 +405,7 @@ fn ports_and_probes_match_the_server() {
         .collect();
     assert_eq!(
         open_ports,
-        BTreeSet::from(["Int(8080)".to_owned(), "Int(8443)".to_owned()])
+        BTreeSet::from(["Int(8080)".to_owned(), "Int(10250)".to_owned()])
     );
 }
 
@@ -472,8 +472,12 @@ fn pods_run_restricted_and_spread() {
     let pdb: PodDisruptionBudget = round_trip(one(&docs, "PodDisruptionBudget"));
     let pdb = pdb.spec.unwrap();
     assert_eq!(
-        pdb.min_available,
-        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+        (pdb.min_available, pdb.max_unavailable),
+        (
+            None,
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+        ),
+        "a bound on unavailable pods lets a single replica be drained"
     );
     assert_eq!(pdb.selector.unwrap().match_labels.unwrap(), selector);
     let service: Service = round_trip(one(&docs, "Service"));
@@ -1000,4 +1004,28 @@ fn schema_enums_match_the_cli() {
         assert!(errors.is_empty(), "{duration}: {errors:?}");
         rollout_guard::cli::parse_duration(duration).unwrap();
     }
+}
+
+#[test]
+fn the_status_webhook_can_be_left_out() {
+    let names = |docs: &[Value]| -> Vec<String> {
+        one(docs, "MutatingWebhookConfiguration")["webhooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(&defaults()),
+        ["mutate.rollout-guard.io", "status.rollout-guard.io"]
+    );
+    let without = render(
+        &json!({"webhook": {"statusWebhook": false}}),
+        "rollout-guard",
+    );
+    assert_eq!(names(&without), ["mutate.rollout-guard.io"]);
+    // Everything else renders as before.
+    let kinds = |docs: &[Value]| -> Vec<Value> { docs.iter().map(|d| d["kind"].clone()).collect() };
+    assert_eq!(kinds(&without), kinds(&defaults()));
 }
