@@ -127,8 +127,11 @@ impl Overlay<'_> {
 
 impl TemplateStore for Overlay<'_> {
     fn analysis_template(&self, namespace: &str, name: &str) -> Option<Arc<AnalysisTemplate>> {
-        if self.kind == Kind::AnalysisTemplate && name == self.name() && namespace == self.namespace
-        {
+        // Where the store would find the replaced template: a lookup from a Rollout that names
+        // no namespace is in `default`, and a template kept without one answers any namespace.
+        let here = self.namespace.is_empty()
+            || crate::templates::rollout_namespace(Some(namespace)) == self.namespace;
+        if self.kind == Kind::AnalysisTemplate && name == self.name() && here {
             return Some(self.template.clone());
         }
         self.base.analysis_template(namespace, name)

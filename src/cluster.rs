@@ -86,7 +86,14 @@ pub fn apply_event(
         }
         Event::Apply(o) => match reduce(kind, &o) {
             Ok(w) => store.update(|s| s.insert(w)),
-            Err(e) => warn!(kind = %kind, error = %e, "skipping an object the rules cannot read"),
+            Err(e) => {
+                // Drop the version before it too, as a relist would: the object in the cluster
+                // is this one, and checking the old one would answer for what no longer is.
+                warn!(kind = %kind, error = %e, "dropping an object the rules cannot read");
+                let ns = o.metadata.namespace.clone().unwrap_or_default();
+                let name = o.metadata.name.clone().unwrap_or_default();
+                store.update(|s| s.remove(kind, &ns, &name));
+            }
         },
         Event::Delete(o) => {
             let ns = o.metadata.namespace.clone().unwrap_or_default();
@@ -144,6 +151,31 @@ mod tests {
             "spec": {"metrics": [{"name": "m", "provider": {"job": {}}}]}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn an_update_the_rules_cannot_read_drops_the_version_before_it() {
+        let store = SharedStore::new();
+        let sync = SyncState::default();
+        let mut buf = None;
+        let k = Kind::AnalysisTemplate;
+        let good = object("AnalysisTemplate", "t", Some("ns"));
+        let mut bad = serde_json::to_value(&good).unwrap();
+        bad["spec"]["metrics"][0]["count"] = serde_json::json!(true);
+        let bad: DynamicObject = serde_json::from_value(bad).unwrap();
+        apply_event(&store, &sync, k, &mut buf, Event::Apply(good));
+        assert!(store.analysis_template("ns", "t").is_some());
+        apply_event(&store, &sync, k, &mut buf, Event::Apply(bad.clone()));
+        assert!(
+            store.analysis_template("ns", "t").is_none(),
+            "the previous version still answers for an object the cluster no longer has"
+        );
+        // What a relist of the same state gives.
+        let relisted = SharedStore::new();
+        for event in [Event::Init, Event::InitApply(bad), Event::InitDone] {
+            apply_event(&relisted, &sync, k, &mut buf, event);
+        }
+        assert!(relisted.analysis_template("ns", "t").is_none());
     }
 
     #[test]

@@ -195,7 +195,7 @@ fn template_namespace(namespace: Option<&str>) -> &str {
 }
 
 /// The namespace of a Rollout (or of a lookup on its behalf): `default` when it names none.
-fn rollout_namespace(namespace: Option<&str>) -> &str {
+pub(crate) fn rollout_namespace(namespace: Option<&str>) -> &str {
     match namespace {
         None | Some("") => "default",
         Some(ns) => ns,
@@ -523,13 +523,17 @@ pub fn flatten(
 }
 
 /// Flattens a template and everything it nests, starting from the template itself (which
-/// need not be in the store yet: it may be the object under admission).
+/// need not be in the store yet: it may be the object under admission). `namespace` is where
+/// its namespaced references resolve; `None` for a ClusterAnalysisTemplate checked on its own,
+/// whose namespaced references resolve in each Rollout's namespace (Argo), so they are left
+/// out here and checked with each Rollout.
 pub fn flatten_from(
     root: ResolvedTemplate,
-    namespace: &str,
+    namespace: Option<&str>,
     store: &dyn TemplateStore,
 ) -> Flattened {
-    let mut walk = Walk::new(namespace, store);
+    let mut walk = Walk::new(namespace.unwrap_or_default(), store);
+    walk.namespaced_unknown = namespace.is_none();
     let template = root.template.clone();
     walk.out.templates.push(root);
     walk.path_stack.push(0);
@@ -566,6 +570,8 @@ struct Walk<'s> {
     missing: Vec<TemplateKey>,
     /// The templates being followed (indices in `out.templates`), for cycle detection.
     path_stack: Vec<usize>,
+    /// No namespace to resolve namespaced references in: they are skipped.
+    namespaced_unknown: bool,
     out: Flattened,
 }
 
@@ -576,6 +582,7 @@ impl<'s> Walk<'s> {
             store,
             missing: Vec::new(),
             path_stack: Vec::new(),
+            namespaced_unknown: false,
             out: Flattened::default(),
         }
     }
@@ -640,6 +647,9 @@ impl<'s> Walk<'s> {
             }
             if templates.len() + self.missing.len() >= MAX_TEMPLATES {
                 return;
+            }
+            if self.namespaced_unknown && !key.cluster {
+                continue;
             }
             let Some(template) = key.lookup(self.store, self.namespace) else {
                 self.missing.push(key.to_owned());

@@ -985,3 +985,45 @@ fn template_validations_are_declined_inline_and_answered_on_the_blocking_path() 
         assert_eq!((inline.status, inline.body), (direct.status, direct.body));
     }
 }
+
+#[test]
+fn a_template_edit_from_files_without_namespaces_is_checked_as_edited() {
+    // Manifests for `--templates` usually name no namespace: the Rollout is then in `default`,
+    // and so is the edited template the API server reviews.
+    let strip = |mut v: Value| {
+        v["metadata"].as_object_mut().unwrap().remove("namespace");
+        v
+    };
+    let mut safe = strip(template_web());
+    safe["spec"]["metrics"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("failureCondition");
+    let mut store = MemoryStore::new();
+    store.insert_template(serde_json::from_value::<AnalysisTemplate>(safe.clone()).unwrap());
+    store.insert_rollout(serde_json::from_value(strip(dangerous_rollout())).unwrap());
+    let version = ControllerVersion::DEFAULT;
+    let policy = Policy {
+        mode: Mode::Warn,
+        version,
+        guards: GuardSet::AUTO.resolve(version),
+        controller_user: CONTROLLER.into(),
+    };
+    let a = Admission::new(policy, Arc::new(SharedStore::ready(store)));
+    let mut edit = review(
+        "AnalysisTemplate",
+        "analysistemplates",
+        None,
+        "UPDATE",
+        &strip(template_web()),
+        Some(&safe),
+    );
+    edit["request"]["namespace"] = json!("default");
+    let w = ask(&a, Endpoint::Validate, &edit).warnings();
+    assert!(
+        w.iter().any(|l| l.starts_with(
+            "inconclusive-timed-pause: Rollout/shop becomes dangerous with this template"
+        )),
+        "{w:?}"
+    );
+}

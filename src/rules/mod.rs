@@ -92,7 +92,11 @@ pub fn check_template(
     _cfg: &Config,
 ) -> Vec<Finding> {
     let object = ObjectRef::new(kind, &template.metadata);
-    let namespace = template.metadata.namespace.as_deref().unwrap_or_default();
+    // A ClusterAnalysisTemplate's namespaced references resolve per Rollout.
+    let namespace = match kind {
+        Kind::ClusterAnalysisTemplate => None,
+        _ => Some(template.metadata.namespace.as_deref().unwrap_or_default()),
+    };
     let root = ResolvedTemplate {
         object: object.clone(),
         template: std::sync::Arc::new(template.clone()),
@@ -631,6 +635,45 @@ mod tests {
         let e = eval(&rollout(standard_steps(), bg("shared")), &s, V19);
         assert!(e.trap.is_none());
         assert!(ids(&e).contains(&"missing-template"));
+    }
+
+    #[test]
+    fn a_cluster_template_on_its_own_leaves_namespaced_references_to_each_rollout() {
+        // `inner` exists only in `default`: checked on its own, the cluster template must not
+        // take it for its own, nor call it missing. A Rollout resolves it in its namespace.
+        let mut cat = template("shared", json!([]));
+        cat["kind"] = json!("ClusterAnalysisTemplate");
+        cat["metadata"].as_object_mut().unwrap().remove("namespace");
+        cat["spec"]["templates"] = json!([{"templateName": "inner"}]);
+        let mut inner = template(
+            "inner",
+            json!([{"name": "web", "count": 2, "failureLimit": 3,
+            "provider": {"web": {"url": "http://x"}}}]),
+        );
+        inner["metadata"]["namespace"] = json!("default");
+        let s = store_of(&[cat.clone(), inner.clone()]);
+        let parsed: AnalysisTemplate = serde_json::from_value(cat).unwrap();
+        let alone = check_template(
+            &parsed,
+            Kind::ClusterAnalysisTemplate,
+            &s,
+            &Config::default(),
+        );
+        assert!(alone.is_empty(), "{alone:?}");
+        // The same template as an AnalysisTemplate in `default` does take `default/inner` (whose
+        // limits Argo rejects), so the reference is really followed there.
+        let own = check_template(&parsed, Kind::AnalysisTemplate, &s, &Config::default());
+        assert!(
+            own.iter().any(|f| f.rule == Rule::InvalidMetricLimits),
+            "{own:?}"
+        );
+        // A Rollout in `default` reaches it through the cluster template.
+        let mut r = rollout(
+            standard_steps(),
+            json!({"templates": [{"templateName": "shared", "clusterScope": true}]}),
+        );
+        r.metadata.namespace = Some("default".into());
+        assert!(ids(&eval(&r, &s, V19)).contains(&"invalid-metric-limits"));
     }
 
     #[test]
