@@ -939,6 +939,33 @@ fn patched(original: &Value, edited: &Value, said: &str) -> Decision {
     }
 }
 
+/// A pod template without nulls and empty objects or lists: Argo hashes the template it
+/// decoded into Go structs, where `resources: {}` or `args: null` is the same as leaving the
+/// field out, so such an edit starts no new revision. (An empty list may still change Go's
+/// hash; treating it as no change errs towards skipping the hold, the side that never
+/// restarts a canary.)
+fn significant(value: Option<&Value>) -> Option<Value> {
+    match value? {
+        Value::Null => None,
+        Value::Object(fields) => {
+            let kept: serde_json::Map<String, Value> = fields
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), significant(Some(v))?)))
+                .collect();
+            (!kept.is_empty()).then_some(Value::Object(kept))
+        }
+        Value::Array(items) if items.is_empty() => None,
+        // Positions matter in a list: an emptied item stays as a null.
+        Value::Array(items) => Some(Value::Array(
+            items
+                .iter()
+                .map(|v| significant(Some(v)).unwrap_or(Value::Null))
+                .collect(),
+        )),
+        other => Some(other.clone()),
+    }
+}
+
 /// Changing the steps changes `status.currentStepHash`, which restarts an in-flight canary
 /// from step 0. The hold guard may change them only when that restarts nothing new: the
 /// result equals the stored steps, the update changes the steps or the pod template anyway,
@@ -949,7 +976,7 @@ fn would_restart_canary(new: &Value, held: &Value, old: &Value) -> bool {
         return false;
     }
     if new.pointer(steps) != old.pointer(steps)
-        || new.pointer("/spec/template") != old.pointer("/spec/template")
+        || significant(new.pointer("/spec/template")) != significant(old.pointer("/spec/template"))
     {
         return false;
     }

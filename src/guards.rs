@@ -155,6 +155,20 @@ pub fn hold(rollout: &mut Value, trap: &Trap) -> Option<String> {
         return None;
     }
     let mut record = existing_record(rollout, HELD_PAUSES_ANNOTATION);
+    // Entries for steps that are no longer held pauses (the steps were edited since) would
+    // restore a duration onto a setWeight step, or onto a pause the user made indefinite.
+    let steps = rollout
+        .pointer("/spec/strategy/canary/steps")
+        .and_then(Value::as_array);
+    let is_held_pause = |index: &str| {
+        index
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| steps?.get(i))
+            .and_then(|step| step.get("pause"))
+            .is_some_and(|pause| pause.get("duration").is_none())
+    };
+    record.retain(|index, _| is_held_pause(index));
     for (index, original) in &held {
         record.insert(index.to_string(), original.clone());
     }
@@ -183,7 +197,12 @@ pub fn status_guard(new: &mut Value, old: &Value) -> Option<String> {
     if !(old_status.paused_inconclusive() || new_status.paused_inconclusive()) {
         return None;
     }
-    if new_status.promote_full == Some(true) || new_status.abort == Some(true) {
+    // Asked for by a human: in the write that asks, or in the controller's write that acts on
+    // it (a full canary is promoted in one write that also resets `promoteFull`).
+    if [&old_status, &new_status]
+        .iter()
+        .any(|s| s.promote_full == Some(true) || s.abort == Some(true))
+    {
         return None;
     }
     // A new revision started, or the steps were edited: Argo restarts the canary from step 0
@@ -245,6 +264,7 @@ pub fn status_guard(new: &mut Value, old: &Value) -> Option<String> {
 /// instead of pausing: `failureCondition := (F) || !(S)` for metrics with both conditions,
 /// `marginal := pass` for Kayenta.
 pub fn fail_closed(template: &mut Value) -> Option<String> {
+    let recorded = existing_record(template, FAIL_CLOSED_ANNOTATION);
     let metrics = template.pointer_mut("/spec/metrics")?.as_array_mut()?;
     let mut changed: Vec<(String, Value)> = Vec::new();
     for metric in metrics.iter_mut() {
@@ -285,6 +305,16 @@ pub fn fail_closed(template: &mut Value) -> Option<String> {
         if !has_condition_provider(m) || is_fail_closed(&f, &s) {
             continue;
         }
+        // Already closed for an earlier success condition (the user edited only that one):
+        // close the recorded original again, not the rewritten condition.
+        let f = match recorded
+            .get(&name)
+            .and_then(|r| r.get("failureCondition"))
+            .and_then(Value::as_str)
+        {
+            Some(original) if f.starts_with(&format!("({original}) || !(")) => original.to_owned(),
+            _ => f,
+        };
         m.insert(
             "failureCondition".into(),
             Value::from(format!("({f}) || !({s})")),

@@ -1027,3 +1027,148 @@ fn a_template_edit_from_files_without_namespaces_is_checked_as_edited() {
         "{w:?}"
     );
 }
+
+#[test]
+fn status_guard_lets_the_controller_carry_out_a_requested_full_promotion() {
+    // `promote --full` writes only `promoteFull: true` (a human: passes). With the canary
+    // already full, the controller's next write promotes in one go: it clears the pause, sets
+    // stableRS and resets promoteFull. Undoing that would make full promotion impossible.
+    let a = default_admission();
+    let mut old = with_status(3, "stable", "canary", &["InconclusiveAnalysisRun"]);
+    old["status"]["promoteFull"] = json!(true);
+    let mut new = with_status(4, "canary", "canary", &[]);
+    new["status"]["promoteFull"] = json!(false);
+    let answer = ask(&a, Endpoint::Mutate, &status_review(&new, &old, CONTROLLER));
+    assert!(answer.patch().is_none(), "{:?}", answer.patch());
+    // Likewise the controller's write after a human's abort.
+    let mut old = with_status(3, "stable", "canary", &["InconclusiveAnalysisRun"]);
+    old["status"]["abort"] = json!(true);
+    let new = with_status(0, "stable", "canary", &[]);
+    let answer = ask(&a, Endpoint::Mutate, &status_review(&new, &old, CONTROLLER));
+    assert!(answer.patch().is_none(), "{:?}", answer.patch());
+}
+
+#[test]
+fn fail_closed_rebuilds_from_the_original_when_only_the_success_condition_changes() {
+    let a = admission(Mode::Warn, "fail-closed", ControllerVersion::DEFAULT, &[]);
+    let t = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate",
+        "metadata": {"name": "rate", "namespace": "apps"},
+        "spec": {"metrics": [{"name": "m", "interval": "1m",
+            "successCondition": "result[0] >= 0.95", "failureCondition": "result[0] < 0.9",
+            "provider": {"prometheus": {"address": "http://p", "query": "q"}}}]}});
+    let create = review(
+        "AnalysisTemplate",
+        "analysistemplates",
+        None,
+        "CREATE",
+        &t,
+        None,
+    );
+    let closed = apply(&t, &ask(&a, Endpoint::Mutate, &create).patch().unwrap());
+    // `kubectl edit` of the live object: the rewritten failureCondition stays as it is.
+    let mut edited = closed.clone();
+    edited["spec"]["metrics"][0]["successCondition"] = json!("result[0] >= 0.92");
+    let update = review(
+        "AnalysisTemplate",
+        "analysistemplates",
+        None,
+        "UPDATE",
+        &edited,
+        Some(&closed),
+    );
+    let after = apply(
+        &edited,
+        &ask(&a, Endpoint::Mutate, &update).patch().unwrap(),
+    );
+    let record: Value = serde_json::from_str(
+        after["metadata"]["annotations"]["rollout-guard.io/fail-closed"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        after["spec"]["metrics"][0]["failureCondition"],
+        "(result[0] < 0.9) || !(result[0] >= 0.92)",
+        "no stale !(result[0] >= 0.95) left in the condition"
+    );
+    assert_eq!(record["m"]["failureCondition"], "result[0] < 0.9");
+    // And the result is closed: mutating it again changes nothing.
+    let again = review(
+        "AnalysisTemplate",
+        "analysistemplates",
+        None,
+        "UPDATE",
+        &after,
+        Some(&closed),
+    );
+    assert!(ask(&a, Endpoint::Mutate, &again).patch().is_none());
+}
+
+#[test]
+fn the_hold_record_keeps_only_steps_that_are_still_held_pauses() {
+    let a = admission(Mode::Warn, "hold", ControllerVersion::new(1, 8, 1), &[]);
+    let rollout = dangerous_rollout();
+    let create = review("Rollout", "rollouts", None, "CREATE", &rollout, None);
+    let held = apply(
+        &rollout,
+        &ask(&a, Endpoint::Mutate, &create).patch().unwrap(),
+    );
+    // Git inserts a step in front: the held pause moves from index 1 to 2.
+    let mut update = held.clone();
+    update["spec"]["strategy"]["canary"]["steps"] = json!([
+        {"setWeight": 10}, {"setWeight": 20}, {"pause": {"duration": "5m"}}, {"setWeight": 60}
+    ]);
+    let second = review("Rollout", "rollouts", None, "UPDATE", &update, Some(&held));
+    let after = apply(
+        &update,
+        &ask(&a, Endpoint::Mutate, &second).patch().expect("held"),
+    );
+    let record: Value = serde_json::from_str(
+        after["metadata"]["annotations"]["rollout-guard.io/held-pauses"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        record,
+        json!({"2": "5m"}),
+        "no entry for the setWeight steps 1 and 3"
+    );
+}
+
+#[test]
+fn hold_skips_a_template_edit_that_starts_no_new_revision() {
+    // `resources: {}` is the same pod template to Argo (no new pod hash), so no new revision
+    // starts, and changing the steps now would restart the in-flight canary.
+    let a = admission(Mode::Warn, "hold", ControllerVersion::new(1, 8, 1), &[]);
+    let mut stored = dangerous_rollout();
+    stored["status"] = json!({"currentPodHash": "new", "stableRS": "old", "currentStepIndex": 2});
+    let mut update = stored.clone();
+    update["spec"]["template"]["spec"]["containers"][0]["resources"] = json!({});
+    let r = review(
+        "Rollout",
+        "rollouts",
+        None,
+        "UPDATE",
+        &update,
+        Some(&stored),
+    );
+    let answer = ask(&a, Endpoint::Mutate, &r);
+    assert!(answer.patch().is_none(), "{:?}", answer.patch());
+    assert!(
+        answer.warnings().iter().any(|w| w.contains("hold skipped")),
+        "{:?}",
+        answer.warnings()
+    );
+    // A real template change is a new revision: the hold applies.
+    update["spec"]["template"]["spec"]["containers"][0]["image"] = json!("shop:3");
+    let r = review(
+        "Rollout",
+        "rollouts",
+        None,
+        "UPDATE",
+        &update,
+        Some(&stored),
+    );
+    assert!(ask(&a, Endpoint::Mutate, &r).patch().is_some());
+}

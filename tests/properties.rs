@@ -690,8 +690,9 @@ proptest! {
             review(UID, "Rollout", Some("status"), "UPDATE", CONTROLLER, object, Some(&old_r), false)
         };
         let first = ask(&a, Endpoint::Mutate, &review_of(&new_r));
-        let released = new.promote_full == Some(true)
-            || new.abort == Some(true)
+        let released = [&old, &new]
+            .iter()
+            .any(|s| s.promote_full == Some(true) || s.abort == Some(true))
             || (old.pod_hash.is_some() && new.pod_hash != old.pod_hash);
         let moved = new.index != old.index || new.stable != old.stable;
         let paused = old.inconclusive || new.inconclusive;
