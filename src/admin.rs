@@ -85,6 +85,7 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         cache_sizes: state.reviewer.cache_sizes(),
         tls_reloads: state.tls.reloads(),
         tls_reload_errors: state.tls.reload_errors(),
+        tls_reload_failing: state.tls.reload_failing(),
     });
     let mut response = text.into_response();
     response.headers_mut().insert(

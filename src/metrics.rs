@@ -98,6 +98,7 @@ pub struct ScrapeExtras {
     pub cache_sizes: Vec<(&'static str, usize)>,
     pub tls_reloads: u64,
     pub tls_reload_errors: u64,
+    pub tls_reload_failing: bool,
 }
 
 fn endpoint_index(endpoint: Endpoint) -> usize {
@@ -312,6 +313,16 @@ impl Metrics {
             "rollout_guard_tls_reload_errors_total {}",
             extras.tls_reload_errors
         )?;
+        writeln!(
+            out,
+            "# HELP rollout_guard_tls_reload_failing 1 while the certificate files cannot be served (a failed rotation); the previous certificate stays."
+        )?;
+        writeln!(out, "# TYPE rollout_guard_tls_reload_failing gauge")?;
+        writeln!(
+            out,
+            "rollout_guard_tls_reload_failing {}",
+            u8::from(extras.tls_reload_failing)
+        )?;
 
         writeln!(
             out,
@@ -430,6 +441,7 @@ mod tests {
             cache_sizes: vec![("analysistemplates", 7)],
             tls_reloads: 2,
             tls_reload_errors: 1,
+            tls_reload_failing: true,
         });
         drop(guard);
         assert!(
@@ -463,6 +475,10 @@ mod tests {
         assert_eq!(
             line(&text, "rollout_guard_tls_reloads_total "),
             "rollout_guard_tls_reloads_total 2"
+        );
+        assert_eq!(
+            line(&text, "rollout_guard_tls_reload_failing "),
+            "rollout_guard_tls_reload_failing 1"
         );
         assert_eq!(
             line(&text, "rollout_guard_inflight_reviews "),

@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -101,9 +101,19 @@ pub struct CertResolver {
     /// Read on every handshake, written only on a swap: an `RwLock` read is uncontended.
     current: RwLock<Option<Arc<CertifiedKey>>>,
     /// The last file contents tried, good or bad, so an unchanged bad pair is reported once.
-    seen: Mutex<Option<(Vec<u8>, Vec<u8>)>>,
+    seen: Mutex<Option<Tried>>,
     reloads: AtomicU64,
     errors: AtomicU64,
+    /// The files hold what cannot be served (unreadable, or a pair that did not load): true
+    /// until they hold a usable pair again, however often the same bad pair is seen.
+    failing: AtomicBool,
+}
+
+/// File contents a reload read, and whether they made a usable pair.
+struct Tried {
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+    usable: bool,
 }
 
 impl fmt::Debug for CertResolver {
@@ -127,6 +137,7 @@ impl CertResolver {
             seen: Mutex::new(None),
             reloads: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
         }
     }
 
@@ -136,6 +147,7 @@ impl CertResolver {
         let result = self.try_reload();
         if result.is_err() {
             self.errors.fetch_add(1, Ordering::Relaxed);
+            self.failing.store(true, Ordering::Relaxed);
         }
         result
     }
@@ -143,17 +155,23 @@ impl CertResolver {
     fn try_reload(&self) -> Result<bool, TlsError> {
         let cert_pem = read(&self.cert_path)?;
         let key_pem = read(&self.key_path)?;
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tried) = seen.as_ref()
+            && tried.cert_pem == cert_pem
+            && tried.key_pem == key_pem
         {
-            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-            if seen
-                .as_ref()
-                .is_some_and(|(c, k)| *c == cert_pem && *k == key_pem)
-            {
-                return Ok(false);
-            }
-            *seen = Some((cert_pem.clone(), key_pem.clone()));
+            self.failing.store(!tried.usable, Ordering::Relaxed);
+            return Ok(false);
         }
-        let certified = self.parse_pair(&cert_pem, &key_pem)?;
+        let certified = self.parse_pair(&cert_pem, &key_pem);
+        *seen = Some(Tried {
+            cert_pem,
+            key_pem,
+            usable: certified.is_ok(),
+        });
+        drop(seen);
+        let certified = certified?;
+        self.failing.store(false, Ordering::Relaxed);
         let previous = self
             .current
             .write()
@@ -196,6 +214,13 @@ impl CertResolver {
     /// Reload attempts that failed (unreadable files, bad PEM, key not matching).
     pub fn reload_errors(&self) -> u64 {
         self.errors.load(Ordering::Relaxed)
+    }
+
+    /// Whether the files on disk hold what cannot be served, as of the last reload: a
+    /// rotation that failed and is still failing (the previous certificate, if any, is
+    /// served meanwhile).
+    pub fn reload_failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
     }
 
     /// Re-reads the files every `interval` until the returned task is aborted.
@@ -319,8 +344,11 @@ mod tests {
         write(dir.path(), &cert_b, &key_a);
         assert!(matches!(resolver.reload(), Err(TlsError::Rustls(_))));
         assert_eq!(leaf(&resolver), first);
-        // The same bad pair is not retried (and not re-reported) until it changes.
+        assert!(resolver.reload_failing());
+        // The same bad pair is not retried (and not re-reported) until it changes, but it is
+        // still failing.
         assert!(!resolver.reload().unwrap());
+        assert!(resolver.reload_failing());
 
         write(dir.path(), "garbage", &key_b);
         assert!(matches!(resolver.reload(), Err(TlsError::NoCertificate(_))));
@@ -333,6 +361,18 @@ mod tests {
         assert!(resolver.reload().unwrap());
         assert_ne!(leaf(&resolver), first);
         assert_eq!(resolver.reloads(), 1);
+        assert!(!resolver.reload_failing());
+
+        // Files that vanish for a moment and come back unchanged: failing, then not.
+        std::fs::remove_file(dir.path().join("tls.key")).unwrap();
+        assert!(matches!(resolver.reload(), Err(TlsError::Read { .. })));
+        assert!(resolver.reload_failing());
+        write(dir.path(), &cert_b, &key_b);
+        assert!(
+            !resolver.reload().unwrap(),
+            "the pair being served: no swap"
+        );
+        assert!(!resolver.reload_failing());
     }
 
     #[test]
