@@ -213,8 +213,20 @@ pub fn exit_code(report: &CheckReport, fail_on: Severity) -> u8 {
 /// The human report: findings grouped by object, then input errors, then a summary line.
 pub fn text(report: &CheckReport, explain: bool, fail_on: Severity) -> String {
     let mut s = String::new();
-    let mut current: Option<(&ObjectRef, &Option<Location>)> = None;
+    // One group per object and place, in the order of each group's most severe finding (the
+    // report is sorted by severity first), so an object is never split around another.
+    let mut groups: Vec<Vec<&Located>> = Vec::new();
+    let mut group_of = HashMap::new();
     for located in &report.findings {
+        let key = (&located.finding.object, &located.location);
+        let index = *group_of.entry(key).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[index].push(located);
+    }
+    let mut current: Option<(&ObjectRef, &Option<Location>)> = None;
+    for located in groups.into_iter().flatten() {
         let f = &located.finding;
         if current != Some((&f.object, &located.location)) {
             if current.is_some() {

@@ -104,6 +104,11 @@ pub struct Loaded {
 /// or `-` for stdin.
 pub fn load(paths: &[PathBuf]) -> Loaded {
     let mut loaded = Loaded::default();
+    // Each file once, however often the arguments name it (a directory and a file in it, or
+    // the same directory twice): read twice, its objects would be reported twice.
+    let mut read = std::collections::HashSet::new();
+    let mut first_time =
+        |path: &Path| read.insert(path.canonicalize().unwrap_or_else(|_| path.to_owned()));
     for path in paths {
         if path.as_os_str() == "-" {
             let mut text = String::new();
@@ -121,6 +126,9 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
                 .into_iter()
                 .filter_map(|e| match e {
                     Ok(e) => Some(e),
+                    // A broken link or unreadable entry that would not be read anyway (a
+                    // README, a dangling editor lock file) is no reason to fail the run.
+                    Err(err) if err.path().is_some_and(|p| !is_manifest(p)) => None,
                     Err(err) => {
                         let p = err
                             .path()
@@ -138,9 +146,11 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
                 .collect();
             files.sort();
             for f in files {
-                load_file(&f, &mut loaded);
+                if first_time(&f) {
+                    load_file(&f, &mut loaded);
+                }
             }
-        } else {
+        } else if first_time(path) {
             load_file(path, &mut loaded);
         }
     }
@@ -189,7 +199,14 @@ pub fn load_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if json || (text.trim_start().starts_with('{') && serde_json::from_str::<Value>(text).is_ok()) {
         match serde_json::from_str::<Value>(text) {
-            Ok(v) => add_value(file, 1, 1, v, loaded),
+            Ok(v) => {
+                let before = loaded.objects.len();
+                add_value(file, 1, 1, v, loaded);
+                // Kept for field lines, as for YAML (the locator reads JSON as YAML).
+                if loaded.objects.len() > before {
+                    loaded.texts.insert((file.to_owned(), 1), Arc::from(text));
+                }
+            }
             Err(e) => loaded.errors.push(InputError {
                 file: file.to_owned(),
                 document: Some(1),
@@ -203,6 +220,17 @@ pub fn load_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
     }
     for (index, (start_line, chunk)) in split_documents(text).into_iter().enumerate() {
         let document = index + 1;
+        // Files joined with `cat` carry each one's byte order mark at the start of a line.
+        let cleaned: String;
+        let chunk = if chunk.contains('\u{feff}') {
+            cleaned = chunk
+                .split_inclusive('\n')
+                .map(|line| line.strip_prefix('\u{feff}').unwrap_or(line))
+                .collect();
+            cleaned.as_str()
+        } else {
+            chunk
+        };
         match serde_yaml::from_str::<Value>(chunk) {
             Ok(Value::Null) => {}
             Ok(v) => {
@@ -246,7 +274,8 @@ pub fn split_documents(text: &str) -> Vec<(usize, &str)> {
     let mut start_line = 1;
     let mut offset = 0;
     for (i, line) in text.split_inclusive('\n').enumerate() {
-        let bare = line.trim_end_matches(['\n', '\r']);
+        let bom = line.len() - line.trim_start_matches('\u{feff}').len();
+        let bare = line[bom..].trim_end_matches(['\n', '\r']);
         let marker = |m: &str| {
             bare == m
                 || bare
@@ -258,7 +287,7 @@ pub fn split_documents(text: &str) -> Vec<(usize, &str)> {
             // Content after `--- ` on the marker line belongs to the next document.
             let is_start = marker("---");
             start = if is_start {
-                offset + 3
+                offset + bom + 3
             } else {
                 offset + line.len()
             };
@@ -267,8 +296,23 @@ pub fn split_documents(text: &str) -> Vec<(usize, &str)> {
         offset += line.len();
     }
     docs.push((start_line, &text[start..]));
-    docs.retain(|(_, d)| !d.trim().is_empty());
+    docs.retain(|(_, d)| !d.trim().is_empty() && !only_directives(d));
     docs
+}
+
+/// Directives (`%YAML 1.1`, `%TAG ...`) before a `---`, with nothing else but comments: they
+/// belong to the document the marker starts, not a document of their own.
+fn only_directives(chunk: &str) -> bool {
+    let mut directives = false;
+    for line in chunk.lines() {
+        let line = line.trim_start_matches('\u{feff}').trim();
+        if line.starts_with('%') {
+            directives = true;
+        } else if !(line.is_empty() || line.starts_with('#')) {
+            return false;
+        }
+    }
+    directives
 }
 
 fn add_value(file: &str, document: usize, line: usize, value: Value, loaded: &mut Loaded) {
@@ -330,6 +374,14 @@ fn add_object(location: Location, value: Value, loaded: &mut Loaded) {
             loaded.errors.push(error(
                 "document has no `kind`: expected a Kubernetes object".into(),
             ));
+        } else if api_version.is_empty()
+            && ["Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate"].contains(&kind_name)
+        {
+            // Not skipped as another tool's object: it is one of ours, and unchecked.
+            loaded.errors.push(error(format!(
+                "{kind_name} has no `apiVersion`: expected {}/v1alpha1 (the API server refuses it without one)",
+                Kind::GROUP
+            )));
         } else {
             loaded.other_documents += 1;
         }

@@ -679,7 +679,9 @@ impl<'s> Walk<'s> {
             };
             let index = templates.len();
             self.out.templates.push(ResolvedTemplate {
-                object: key.object(self.namespace),
+                // Named as it was found (a file's template may name no namespace, or another
+                // than the Rollout's): findings on it then point where it was read.
+                object: key.object(template.metadata.namespace.as_deref().unwrap_or_default()),
                 template: template.clone(),
             });
             if !template.spec.templates.is_empty() {

@@ -237,3 +237,169 @@ fn objects_sharing_a_name_are_reported_where_each_was_read() {
         "{text}"
     );
 }
+
+/// Writes files into a fresh directory: (relative path, content).
+fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+const BAD_PAUSE: &str = "apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: NAME
+spec:
+  strategy:
+    canary:
+      steps:
+      - setWeight: 20
+      - pause: {duration: 5x}
+";
+
+fn bad_pause(name: &str) -> String {
+    BAD_PAUSE.replace("NAME", name)
+}
+
+#[test]
+fn a_template_in_another_namespace_than_its_rollout_is_reported_once_where_it_was_read() {
+    let template = "apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: t
+spec:
+  metrics:
+  - name: m
+    provider:
+      prometheus: {address: http://p, query: q}
+";
+    let rollout = "apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: r
+  namespace: prod
+spec:
+  strategy:
+    canary:
+      steps:
+      - analysis:
+          templates:
+          - templateName: t
+";
+    let dir = dir_with(&[("tpl.yaml", template), ("ro.yaml", rollout)]);
+    let out = check(&[dir.path().to_str().unwrap(), "-o", "json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "metric-without-conditions")
+        .collect();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(
+        found[0]["object"],
+        serde_json::json!({"kind": "AnalysisTemplate", "name": "t"})
+    );
+    assert!(
+        found[0]["location"]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("tpl.yaml"),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn text_groups_each_object_once() {
+    let dir = dir_with(&[
+        (
+            "a.yaml",
+            &format!("{}      - pause: {{duration: -1s}}\n", bad_pause("b")),
+        ),
+        ("b.yaml", &bad_pause("c")),
+    ]);
+    let text = stdout(&check(&[dir.path().to_str().unwrap()]));
+    let headers: Vec<&str> = text.lines().filter(|l| l.starts_with("Rollout/")).collect();
+    assert_eq!(headers.len(), 2, "{text}");
+}
+
+#[test]
+fn unusual_but_valid_files_are_read_and_odd_ones_reported() {
+    let bom = "\u{feff}";
+    let dir = dir_with(&[
+        // A JSON manifest: its findings carry the field's line.
+        (
+            "r.json",
+            r#"{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+ "metadata": {"name": "j"},
+ "spec": {"strategy": {"canary": {"steps": [
+   {"pause": {"duration": "5x"}}]}}}}"#,
+        ),
+        // A YAML directive before the first document.
+        (
+            "directive.yaml",
+            &format!("%YAML 1.1\n---\n{}", bad_pause("d")),
+        ),
+        // Two files joined with cat, each with its byte order mark.
+        (
+            "joined.yaml",
+            &format!("{bom}{}---\n{bom}{}", bad_pause("e"), bad_pause("f")),
+        ),
+        // An Argo kind without apiVersion: reported, not skipped as another tool's object.
+        (
+            "noapi.yaml",
+            &bad_pause("g").replace("apiVersion: argoproj.io/v1alpha1\n", ""),
+        ),
+    ]);
+    let out = check(&[dir.path().to_str().unwrap(), "-o", "json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let located = |name: &str| -> Vec<(String, Value)> {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["object"]["name"] == name)
+            .map(|f| (f["location"]["document"].to_string(), f["line"].clone()))
+            .collect()
+    };
+    assert_eq!(located("j"), [("1".to_owned(), Value::from(4))]);
+    assert_eq!(located("d"), [("1".to_owned(), Value::from(12))]);
+    assert_eq!(located("e"), [("1".to_owned(), Value::from(10))]);
+    assert_eq!(located("f"), [("2".to_owned(), Value::from(21))]);
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Rollout has no `apiVersion`"),
+        "{errors:#?}"
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_file_named_twice_is_read_once_and_broken_links_to_other_files_are_ignored() {
+    let dir = dir_with(&[("r.yaml", &bad_pause("r"))]);
+    std::os::unix::fs::symlink("/nonexistent/README", dir.path().join("README.md")).unwrap();
+    let root = dir.path().to_str().unwrap();
+    let file = dir.path().join("r.yaml");
+    let out = check(&[root, file.to_str().unwrap(), root, "-o", "json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["findings"].as_array().unwrap().len(),
+        1,
+        "{report:#}"
+    );
+    assert_eq!(report["errors"], serde_json::json!([]));
+    assert_eq!(report["summary"]["files"], 1);
+    assert!(
+        report["summary"]
+            .get("sameName")
+            .is_none_or(|s| s == &serde_json::json!([]))
+    );
+}
