@@ -231,7 +231,7 @@ pub fn load_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
         } else {
             chunk
         };
-        match serde_yaml::from_str::<Value>(chunk) {
+        match yaml_document(chunk) {
             Ok(Value::Null) => {}
             Ok(v) => {
                 let before = loaded.objects.len();
@@ -257,6 +257,25 @@ pub fn load_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
                 });
             }
         }
+    }
+}
+
+/// A YAML document as JSON, read as kubectl reads it: merge keys (`<<: *defaults`) applied,
+/// and a key given twice in one mapping refused (kubectl: "mapping key already defined"),
+/// instead of the later one silently winning. A document with keys that are not strings (a
+/// Helm template left unrendered) is read as before, for the same error and line: the
+/// direct read names the field where a template expression breaks the YAML.
+fn yaml_document(chunk: &str) -> Result<Value, serde_yaml::Error> {
+    let merged = serde_yaml::from_str::<serde_yaml::Value>(chunk).and_then(|mut yaml| {
+        yaml.apply_merge()?;
+        Ok(yaml)
+    });
+    match merged.map(|yaml| serde_json::to_value(&yaml)) {
+        Ok(Ok(value)) => Ok(value),
+        // Keys that are not strings: the direct read says where.
+        Ok(Err(_)) => serde_yaml::from_str::<Value>(chunk),
+        // Only the stricter read fails (a duplicate key, a bad merge): its error stands.
+        Err(strict) => serde_yaml::from_str::<Value>(chunk).and(Err(strict)),
     }
 }
 

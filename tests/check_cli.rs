@@ -403,3 +403,59 @@ fn a_file_named_twice_is_read_once_and_broken_links_to_other_files_are_ignored()
             .is_none_or(|s| s == &serde_json::json!([]))
     );
 }
+
+#[test]
+fn merge_keys_are_applied_and_duplicate_keys_refused_as_kubectl_does() {
+    let merged = "apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: m
+x-defaults: &steps
+  steps:
+  - setWeight: 20
+  - pause: {duration: 5x}
+spec:
+  strategy:
+    canary:
+      <<: *steps
+";
+    let duplicated = "apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: d
+spec:
+  strategy:
+    canary:
+      steps:
+      - setWeight: 20
+      - pause: {duration: 30s, duration: 5x}
+";
+    let dir = dir_with(&[("merged.yaml", merged), ("duplicated.yaml", duplicated)]);
+    let out = check(&[dir.path().to_str().unwrap(), "-o", "json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The steps reached through `<<` are checked.
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| { f["object"]["name"] == "m" && f["rule"] == "invalid-duration" }),
+        "{report:#}"
+    );
+    // A key given twice is an error with its place, not the later value silently used.
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("duplicate entry with key \"duration\""),
+        "{message}"
+    );
+    assert!(
+        errors[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("duplicated.yaml")
+    );
+    assert_eq!(errors[0]["line"], 10);
+    assert_eq!(out.status.code(), Some(2));
+}
