@@ -352,6 +352,29 @@ fn sarif_level(s: Severity) -> &'static str {
     }
 }
 
+/// A file as a SARIF `uri`, which must be a URI reference: a path as given on the command
+/// line stays relative (without `./`, as code-scanning tools match it against the
+/// repository), an absolute one becomes a `file://` URI, and anything outside the unreserved
+/// characters and `/` is percent-encoded (`my dir/b 100%.yaml` is `my%20dir/b%20100%25.yaml`).
+fn sarif_uri(file: &str) -> String {
+    let mut path = file;
+    while let Some(rest) = path.strip_prefix("./") {
+        path = rest;
+    }
+    let mut uri = String::with_capacity(path.len() + 8);
+    if path.starts_with('/') {
+        uri.push_str("file://");
+    }
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            uri.push(char::from(byte));
+        } else {
+            let _ = write!(uri, "%{byte:02X}");
+        }
+    }
+    uri
+}
+
 /// SARIF 2.1.0 for code-scanning annotations. Locations point at the document's first line;
 /// the field path travels as the logical location.
 pub fn sarif(report: &CheckReport) -> serde_json::Value {
@@ -374,7 +397,7 @@ pub fn sarif(report: &CheckReport) -> serde_json::Value {
             let logical = json!([{"fullyQualifiedName": format!("{}.{}", f.object, f.path), "kind": "member"}]);
             let location = match &l.location {
                 Some(loc) => json!({
-                    "physicalLocation": {"artifactLocation": {"uri": loc.file}, "region": {"startLine": l.line.unwrap_or(loc.line)}},
+                    "physicalLocation": {"artifactLocation": {"uri": sarif_uri(&loc.file)}, "region": {"startLine": l.line.unwrap_or(loc.line)}},
                     "logicalLocations": logical,
                 }),
                 None => json!({"logicalLocations": logical}),
@@ -389,7 +412,7 @@ pub fn sarif(report: &CheckReport) -> serde_json::Value {
         .map(|e| {
             let mut n = json!({"level": "error", "message": {"text": e.to_string()}});
             if let Some(line) = e.line {
-                n["locations"] = json!([{"physicalLocation": {"artifactLocation": {"uri": e.file}, "region": {"startLine": line}}}]);
+                n["locations"] = json!([{"physicalLocation": {"artifactLocation": {"uri": sarif_uri(&e.file)}, "region": {"startLine": line}}}]);
             }
             n
         })
@@ -410,4 +433,21 @@ pub fn sarif(report: &CheckReport) -> serde_json::Value {
             "results": results,
         }],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sarif_uri;
+
+    #[test]
+    fn sarif_uris_are_uri_references() {
+        assert_eq!(
+            sarif_uri("./my dir/b 100%.yaml"),
+            "my%20dir/b%20100%25.yaml"
+        );
+        assert_eq!(sarif_uri("deploy/rollout.yaml"), "deploy/rollout.yaml");
+        assert_eq!(sarif_uri("/tmp/x/r.yaml"), "file:///tmp/x/r.yaml");
+        assert_eq!(sarif_uri("-"), "-");
+        assert_eq!(sarif_uri("ünï.yaml"), "%C3%BCn%C3%AF.yaml");
+    }
 }
