@@ -201,7 +201,9 @@ pub fn load_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
         match serde_json::from_str::<Value>(text) {
             Ok(v) => {
                 let before = loaded.objects.len();
+                let errors_before = loaded.errors.len();
                 add_value(file, 1, 1, v, loaded);
+                locate_items(&mut loaded.errors[errors_before..], text, 1);
                 // Kept for field lines, as for YAML (the locator reads JSON as YAML).
                 if loaded.objects.len() > before {
                     loaded.texts.insert((file.to_owned(), 1), Arc::from(text));
@@ -235,7 +237,9 @@ pub fn load_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
             Ok(Value::Null) => {}
             Ok(v) => {
                 let before = loaded.objects.len();
+                let errors_before = loaded.errors.len();
                 add_value(file, document, start_line, v, loaded);
+                locate_items(&mut loaded.errors[errors_before..], chunk, start_line);
                 if loaded.objects.len() > before {
                     loaded
                         .texts
@@ -256,6 +260,21 @@ pub fn load_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
                     message: format!("invalid YAML: {}", strip_location(&e.to_string())),
                 });
             }
+        }
+    }
+}
+
+/// Errors on items of a `List` point at the item's own line, not the document's first.
+fn locate_items(errors: &mut [InputError], text: &str, start_line: usize) {
+    if errors.iter().all(|e| e.item.is_none()) {
+        return;
+    }
+    let lines = crate::locate::field_lines(text);
+    for error in errors {
+        if let Some(item) = error.item
+            && let Some(line) = crate::locate::line_of(&lines, &format!("items[{item}]"))
+        {
+            error.line = Some(start_line + line - 1);
         }
     }
 }
@@ -497,6 +516,16 @@ mod tests {
             shown[1].contains("document 1, items[2]: document is not a mapping"),
             "{shown:?}"
         );
+        // Each at its item's own line, not the List's first.
+        assert_eq!((l.errors[0].line, l.errors[1].line), (Some(4), Some(7)));
+        // Also after another document, and in JSON.
+        let l = load_str("a: 1\n---\napiVersion: v1\nkind: List\nitems:\n- 1\n");
+        let lines: Vec<_> = l.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [Some(1), Some(6)]);
+        let mut l = Loaded::default();
+        let json = "{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [\n  1\n]}";
+        load_text("l.json", json, true, &mut l);
+        assert_eq!(l.errors[0].line, Some(2));
     }
 
     #[test]
