@@ -105,6 +105,32 @@ struct Request<'a> {
     lean: bool,
 }
 
+impl Request<'_> {
+    /// The kind of a write rollout-guard judges or guards: a CREATE or UPDATE of one of the
+    /// three Argo kinds. Anything else (deletes, other kinds) passes untouched.
+    fn judged_kind(&self) -> Option<Kind> {
+        if self.operation != "CREATE" && self.operation != "UPDATE" {
+            return None;
+        }
+        (self.kind.group == Kind::GROUP)
+            .then(|| kind_of(&self.kind.kind))
+            .flatten()
+    }
+
+    fn is_status_write(&self) -> bool {
+        self.sub_resource.as_deref() == Some("status")
+    }
+
+    /// A template write that [`Admission::validate_template`] checks against every Rollout
+    /// that references it, as [`Admission::decide`] routes it.
+    fn rechecks_rollouts(&self) -> bool {
+        matches!(
+            self.judged_kind(),
+            Some(Kind::AnalysisTemplate | Kind::ClusterAnalysisTemplate)
+        ) && !self.is_status_write()
+    }
+}
+
 /// `request.object` as the envelope decode left it.
 enum ObjectIn<'a> {
     /// The raw JSON, decoded when (and into what) the review needs.
@@ -127,18 +153,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for ObjectIn<'a> {
 /// anything malformed) is decoded again by serde_json through the plain derives below, which
 /// are the reference: every answer and every error message comes from the same views either
 /// way, and tests compare the two paths ([`Admission::review_reference`]).
-/// A template write that [`Admission::validate_template`] checks against the Rollouts that
-/// reference it (as [`Admission::decide`] routes it).
-fn rechecks_rollouts(req: &Request<'_>) -> bool {
-    matches!(req.operation.as_ref(), "CREATE" | "UPDATE")
-        && req.kind.group == Kind::GROUP
-        && matches!(
-            kind_of(&req.kind.kind),
-            Some(Kind::AnalysisTemplate | Kind::ClusterAnalysisTemplate)
-        )
-        && req.sub_resource.is_none()
-}
-
 fn decode_review(body: &[u8], endpoint: Endpoint) -> serde_json::Result<ReviewIn<'_>> {
     match json::from_slice_seed(body, FastReview { endpoint }) {
         Ok(review) => Ok(review),
@@ -246,10 +260,8 @@ impl<'de> Visitor<'de> for FastRequest {
                 "userInfo" => r.user_info = map.next_value()?,
                 "object" => {
                     let rollout_write = self.endpoint == Endpoint::Validate
-                        && r.kind.group == Kind::GROUP
-                        && kind_of(&r.kind.kind) == Some(Kind::Rollout)
-                        && r.sub_resource.as_deref() != Some("status")
-                        && (r.operation == "CREATE" || r.operation == "UPDATE");
+                        && r.judged_kind() == Some(Kind::Rollout)
+                        && !r.is_status_write();
                     r.object = Some(if rollout_write {
                         ObjectIn::Rollout(map.next_value::<Rollout>()?)
                     } else {
@@ -353,13 +365,7 @@ impl Admission {
 
     fn decide(&self, endpoint: Endpoint, req: &mut Request<'_>) -> Decision {
         // Never patch or judge deletes (a patch on DELETE is a 500 for the user).
-        if req.operation != "CREATE" && req.operation != "UPDATE" {
-            return Decision::default();
-        }
-        let Some(kind) = (req.kind.group == Kind::GROUP)
-            .then(|| kind_of(&req.kind.kind))
-            .flatten()
-        else {
+        let Some(kind) = req.judged_kind() else {
             return Decision::default();
         };
         let Some(object) = req.object.take() else {
@@ -371,7 +377,7 @@ impl Admission {
             };
         };
         let req = &*req;
-        let status_write = req.sub_resource.as_deref() == Some("status");
+        let status_write = req.is_status_write();
         let result = match (endpoint, kind, status_write, object) {
             (Endpoint::Validate, _, true, _) => Ok(Decision::default()),
             (Endpoint::Validate, Kind::Rollout, false, object) => {
@@ -697,7 +703,7 @@ impl Reviewer for Admission {
                 .as_ref()
                 .ok()
                 .and_then(|r| r.request.as_ref())
-                .is_some_and(rechecks_rollouts);
+                .is_some_and(Request::rechecks_rollouts);
         (!rechecks).then(|| self.answer(endpoint, body, review))
     }
 
