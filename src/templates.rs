@@ -517,7 +517,7 @@ pub fn flatten(
     namespace: &str,
     store: &dyn TemplateStore,
 ) -> Flattened {
-    let mut walk = Walk::new(namespace, store);
+    let mut walk = Walk::new(Some(namespace), store);
     walk.visit(refs, origin.parent, Holder::Given(origin.object));
     walk.out
 }
@@ -532,8 +532,7 @@ pub fn flatten_from(
     namespace: Option<&str>,
     store: &dyn TemplateStore,
 ) -> Flattened {
-    let mut walk = Walk::new(namespace.unwrap_or_default(), store);
-    walk.namespaced_unknown = namespace.is_none();
+    let mut walk = Walk::new(namespace, store);
     let template = root.template.clone();
     walk.out.templates.push(root);
     walk.path_stack.push(0);
@@ -564,25 +563,23 @@ impl<'a> Holder<'a> {
 /// The state of one depth-first flattening. Every template reached so far (Argo
 /// de-duplicates by name and scope) is in `out.templates` or `missing`.
 struct Walk<'s> {
-    namespace: &'s str,
+    /// Where namespaced references resolve; `None` when nowhere yet: they are skipped.
+    namespace: Option<&'s str>,
     store: &'s dyn TemplateStore,
     /// References not found in the store (each reported once).
     missing: Vec<TemplateKey>,
     /// The templates being followed (indices in `out.templates`), for cycle detection.
     path_stack: Vec<usize>,
-    /// No namespace to resolve namespaced references in: they are skipped.
-    namespaced_unknown: bool,
     out: Flattened,
 }
 
 impl<'s> Walk<'s> {
-    fn new(namespace: &'s str, store: &'s dyn TemplateStore) -> Self {
+    fn new(namespace: Option<&'s str>, store: &'s dyn TemplateStore) -> Self {
         Self {
             namespace,
             store,
             missing: Vec::new(),
             path_stack: Vec::new(),
-            namespaced_unknown: false,
             out: Flattened::default(),
         }
     }
@@ -648,10 +645,11 @@ impl<'s> Walk<'s> {
             if templates.len() + self.missing.len() >= MAX_TEMPLATES {
                 return;
             }
-            if self.namespaced_unknown && !key.cluster {
+            // A cluster-scoped lookup needs no namespace.
+            let Some(namespace) = self.namespace.or(key.cluster.then_some("")) else {
                 continue;
-            }
-            let Some(template) = key.lookup(self.store, self.namespace) else {
+            };
+            let Some(template) = key.lookup(self.store, namespace) else {
                 self.missing.push(key.to_owned());
                 let scope = if key.cluster {
                     "cluster-scoped"
