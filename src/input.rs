@@ -2,6 +2,7 @@
 //! Kubernetes `List` objects, each document located by file, index and line. A document that
 //! does not parse becomes an [`InputError`]; the others are still read.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
@@ -197,55 +198,38 @@ fn load_file(path: &Path, loaded: &mut Loaded) {
 pub fn load_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
     loaded.files += 1;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    if json || (text.trim_start().starts_with('{') && serde_json::from_str::<Value>(text).is_ok()) {
+    // A `.json` file, or YAML text that is JSON (read once; YAML then reads what is not).
+    if json || text.trim_start().starts_with('{') {
         match serde_json::from_str::<Value>(text) {
-            Ok(v) => {
-                let before = loaded.objects.len();
-                let errors_before = loaded.errors.len();
-                add_value(file, 1, 1, v, loaded);
-                locate_items(&mut loaded.errors[errors_before..], text, 1);
-                // Kept for field lines, as for YAML (the locator reads JSON as YAML).
-                if loaded.objects.len() > before {
-                    loaded.texts.insert((file.to_owned(), 1), Arc::from(text));
-                }
+            Ok(v) => return add_document(file, 1, 1, v, text, loaded),
+            Err(e) if json => {
+                return loaded.errors.push(InputError {
+                    file: file.to_owned(),
+                    document: Some(1),
+                    item: None,
+                    line: Some(e.line()),
+                    column: Some(e.column()),
+                    message: format!("invalid JSON: {e}"),
+                });
             }
-            Err(e) => loaded.errors.push(InputError {
-                file: file.to_owned(),
-                document: Some(1),
-                item: None,
-                line: Some(e.line()),
-                column: Some(e.column()),
-                message: format!("invalid JSON: {e}"),
-            }),
+            Err(_) => {}
         }
-        return;
     }
-    for (index, (start_line, chunk)) in split_documents(text).into_iter().enumerate() {
+    // Files joined with `cat` carry each one's byte order mark at the start of a line, where
+    // YAML allows none; removing them keeps every line where it was.
+    let text: Cow<'_, str> = if text.contains('\u{feff}') {
+        text.split_inclusive('\n')
+            .map(|line| line.strip_prefix('\u{feff}').unwrap_or(line))
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    };
+    for (index, (start_line, chunk)) in split_documents(&text).into_iter().enumerate() {
         let document = index + 1;
-        // Files joined with `cat` carry each one's byte order mark at the start of a line.
-        let cleaned: String;
-        let chunk = if chunk.contains('\u{feff}') {
-            cleaned = chunk
-                .split_inclusive('\n')
-                .map(|line| line.strip_prefix('\u{feff}').unwrap_or(line))
-                .collect();
-            cleaned.as_str()
-        } else {
-            chunk
-        };
         match yaml_document(chunk) {
             Ok(Value::Null) => {}
-            Ok(v) => {
-                let before = loaded.objects.len();
-                let errors_before = loaded.errors.len();
-                add_value(file, document, start_line, v, loaded);
-                locate_items(&mut loaded.errors[errors_before..], chunk, start_line);
-                if loaded.objects.len() > before {
-                    loaded
-                        .texts
-                        .insert((file.to_owned(), document), Arc::from(chunk));
-                }
-            }
+            Ok(v) => add_document(file, document, start_line, v, chunk, loaded),
             Err(e) => {
                 let (line, column) = e
                     .location()
@@ -261,6 +245,26 @@ pub fn load_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
                 });
             }
         }
+    }
+}
+
+/// Adds one parsed document: its objects, its errors (those on `List` items at the item's own
+/// line), and its text for field lines when it held an object (the locator reads JSON as YAML).
+fn add_document(
+    file: &str,
+    document: usize,
+    start_line: usize,
+    value: Value,
+    text: &str,
+    loaded: &mut Loaded,
+) {
+    let (objects, errors) = (loaded.objects.len(), loaded.errors.len());
+    add_value(file, document, start_line, value, loaded);
+    locate_items(&mut loaded.errors[errors..], text, start_line);
+    if loaded.objects.len() > objects {
+        loaded
+            .texts
+            .insert((file.to_owned(), document), Arc::from(text));
     }
 }
 
@@ -312,8 +316,7 @@ pub fn split_documents(text: &str) -> Vec<(usize, &str)> {
     let mut start_line = 1;
     let mut offset = 0;
     for (i, line) in text.split_inclusive('\n').enumerate() {
-        let bom = line.len() - line.trim_start_matches('\u{feff}').len();
-        let bare = line[bom..].trim_end_matches(['\n', '\r']);
+        let bare = line.trim_end_matches(['\n', '\r']);
         let marker = |m: &str| {
             bare == m
                 || bare
@@ -325,7 +328,7 @@ pub fn split_documents(text: &str) -> Vec<(usize, &str)> {
             // Content after `--- ` on the marker line belongs to the next document.
             let is_start = marker("---");
             start = if is_start {
-                offset + bom + 3
+                offset + 3
             } else {
                 offset + line.len()
             };
@@ -343,7 +346,7 @@ pub fn split_documents(text: &str) -> Vec<(usize, &str)> {
 fn only_directives(chunk: &str) -> bool {
     let mut directives = false;
     for line in chunk.lines() {
-        let line = line.trim_start_matches('\u{feff}').trim();
+        let line = line.trim();
         if line.starts_with('%') {
             directives = true;
         } else if !(line.is_empty() || line.starts_with('#')) {
