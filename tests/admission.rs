@@ -30,8 +30,21 @@ fn admission(
     version: ControllerVersion,
     rollouts: &[Value],
 ) -> Admission {
+    admission_over(mode, guards, version, &[template_web()], rollouts)
+}
+
+/// An Admission over exactly these templates and Rollouts.
+fn admission_over(
+    mode: Mode,
+    guards: &str,
+    version: ControllerVersion,
+    templates: &[Value],
+    rollouts: &[Value],
+) -> Admission {
     let mut store = MemoryStore::new();
-    store.insert_template(serde_json::from_value::<AnalysisTemplate>(template_web()).unwrap());
+    for t in templates {
+        store.insert_template(serde_json::from_value::<AnalysisTemplate>(t.clone()).unwrap());
+    }
     for r in rollouts {
         store.insert_rollout(serde_json::from_value(r.clone()).unwrap());
     }
@@ -42,6 +55,16 @@ fn admission(
         controller_user: CONTROLLER.into(),
     };
     Admission::new(policy, Arc::new(SharedStore::ready(store)))
+}
+
+/// `template_web` without its failureCondition: a metric that can no longer end Inconclusive.
+fn safe_template() -> Value {
+    let mut safe = template_web();
+    safe["spec"]["metrics"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("failureCondition");
+    safe
 }
 
 fn default_admission() -> Admission {
@@ -700,11 +723,7 @@ fn template_changes_are_checked_against_the_rollouts_that_use_them() {
         "{w:?}"
     );
     // A template that cannot end Inconclusive makes no Rollout dangerous.
-    let mut safe = t.clone();
-    safe["spec"]["metrics"][0]
-        .as_object_mut()
-        .unwrap()
-        .remove("failureCondition");
+    let safe = safe_template();
     let answer = ask(
         &a,
         Endpoint::Validate,
@@ -758,22 +777,14 @@ fn overloaded_answers_still_echo_the_uid() {
 
 #[test]
 fn a_template_edit_that_makes_a_rollout_dangerous_says_so() {
-    let mut safe = template_web();
-    safe["spec"]["metrics"][0]
-        .as_object_mut()
-        .unwrap()
-        .remove("failureCondition");
-    let mut store = MemoryStore::new();
-    store.insert_template(serde_json::from_value::<AnalysisTemplate>(safe.clone()).unwrap());
-    store.insert_rollout(serde_json::from_value(dangerous_rollout()).unwrap());
-    let version = ControllerVersion::DEFAULT;
-    let policy = Policy {
-        mode: Mode::Warn,
-        version,
-        guards: GuardSet::AUTO.resolve(version),
-        controller_user: CONTROLLER.into(),
-    };
-    let a = Admission::new(policy, Arc::new(SharedStore::ready(store)));
+    let safe = safe_template();
+    let a = admission_over(
+        Mode::Warn,
+        "auto",
+        ControllerVersion::DEFAULT,
+        std::slice::from_ref(&safe),
+        &[dangerous_rollout()],
+    );
     let edit = review(
         "AnalysisTemplate",
         "analysistemplates",
@@ -994,22 +1005,14 @@ fn a_template_edit_from_files_without_namespaces_is_checked_as_edited() {
         v["metadata"].as_object_mut().unwrap().remove("namespace");
         v
     };
-    let mut safe = strip(template_web());
-    safe["spec"]["metrics"][0]
-        .as_object_mut()
-        .unwrap()
-        .remove("failureCondition");
-    let mut store = MemoryStore::new();
-    store.insert_template(serde_json::from_value::<AnalysisTemplate>(safe.clone()).unwrap());
-    store.insert_rollout(serde_json::from_value(strip(dangerous_rollout())).unwrap());
-    let version = ControllerVersion::DEFAULT;
-    let policy = Policy {
-        mode: Mode::Warn,
-        version,
-        guards: GuardSet::AUTO.resolve(version),
-        controller_user: CONTROLLER.into(),
-    };
-    let a = Admission::new(policy, Arc::new(SharedStore::ready(store)));
+    let safe = strip(safe_template());
+    let a = admission_over(
+        Mode::Warn,
+        "auto",
+        ControllerVersion::DEFAULT,
+        std::slice::from_ref(&safe),
+        &[strip(dangerous_rollout())],
+    );
     let mut edit = review(
         "AnalysisTemplate",
         "analysistemplates",
