@@ -186,7 +186,9 @@ impl Harness {
         let pki = Arc::new(Pki::new());
         let certs = CertDir::with(&pki.server_leaf());
         let args = serve_args(&certs, extra);
-        let server = TestServer::start_with_shutdown_delay(&args, reviewer, delay).await;
+        let server =
+            TestServer::start_with(&args, reviewer, |server| server.with_shutdown_delay(delay))
+                .await;
         Self { pki, certs, server }
     }
 

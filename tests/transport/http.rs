@@ -383,11 +383,9 @@ async fn idle_keep_alive_connections_outlive_the_header_timeout_until_the_idle_t
         let pki = Pki::new();
         let certs = CertDir::with(&pki.server_leaf());
         let args = serve_args(&certs, &["--header-timeout", "300ms"]);
-        let server = TestServer::start_with_idle_timeout(
-            &args,
-            Arc::new(NullReviewer),
-            Duration::from_millis(1200),
-        )
+        let server = TestServer::start_with(&args, Arc::new(NullReviewer), |server| {
+            server.with_idle_timeout(Duration::from_millis(1200))
+        })
         .await;
         let config = pki.client_config(rustls::ALL_VERSIONS);
         let mut conn = HttpConn::new(connect_tls(server.https, config).await.unwrap());
@@ -436,29 +434,20 @@ async fn a_client_that_stops_reading_answers_is_disconnected_after_the_write_tim
         let certs = CertDir::with(&pki.server_leaf());
         let args = serve_args(&certs, &[]);
         let write_timeout = Duration::from_millis(500);
-        let server =
-            TestServer::start_with_write_timeout(&args, Arc::new(NullReviewer), write_timeout)
-                .await;
+        let server = TestServer::start_with(&args, Arc::new(NullReviewer), |server| {
+            server.with_write_timeout(write_timeout)
+        })
+        .await;
         // A small receive window, so that the answers back up after a few of them.
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
         let tcp = socket.connect(server.https).await.unwrap();
-        let tls =
-            tokio_rustls::TlsConnector::from(Arc::new(pki.client_config(rustls::ALL_VERSIONS)))
-                .connect(
-                    rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-                    tcp,
-                )
-                .await
-                .unwrap();
+        let tls = tls_over(tcp, pki.client_config(rustls::ALL_VERSIONS))
+            .await
+            .unwrap();
         let (_unread, mut write) = tokio::io::split(tls);
-        let mut request = format!(
-            "POST /validate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
-             content-length: {}\r\n\r\n",
-            GKE_REVIEW.len()
-        )
-        .into_bytes();
-        request.extend_from_slice(GKE_REVIEW);
+        let json = [("content-type", "application/json")];
+        let request = wire_request("POST", "/validate", &json, GKE_REVIEW);
 
         // Pipelined reviews, no answer read. The server's writes stall, it stops reading, our
         // writes stall in turn; after the write timeout it closes and they fail.

@@ -115,10 +115,10 @@ async fn keeps_accepting_for_the_shutdown_delay_after_readiness_goes_off() {
     bounded(async {
         let pki = Pki::new();
         let certs = CertDir::with(&pki.server_leaf());
-        let mut server = TestServer::start_with_shutdown_delay(
+        let mut server = TestServer::start_with(
             &serve_args(&certs, &[]),
             Arc::new(rollout_guard::review::NullReviewer),
-            Duration::from_millis(600),
+            |server| server.with_shutdown_delay(Duration::from_millis(600)),
         )
         .await;
         server.begin_shutdown();

@@ -300,38 +300,17 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(args: &ServeArgs, reviewer: Arc<dyn Reviewer>) -> Self {
-        install_provider();
-        Self::run(Server::bind(args, reviewer).await.unwrap())
+        Self::start_with(args, reviewer, |server| server).await
     }
 
-    pub async fn start_with_idle_timeout(
+    /// Starts a server set up by `configure` beyond its flags (`Server::with_*`).
+    pub async fn start_with(
         args: &ServeArgs,
         reviewer: Arc<dyn Reviewer>,
-        idle_timeout: Duration,
+        configure: impl FnOnce(Server) -> Server,
     ) -> Self {
         install_provider();
-        let server = Server::bind(args, reviewer).await.unwrap();
-        Self::run(server.with_idle_timeout(idle_timeout))
-    }
-
-    pub async fn start_with_write_timeout(
-        args: &ServeArgs,
-        reviewer: Arc<dyn Reviewer>,
-        write_timeout: Duration,
-    ) -> Self {
-        install_provider();
-        let server = Server::bind(args, reviewer).await.unwrap();
-        Self::run(server.with_write_timeout(write_timeout))
-    }
-
-    pub async fn start_with_shutdown_delay(
-        args: &ServeArgs,
-        reviewer: Arc<dyn Reviewer>,
-        delay: Duration,
-    ) -> Self {
-        install_provider();
-        let server = Server::bind(args, reviewer).await.unwrap();
-        Self::run(server.with_shutdown_delay(delay))
+        Self::run(configure(Server::bind(args, reviewer).await.unwrap()))
     }
 
     fn run(server: Server) -> Self {
@@ -370,10 +349,35 @@ pub async fn connect_tls(
     addr: SocketAddr,
     config: rustls::ClientConfig,
 ) -> std::io::Result<TlsStream<TcpStream>> {
-    let tcp = TcpStream::connect(addr).await?;
+    tls_over(TcpStream::connect(addr).await?, config).await
+}
+
+/// A TLS client connection for `localhost` over a TCP connection set up by the caller.
+pub async fn tls_over(
+    tcp: TcpStream,
+    config: rustls::ClientConfig,
+) -> std::io::Result<TlsStream<TcpStream>> {
     TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
+}
+
+/// A request as written on the wire; `content-length` from the body unless given.
+pub fn wire_request(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut head = format!("{method} {target} HTTP/1.1\r\nhost: localhost\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+    {
+        head.push_str(&format!("content-length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    let mut wire = head.into_bytes();
+    wire.extend_from_slice(body);
+    wire
 }
 
 /// One HTTP/1.1 response as read off the wire.
@@ -429,19 +433,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> std::io::Result<Response> {
-        let mut head = format!("{method} {target} HTTP/1.1\r\nhost: localhost\r\n");
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        if !headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        {
-            head.push_str(&format!("content-length: {}\r\n", body.len()));
-        }
-        head.push_str("\r\n");
-        let mut wire = head.into_bytes();
-        wire.extend_from_slice(body);
+        let wire = wire_request(method, target, headers, body);
         self.stream.write_all(&wire).await?;
         self.stream.flush().await?;
         self.read_response().await
