@@ -3,7 +3,8 @@
 //!
 //! The admission request path on the load-test review (`tests/fixtures/load/`, 17 KB UPDATE
 //! of a flagged Rollout): the whole [`Admission::review`] next to the [`NullReviewer`], and its
-//! parts (scanning the body, decoding the Rollout view, the rules).
+//! parts (scanning the body, decoding the Rollout view, the rules). And a template write
+//! re-checked against 1,000 and 10,000 Rollouts that use the template (`template_write/`).
 //!
 //! `cargo bench --bench engine` (`-- review/` for the request path only)
 
@@ -174,5 +175,57 @@ fn review(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, engine, review);
+/// An AnalysisTemplate UPDATE validated while N cached Rollouts use the template: each is
+/// re-checked against the edited template (and, when it is dangerous, the stored one). The
+/// server runs these on the blocking pool (`Reviewer::review_inline` declines them).
+fn template_write(c: &mut Criterion) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/load");
+    let review: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("rollout-update-review.json")).unwrap())
+            .unwrap();
+    let rollout = &review["request"]["object"];
+    let template_doc = std::fs::read_to_string(root.join("templates/analysis-templates.yaml"))
+        .unwrap()
+        .split("\n---")
+        .map(|d| serde_yaml::from_str::<serde_json::Value>(d).unwrap())
+        .find(|d| d["metadata"]["name"] == "success-rate")
+        .unwrap();
+    let mut request = review["request"].clone();
+    request["kind"] =
+        json!({"group": "argoproj.io", "version": "v1alpha1", "kind": "AnalysisTemplate"});
+    request["resource"] =
+        json!({"group": "argoproj.io", "version": "v1alpha1", "resource": "analysistemplates"});
+    request["name"] = json!("success-rate");
+    request["object"] = template_doc.clone();
+    request["oldObject"] = template_doc;
+    let body = serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request
+    }))
+    .unwrap();
+    let mut group = c.benchmark_group("template_write");
+    group.sample_size(10);
+    for n in [1_000usize, 10_000] {
+        let (mut store, _) = load_dir(&root.join("templates"));
+        for i in 0..n {
+            let mut r = rollout.clone();
+            r["metadata"]["name"] = json!(format!("service-{i}"));
+            store.insert_rollout(serde_json::from_value(r).unwrap());
+        }
+        let admission = Admission::new(
+            Policy::default(),
+            std::sync::Arc::new(SharedStore::ready(store)),
+        );
+        assert_eq!(
+            admission.review(Endpoint::Validate, &body).outcome,
+            Outcome::Warned,
+            "every referencing Rollout stays dangerous"
+        );
+        group.bench_function(format!("referenced_by_{n}_rollouts"), |b| {
+            b.iter(|| admission.review(Endpoint::Validate, black_box(&body)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, engine, review, template_write);
 criterion_main!(benches);

@@ -694,8 +694,9 @@ impl Reviewer for Admission {
     }
 
     /// Declines template validations: each re-checks every cached Rollout that references the
-    /// template (35 ms with 10,000 of them), too long for an async worker. They are rare, and
-    /// a template body is small, so reading it twice costs little.
+    /// template (31 ms with 10,000 of them: `template_write` in benches/engine.rs), too long
+    /// for an async worker. They are rare, and a template body is small, so reading it twice
+    /// costs little.
     fn review_inline(&self, endpoint: Endpoint, body: &[u8]) -> Option<Reply> {
         let review = decode_review(body, endpoint);
         let rechecks = endpoint == Endpoint::Validate
