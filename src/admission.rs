@@ -503,13 +503,13 @@ impl Admission {
         let Some(trap) = eval.trap else {
             return Ok(Decision::default());
         };
-        let original: Value = serde_json::from_str(raw.get())?;
+        let original = guard_tree(raw)?;
         let mut held = original.clone();
         let Some(said) = guards::hold(&mut held, &trap) else {
             return Ok(Decision::default());
         };
         if let Some(old_raw) = req.old_object {
-            let old: Value = serde_json::from_str(old_raw.get())?;
+            let old = guard_tree(old_raw)?;
             if would_restart_canary(&original, &held, &old) {
                 return Ok(Decision {
                     warnings: vec![sanitize(format!(
@@ -540,8 +540,8 @@ impl Admission {
         if !new_view.paused_inconclusive() && !old_view.paused_inconclusive() {
             return Ok(Decision::default());
         }
-        let original: Value = serde_json::from_str(raw.get())?;
-        let old: Value = serde_json::from_str(old_raw.get())?;
+        let original = guard_tree(raw)?;
+        let old = guard_tree(old_raw)?;
         let mut guarded = original.clone();
         let Some(said) = guards::status_guard(&mut guarded, &old) else {
             return Ok(Decision::default());
@@ -554,7 +554,7 @@ impl Admission {
         if !self.guards_for(&view.metadata).contains(Guard::FailClosed) {
             return Ok(Decision::default());
         }
-        let original: Value = serde_json::from_str(raw.get())?;
+        let original = guard_tree(raw)?;
         let mut closed = original.clone();
         let Some(said) = guards::fail_closed(&mut closed) else {
             return Ok(Decision::default());
@@ -772,6 +772,58 @@ impl Reviewer for Admission {
     fn cache_sizes(&self) -> Vec<(&'static str, usize)> {
         self.catalog.sizes()
     }
+}
+
+/// The object as the JSON tree the guards edit and diff, without `metadata.managedFields`.
+///
+/// No guard reads or writes managedFields, and a patch is the difference between two such
+/// trees, so leaving them out changes no patch. They are the worst case of a tree's size:
+/// FieldsV1 is deep maps of short keys, where every small map costs a whole B-tree node, so a
+/// 1.4 MB object with large managedFields grew to about 150 MB across the guard's trees.
+fn guard_tree(raw: RawJson<'_>) -> serde_json::Result<Value> {
+    /// An object, each member read as a tree, but `metadata`, read by `Pruned(true)`, without
+    /// its `managedFields`.
+    struct Pruned(bool);
+
+    impl<'de> DeserializeSeed<'de> for Pruned {
+        type Value = Value;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Pruned {
+        type Value = Value;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str(if self.0 {
+                "metadata as an object"
+            } else {
+                "an object"
+            })
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut fields = serde_json::Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let value = match (self.0, key.as_str()) {
+                    (true, "managedFields") => {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    }
+                    (false, "metadata") => map.next_value_seed(Pruned(true))?,
+                    _ => map.next_value()?,
+                };
+                fields.insert(key, value);
+            }
+            Ok(Value::Object(fields))
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    let tree = Pruned(false).deserialize(&mut de)?;
+    de.end()?;
+    Ok(tree)
 }
 
 /// Reads a view of an object the envelope kept raw: with the lean reader when it read the
@@ -1000,6 +1052,32 @@ mod tests {
             Policy::default(),
             Arc::new(crate::catalog::SharedStore::default()),
         )
+    }
+
+    #[test]
+    fn guard_trees_leave_out_managed_fields_and_nothing_else() {
+        let text = r#"{"apiVersion":"argoproj.io/v1alpha1","kind":"Rollout",
+            "metadata":{"name":"web","managedFields":[{"manager":"kubectl","fieldsV1":{"f:spec":{}}}],
+              "annotations":{"a":"1"}},
+            "spec":{"managedFields":"kept: only metadata's are left out"},"status":null}"#;
+        let raw: RawJson<'_> = serde_json::from_str(text).unwrap();
+        let mut expected: Value = serde_json::from_str(text).unwrap();
+        expected["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("managedFields");
+        assert_eq!(guard_tree(raw).unwrap(), expected);
+
+        for odd in [r#"{"metadata":null}"#, r#"{}"#, r#"{"metadata":{}}"#] {
+            let raw: RawJson<'_> = serde_json::from_str(odd).unwrap();
+            assert_eq!(
+                guard_tree(raw).unwrap(),
+                serde_json::from_str::<Value>(odd).unwrap()
+            );
+        }
+        let raw: RawJson<'_> = serde_json::from_str(r#"{"metadata":[1]}"#).unwrap();
+        let error = guard_tree(raw).unwrap_err().to_string();
+        assert!(error.contains("metadata as an object"), "{error}");
     }
 
     #[test]

@@ -54,6 +54,10 @@ pub struct Limits {
     /// Deadline of a review when the request has no `?timeout=`.
     pub review_timeout: Duration,
     pub max_concurrent_reviews: usize,
+    /// Reviews on the blocking pool at once ([`INLINE_REVIEW_LIMIT`]). They only compute, so
+    /// more of them than cores adds no throughput, only memory: a guard's JSON trees of a
+    /// large object take many times its size.
+    pub max_blocking_reviews: usize,
 }
 
 impl Limits {
@@ -63,6 +67,8 @@ impl Limits {
             max_buffered_body_bytes: args.max_buffered_body_bytes,
             review_timeout: args.review_timeout,
             max_concurrent_reviews: args.max_concurrent_reviews,
+            // The cores this process may use (a container's CPU limit counts).
+            max_blocking_reviews: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 }
@@ -77,6 +83,8 @@ struct Inner {
     reviewer: Arc<dyn Reviewer>,
     metrics: Arc<Metrics>,
     permits: Arc<Semaphore>,
+    /// Slots for reviews on the blocking pool ([`Limits::max_blocking_reviews`]).
+    blocking: Arc<Semaphore>,
     /// Room for request bodies, in KiB ([`BODY_UNIT`]).
     body_room: Arc<Semaphore>,
     /// All of that room: what one body takes at most.
@@ -103,6 +111,7 @@ impl AppState {
                 reviewer,
                 metrics,
                 permits: Arc::new(Semaphore::new(limits.max_concurrent_reviews.max(1))),
+                blocking: Arc::new(Semaphore::new(limits.max_blocking_reviews.max(1))),
                 body_room: Arc::new(Semaphore::new(room as usize)),
                 body_room_units: room,
                 limits,
@@ -310,7 +319,7 @@ async fn handle(state: &Inner, endpoint: Endpoint, request: Request) -> Response
 
     let permit = Arc::clone(&state.permits).acquire_owned();
     let reply = match tokio::time::timeout_at(deadline, permit).await {
-        Ok(Ok(permit)) => review(&state.reviewer, endpoint, body, (permit, room)).await,
+        Ok(Ok(permit)) => review(state, endpoint, body, (permit, room), deadline).await,
         // No slot before the deadline (the semaphore is never closed).
         Ok(Err(_)) | Err(_) => state.reviewer.overloaded(endpoint, &body),
     };
@@ -329,13 +338,17 @@ fn body_units(bytes: usize) -> u32 {
     u32::try_from(bytes.div_ceil(BODY_UNIT).max(1)).unwrap_or(u32::MAX)
 }
 
-/// `permit` is the review slot and the body's room: both are held while the body is.
+/// `permit` is the review slot and the body's room: both are held while the body is. A review
+/// that goes to the blocking pool waits for a slot there within the deadline, and is answered
+/// as overloaded without one.
 async fn review(
-    reviewer: &Arc<dyn Reviewer>,
+    state: &Inner,
     endpoint: Endpoint,
     body: Bytes,
     permit: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+    deadline: tokio::time::Instant,
 ) -> Reply {
+    let reviewer = &state.reviewer;
     if body.len() < INLINE_REVIEW_LIMIT
         && let Some(reply) = guarded(endpoint, || reviewer.review_inline(endpoint, &body))
             .unwrap_or_else(|()| Some(internal_error()))
@@ -343,12 +356,17 @@ async fn review(
         drop(permit);
         return reply;
     }
+    let slot = Arc::clone(&state.blocking).acquire_owned();
+    let Ok(Ok(slot)) = tokio::time::timeout_at(deadline, slot).await else {
+        // No slot before the deadline (the semaphore is never closed).
+        return reviewer.overloaded(endpoint, &body);
+    };
     let reviewer = Arc::clone(reviewer);
-    // The permit travels with the work: a client that hangs up mid-review must not free a
+    // The permits travel with the work: a client that hangs up mid-review must not free a
     // slot while its review still occupies a blocking thread.
     tokio::task::spawn_blocking(move || {
         let reply = review_guarded(reviewer.as_ref(), endpoint, &body);
-        drop(permit);
+        drop((permit, slot));
         reply
     })
     .await

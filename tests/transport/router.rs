@@ -33,13 +33,17 @@ fn state(metrics: Arc<Metrics>) -> AppState {
         rules: vec!["background-analysis-inconclusive"],
         ..TestReviewer::default()
     });
-    let limits = Limits {
+    AppState::new(reviewer, metrics, limits())
+}
+
+fn limits() -> Limits {
+    Limits {
         max_body_bytes: 1 << 20,
         max_buffered_body_bytes: 4 << 20,
         review_timeout: Duration::from_secs(10),
         max_concurrent_reviews: 4,
-    };
-    AppState::new(reviewer, metrics, limits)
+        max_blocking_reviews: 2,
+    }
 }
 
 fn post(path: &str, body: &'static [u8]) -> Request<Body> {
@@ -130,6 +134,73 @@ async fn logs_one_line_per_review_with_summary_fields_and_no_object() {
             ),
             1.0
         );
+    })
+    .await;
+}
+
+/// Reviews that leave the async workers for the blocking pool (large bodies, declined ones)
+/// run at most `max_blocking_reviews` at once: they only compute, and each may build JSON trees
+/// many times its body's size. The others wait for a slot within their deadline.
+#[tokio::test]
+async fn blocking_reviews_run_at_most_max_blocking_reviews_at_once() {
+    bounded(async {
+        let reviewer = Arc::new(TestReviewer {
+            decline_inline_on: Some(("colin-coder", Duration::from_millis(150))),
+            ..TestReviewer::default()
+        });
+        let limits = Limits {
+            max_concurrent_reviews: 8,
+            max_blocking_reviews: 2,
+            ..limits()
+        };
+        let app = router(AppState::new(
+            Arc::clone(&reviewer) as Arc<dyn rollout_guard::review::Reviewer>,
+            Arc::new(Metrics::new()),
+            limits,
+        ));
+        let requests: Vec<_> = (0..6)
+            .map(|_| {
+                tokio::spawn(
+                    app.clone()
+                        .oneshot(post("/validate?timeout=5s", GKE_REVIEW)),
+                )
+            })
+            .collect();
+        for request in requests {
+            assert_eq!(request.await.unwrap().unwrap().status(), StatusCode::OK);
+        }
+        assert_eq!(reviewer.calls.load(std::sync::atomic::Ordering::SeqCst), 6);
+        assert_eq!(reviewer.peak.load(std::sync::atomic::Ordering::SeqCst), 2);
+    })
+    .await;
+}
+
+/// No blocking slot before the deadline: the reviewer's overloaded answer, a 503 here.
+#[tokio::test]
+async fn a_blocking_review_without_a_slot_before_its_deadline_is_overloaded() {
+    bounded(async {
+        let reviewer = Arc::new(TestReviewer {
+            decline_inline_on: Some(("colin-coder", Duration::from_millis(1500))),
+            ..TestReviewer::default()
+        });
+        let limits = Limits {
+            max_blocking_reviews: 1,
+            ..limits()
+        };
+        let app = router(AppState::new(reviewer, Arc::new(Metrics::new()), limits));
+        let first = tokio::spawn(
+            app.clone()
+                .oneshot(post("/validate?timeout=5s", GKE_REVIEW)),
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let second = app
+            .oneshot(post("/validate?timeout=1s", GKE_REVIEW))
+            .await
+            .unwrap();
+        assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = second.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], br#"{"error":"too many concurrent reviews"}"#);
+        assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
     })
     .await;
 }

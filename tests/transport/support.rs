@@ -196,15 +196,17 @@ pub struct TestReviewer {
     /// Bodies holding the marker are declined inline, then take this long on the blocking pool.
     pub decline_inline_on: Option<(&'static str, Duration)>,
     pub calls: AtomicUsize,
+    /// Reviews running now, and the most that ever ran at once.
+    pub active: AtomicUsize,
+    pub peak: AtomicUsize,
 }
 
 fn holds(body: &[u8], marker: &str) -> bool {
     body.windows(marker.len()).any(|w| w == marker.as_bytes())
 }
 
-impl Reviewer for TestReviewer {
-    fn review(&self, endpoint: Endpoint, body: &[u8]) -> Reply {
-        self.calls.fetch_add(1, Ordering::SeqCst);
+impl TestReviewer {
+    fn answer(&self, endpoint: Endpoint, body: &[u8]) -> Reply {
         if let Some(marker) = self.panic_on
             && holds(body, marker)
         {
@@ -234,6 +236,17 @@ impl Reviewer for TestReviewer {
                 reply.outcome = Outcome::Warned;
             }
         }
+        reply
+    }
+}
+
+impl Reviewer for TestReviewer {
+    fn review(&self, endpoint: Endpoint, body: &[u8]) -> Reply {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        let reply = self.answer(endpoint, body);
+        self.active.fetch_sub(1, Ordering::SeqCst);
         reply
     }
 
