@@ -378,47 +378,56 @@ impl Admission {
         };
         let req = &*req;
         let status_write = req.is_status_write();
+        // What the settings' annotations said that was not understood.
+        let mut notes = Vec::new();
         let result = match (endpoint, kind, status_write, object) {
             (Endpoint::Validate, _, true, _) => Ok(Decision::default()),
             (Endpoint::Validate, Kind::Rollout, false, object) => {
-                self.validate_rollout(object, req)
+                self.validate_rollout(object, req, &mut notes)
             }
             // A view is read ahead only when validating a Rollout write (`decode_review`).
             (_, _, _, ObjectIn::Rollout(_)) => Ok(Decision::default()),
             (Endpoint::Validate, _, false, ObjectIn::Raw(raw)) => {
-                self.validate_template(raw, kind, req)
+                self.validate_template(raw, kind, req, &mut notes)
             }
             (Endpoint::Mutate, Kind::Rollout, true, ObjectIn::Raw(raw)) => {
-                self.guard_status(raw, req)
+                self.guard_status(raw, req, &mut notes)
             }
             (Endpoint::Mutate, Kind::Rollout, false, ObjectIn::Raw(raw)) => {
-                self.guard_rollout(raw, req)
+                self.guard_rollout(raw, req, &mut notes)
             }
             (Endpoint::Mutate, _, true, _) => Ok(Decision::default()),
-            (Endpoint::Mutate, _, false, ObjectIn::Raw(raw)) => self.guard_template(raw, req),
+            (Endpoint::Mutate, _, false, ObjectIn::Raw(raw)) => {
+                self.guard_template(raw, req, &mut notes)
+            }
         };
         // serde's message quotes the offending value, which can be any length: budget it
         // like every other warning.
-        result.unwrap_or_else(|e| Decision {
+        let mut decision = result.unwrap_or_else(|e| Decision {
             warnings: budget(std::iter::once(format!(
                 "rollout-guard: could not read the {kind}: {e}; it was not checked"
             ))),
             unreadable: true,
             ..Decision::default()
-        })
+        });
+        if !notes.is_empty() {
+            decision.warnings = budget(notes.into_iter().chain(decision.warnings));
+        }
+        decision
     }
 
     fn validate_rollout(
         &self,
         object: ObjectIn<'_>,
         req: &Request<'_>,
+        notes: &mut Vec<String>,
     ) -> serde_json::Result<Decision> {
         let mut rollout = match object {
             ObjectIn::Rollout(view) => view,
             ObjectIn::Raw(raw) => view::<Rollout>(raw, req.lean)?,
         };
         fill_namespace(&mut rollout.metadata, req);
-        let Some(mut mode) = self.mode_for(&rollout.metadata) else {
+        let Some(mut mode) = self.mode_for(&rollout.metadata, req, notes) else {
             return Ok(Decision::default());
         };
         // The controller only carries out a spec someone else wrote (it sets the revision
@@ -437,12 +446,13 @@ impl Admission {
         raw: RawJson<'_>,
         kind: Kind,
         req: &Request<'_>,
+        notes: &mut Vec<String>,
     ) -> serde_json::Result<Decision> {
         let mut template: AnalysisTemplate = view(raw, req.lean)?;
         if kind == Kind::AnalysisTemplate {
             fill_namespace(&mut template.metadata, req);
         }
-        let Some(mode) = self.mode_for(&template.metadata) else {
+        let Some(mode) = self.mode_for(&template.metadata, req, notes) else {
             return Ok(Decision::default());
         };
         let cfg = self.config();
@@ -493,10 +503,18 @@ impl Admission {
         Ok(judge(&findings, &subject, mode, extra))
     }
 
-    fn guard_rollout(&self, raw: RawJson<'_>, req: &Request<'_>) -> serde_json::Result<Decision> {
+    fn guard_rollout(
+        &self,
+        raw: RawJson<'_>,
+        req: &Request<'_>,
+        notes: &mut Vec<String>,
+    ) -> serde_json::Result<Decision> {
         let mut rollout: Rollout = view(raw, req.lean)?;
         fill_namespace(&mut rollout.metadata, req);
-        if !self.guards_for(&rollout.metadata).contains(Guard::Hold) {
+        if !self
+            .guards_for(&rollout.metadata, req, notes)
+            .contains(Guard::Hold)
+        {
             return Ok(Decision::default());
         }
         let eval = self.evaluate(&rollout);
@@ -524,7 +542,12 @@ impl Admission {
         Ok(patched(&original, &held, &said))
     }
 
-    fn guard_status(&self, raw: RawJson<'_>, req: &Request<'_>) -> serde_json::Result<Decision> {
+    fn guard_status(
+        &self,
+        raw: RawJson<'_>,
+        req: &Request<'_>,
+        notes: &mut Vec<String>,
+    ) -> serde_json::Result<Decision> {
         // Humans (kubectl argo rollouts promote, the dashboard, Argo CD actions) pass through.
         if req.operation != "UPDATE" || req.user_info.username != self.policy.controller_user {
             return Ok(Decision::default());
@@ -533,7 +556,10 @@ impl Admission {
             return Ok(Decision::default());
         };
         let new_view: RolloutState = view(raw, req.lean)?;
-        if !self.guards_for(&new_view.metadata).contains(Guard::Status) {
+        if !self
+            .guards_for(&new_view.metadata, req, notes)
+            .contains(Guard::Status)
+        {
             return Ok(Decision::default());
         }
         let old_view: RolloutState = view(old_raw, req.lean)?;
@@ -549,9 +575,17 @@ impl Admission {
         Ok(patched(&original, &guarded, &said))
     }
 
-    fn guard_template(&self, raw: RawJson<'_>, req: &Request<'_>) -> serde_json::Result<Decision> {
+    fn guard_template(
+        &self,
+        raw: RawJson<'_>,
+        req: &Request<'_>,
+        notes: &mut Vec<String>,
+    ) -> serde_json::Result<Decision> {
         let view: AnalysisTemplate = self::view(raw, req.lean)?;
-        if !self.guards_for(&view.metadata).contains(Guard::FailClosed) {
+        if !self
+            .guards_for(&view.metadata, req, notes)
+            .contains(Guard::FailClosed)
+        {
             return Ok(Decision::default());
         }
         let original = guard_tree(raw)?;
@@ -562,23 +596,85 @@ impl Admission {
         Ok(patched(&original, &closed, &said))
     }
 
-    /// The mode for an object, `None` when it opted out.
-    fn mode_for(&self, meta: &ObjectMeta) -> Option<Mode> {
-        match meta.annotation(MODE_ANNOTATION).map(str::trim) {
-            Some("off") => None,
-            Some("warn") => Some(Mode::Warn),
-            Some("enforce") => Some(Mode::Enforce),
-            _ => Some(self.policy.mode),
-        }
+    /// The mode for an object, `None` when it opted out: its own annotation, else its
+    /// namespace's, else `--mode`. A value not understood is passed over, with a note.
+    fn mode_for(
+        &self,
+        meta: &ObjectMeta,
+        req: &Request<'_>,
+        notes: &mut Vec<String>,
+    ) -> Option<Mode> {
+        let parse = |text: &str| match text.trim().to_ascii_lowercase().as_str() {
+            "off" => Some(None),
+            "warn" => Some(Some(Mode::Warn)),
+            "enforce" => Some(Some(Mode::Enforce)),
+            _ => None,
+        };
+        self.setting(
+            meta,
+            req,
+            MODE_ANNOTATION,
+            parse,
+            notes,
+            "warn, enforce or off",
+        )
+        .unwrap_or(Some(self.policy.mode))
     }
 
-    fn guards_for(&self, meta: &ObjectMeta) -> GuardSet {
-        match meta
-            .annotation(GUARDS_ANNOTATION)
-            .map(str::parse::<GuardSet>)
-        {
-            Some(Ok(set)) => set.resolve(self.policy.version),
-            _ => self.policy.guards,
+    /// The guards for an object: its own annotation, else its namespace's, else `--guards`.
+    fn guards_for(
+        &self,
+        meta: &ObjectMeta,
+        req: &Request<'_>,
+        notes: &mut Vec<String>,
+    ) -> GuardSet {
+        let parse = |text: &str| text.parse::<GuardSet>().ok();
+        self.setting(
+            meta,
+            req,
+            GUARDS_ANNOTATION,
+            parse,
+            notes,
+            "none, auto, or a list of status, hold and fail-closed",
+        )
+        .map_or(self.policy.guards, |set| set.resolve(self.policy.version))
+    }
+
+    /// A setting from the object's annotation `key`, else from its namespace's. A value `parse`
+    /// does not understand is passed over with a note saying so.
+    fn setting<T>(
+        &self,
+        meta: &ObjectMeta,
+        req: &Request<'_>,
+        key: &str,
+        parse: impl Fn(&str) -> Option<T>,
+        notes: &mut Vec<String>,
+        expected: &str,
+    ) -> Option<T> {
+        let mut not_understood = |place: &str, text: &str| {
+            notes.push(sanitize(format!(
+                "rollout-guard: {place} annotation {key}: {:?} is not understood (expected {expected}); ignored",
+                truncate(text.to_owned(), 64)
+            )));
+        };
+        if let Some(text) = meta.annotation(key) {
+            match parse(text) {
+                Some(value) => return Some(value),
+                None => not_understood("the object's", text),
+            }
+        }
+        let namespace = meta
+            .namespace
+            .as_deref()
+            .filter(|ns| !ns.is_empty())
+            .or(req.namespace.as_deref())?;
+        let text = self.catalog.namespace_annotation(namespace, key)?;
+        match parse(&text) {
+            Some(value) => Some(value),
+            None => {
+                not_understood(&format!("namespace {namespace}'s"), &text);
+                None
+            }
         }
     }
 
@@ -716,9 +812,16 @@ impl Reviewer for Admission {
             request: Option<UidOnly<'a>>,
         }
         #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
         struct UidOnly<'a> {
             #[serde(borrow)]
             uid: Cow<'a, str>,
+            #[serde(borrow, default)]
+            operation: Cow<'a, str>,
+            #[serde(borrow, default)]
+            sub_resource: Option<Cow<'a, str>>,
+            #[serde(borrow, default)]
+            user_info: UserInfo<'a>,
         }
         match json::from_slice::<Uid<'_>>(body)
             .or_else(|_| serde_json::from_slice::<Uid<'_>>(body))
@@ -728,10 +831,15 @@ impl Reviewer for Admission {
             Some(r) => {
                 // In enforce mode an unchecked write is refused (retryable, 429), as the
                 // operator asked for; otherwise it passes with a warning, like failurePolicy
-                // Ignore. Guards are skipped either way: no patch without a decision.
-                let decision = if endpoint == Endpoint::Validate
+                // Ignore. Guards are skipped either way: no patch without a decision. The
+                // controller's writes are never refused (see `validate_rollout`), and only
+                // writes that would be judged are.
+                let refused = endpoint == Endpoint::Validate
                     && self.policy.mode == Mode::Enforce
-                {
+                    && matches!(&*r.operation, "CREATE" | "UPDATE")
+                    && r.sub_resource.as_deref().unwrap_or_default().is_empty()
+                    && r.user_info.username != self.policy.controller_user;
+                let decision = if refused {
                     Decision {
                         denied: Some(Denial {
                             code: 429,

@@ -1,10 +1,11 @@
 //! The cluster-backed template cache: kube-runtime watches of AnalysisTemplates,
 //! ClusterAnalysisTemplates and Rollouts fill a [`SharedStore`], keeping only the partial
-//! views the rules read (no pod templates, no status).
+//! views the rules read (no pod templates, no status), and a metadata-only watch of
+//! Namespaces keeps their `rollout-guard.io/` annotations (mode and guards).
 //!
 //! Behaviour the server relies on:
 //! - the request path only reads the store; it never waits for the API server;
-//! - readiness (`synced`) turns true once every kind has been listed once, and stays true
+//! - readiness (`synced`) turns true once every kind (and the namespaces) has been listed once, and stays true
 //!   across disconnects: the last complete view keeps answering while the watcher re-lists
 //!   with backoff;
 //! - a relist (`Init` .. `InitDone`) replaces a kind's objects at once, so objects deleted
@@ -14,12 +15,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ObjectMeta, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use tracing::{debug, info, warn};
 
-use crate::catalog::SharedStore;
+use crate::catalog::{NamespaceAnnotations, SharedStore};
 use crate::model::{AnalysisTemplate, Kind, Rollout};
 use crate::templates::WatchedObject;
 
@@ -29,17 +31,75 @@ const KINDS: [(Kind, &str); 3] = [
     (Kind::Rollout, "rollouts"),
 ];
 
-/// Tracks which kinds have completed their first list.
+/// Tracks which kinds (and the namespaces, last) have completed their first list.
 #[derive(Default)]
 pub struct SyncState {
-    listed: [AtomicBool; 3],
+    listed: [AtomicBool; KINDS.len() + 1],
 }
 
 impl SyncState {
     fn mark(&self, kind: Kind) -> bool {
-        let i = KINDS.iter().position(|(k, _)| *k == kind).unwrap_or(0);
+        self.mark_listed(KINDS.iter().position(|(k, _)| *k == kind).unwrap_or(0))
+    }
+
+    fn mark_namespaces(&self) -> bool {
+        self.mark_listed(KINDS.len())
+    }
+
+    fn mark_listed(&self, i: usize) -> bool {
         self.listed[i].store(true, Ordering::Release);
         self.listed.iter().all(|l| l.load(Ordering::Acquire))
+    }
+}
+
+/// A namespace's name and its `rollout-guard.io/` annotations.
+fn namespace_settings(meta: &ObjectMeta) -> (String, NamespaceAnnotations) {
+    let own = meta
+        .annotations
+        .iter()
+        .flatten()
+        .filter(|(key, _)| key.starts_with(crate::model::OWN_ANNOTATION_PREFIX))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    (meta.name.clone().unwrap_or_default(), own)
+}
+
+fn metadata_of(event: Event<PartialObjectMeta<Namespace>>) -> Event<ObjectMeta> {
+    match event {
+        Event::Init => Event::Init,
+        Event::InitApply(o) => Event::InitApply(o.metadata),
+        Event::InitDone => Event::InitDone,
+        Event::Apply(o) => Event::Apply(o.metadata),
+        Event::Delete(o) => Event::Delete(o.metadata),
+    }
+}
+
+/// Applies one namespace watch event. `buffer` collects a relist until `InitDone`.
+pub fn apply_namespace_event(
+    store: &SharedStore,
+    sync: &SyncState,
+    buffer: &mut Option<Vec<(String, NamespaceAnnotations)>>,
+    event: Event<ObjectMeta>,
+) {
+    match event {
+        Event::Init => *buffer = Some(Vec::new()),
+        Event::InitApply(meta) => buffer
+            .get_or_insert_with(Vec::new)
+            .push(namespace_settings(&meta)),
+        Event::InitDone => {
+            let namespaces = buffer.take().unwrap_or_default();
+            let count = namespaces.iter().filter(|(_, a)| !a.is_empty()).count();
+            store.replace_namespaces(namespaces);
+            info!(with_settings = count, "namespaces listed");
+            if sync.mark_namespaces() {
+                store.mark_synced(true);
+            }
+        }
+        Event::Apply(meta) => {
+            let (name, annotations) = namespace_settings(&meta);
+            store.set_namespace(&name, annotations);
+        }
+        Event::Delete(meta) => store.remove_namespace(meta.name.as_deref().unwrap_or_default()),
     }
 }
 
@@ -103,13 +163,33 @@ pub fn apply_event(
     }
 }
 
-/// Starts one watch per kind; they run until the runtime shuts down.
+/// Starts one watch per kind and one of namespaces; they run until the runtime shuts down.
 pub fn spawn_watchers(
     client: kube::Client,
     store: Arc<SharedStore>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let sync = Arc::new(SyncState::default());
-    KINDS
+    let namespaces = {
+        // Metadata-only requests: the annotations are all that is read.
+        let api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
+        let (store, sync) = (store.clone(), sync.clone());
+        tokio::spawn(async move {
+            let mut buffer = None;
+            let mut stream = watcher::watcher(api, watcher::Config::default())
+                .default_backoff()
+                .boxed();
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(event) => {
+                        apply_namespace_event(&store, &sync, &mut buffer, metadata_of(event))
+                    }
+                    Err(e) => warn!(error = %e, "namespace watch failed; retrying"),
+                }
+            }
+            debug!("namespace watch ended");
+        })
+    };
+    let mut tasks: Vec<_> = KINDS
         .iter()
         .map(|&(kind, plural)| {
             let gvk = GroupVersionKind::gvk(Kind::GROUP, "v1alpha1", kind.as_str());
@@ -134,7 +214,9 @@ pub fn spawn_watchers(
                 debug!(kind = %kind, "template watch ended");
             })
         })
-        .collect()
+        .collect();
+    tasks.push(namespaces);
+    tasks
 }
 
 #[cfg(test)]
@@ -204,6 +286,11 @@ mod tests {
             }
             apply_event(&store, &sync, kind, &mut buf, Event::InitDone);
         }
+        assert!(!store.synced(), "namespaces not listed yet");
+        let mut namespaces = None;
+        for event in [Event::Init, Event::InitDone] {
+            apply_namespace_event(&store, &sync, &mut namespaces, event);
+        }
         assert!(store.synced());
         assert!(store.analysis_template("ns", "a").is_some());
         // A relist that no longer has `a` removes it at InitDone, not before.
@@ -248,6 +335,58 @@ mod tests {
             Event::Apply(object("ClusterAnalysisTemplate", "shared", None)),
         );
         assert!(store.cluster_analysis_template("shared").is_some());
+    }
+
+    fn namespace(name: &str, annotations: serde_json::Value) -> ObjectMeta {
+        serde_json::from_value(json!({"name": name, "annotations": annotations})).unwrap()
+    }
+
+    #[test]
+    fn namespaces_keep_only_our_annotations_and_relists_replace_them() {
+        let store = SharedStore::new();
+        let sync = SyncState::default();
+        let mut buf = None;
+        let mode = |ns: &str| store.namespace_annotation(ns, "rollout-guard.io/mode");
+        for event in [
+            Event::Init,
+            Event::InitApply(namespace(
+                "shop",
+                json!({"rollout-guard.io/mode": "enforce", "owner": "team-a"}),
+            )),
+            Event::InitApply(namespace("plain", json!({"owner": "team-b"}))),
+            Event::InitApply(namespace("gone", json!({"rollout-guard.io/mode": "off"}))),
+        ] {
+            apply_namespace_event(&store, &sync, &mut buf, event);
+        }
+        assert_eq!(mode("shop"), None, "nothing applies before InitDone");
+        apply_namespace_event(&store, &sync, &mut buf, Event::InitDone);
+        assert_eq!(mode("shop").as_deref(), Some("enforce"));
+        assert_eq!(mode("gone").as_deref(), Some("off"));
+        assert_eq!(store.namespace_annotation("shop", "owner"), None);
+        assert_eq!(mode("plain"), None);
+
+        // Live: an edit, an annotation removed, a namespace deleted.
+        let shop = namespace("shop", json!({"rollout-guard.io/mode": "warn"}));
+        apply_namespace_event(&store, &sync, &mut buf, Event::Apply(shop));
+        assert_eq!(mode("shop").as_deref(), Some("warn"));
+        let cleared = namespace("shop", json!({"owner": "team-a"}));
+        apply_namespace_event(&store, &sync, &mut buf, Event::Apply(cleared));
+        assert_eq!(mode("shop"), None);
+        let gone = namespace("gone", json!(null));
+        apply_namespace_event(&store, &sync, &mut buf, Event::Delete(gone));
+        assert_eq!(mode("gone"), None);
+
+        // A relist replaces everything at InitDone.
+        apply_namespace_event(&store, &sync, &mut buf, Event::Init);
+        let only = namespace("new", json!({"rollout-guard.io/guards": "none"}));
+        apply_namespace_event(&store, &sync, &mut buf, Event::InitApply(only));
+        apply_namespace_event(&store, &sync, &mut buf, Event::InitDone);
+        assert_eq!(
+            store
+                .namespace_annotation("new", "rollout-guard.io/guards")
+                .as_deref(),
+            Some("none")
+        );
     }
 
     #[test]

@@ -79,15 +79,16 @@ impl FromStr for GuardSet {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut set = Self::NONE;
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            match part {
+            // `off` as in the mode annotation; any case, as people write it.
+            match part.to_ascii_lowercase().as_str() {
                 "auto" => set.auto = true,
-                "none" => {}
+                "none" | "off" => {}
                 "status" => set.status = true,
                 "hold" => set.hold = true,
                 "fail-closed" => set.fail_closed = true,
                 other => {
                     return Err(format!(
-                        "unknown guard `{other}`: expected auto, none, status, hold or fail-closed"
+                        "unknown guard `{other}`: expected auto, none (or off), status, hold or fail-closed"
                     ));
                 }
             }

@@ -96,6 +96,9 @@ pub struct Loaded {
     pub files: usize,
     /// Documents of other kinds (Services, Deployments, ...), skipped.
     pub other_documents: usize,
+    /// Namespaces (counted among `other_documents` too) with their `rollout-guard.io/`
+    /// annotations: the server reads the mode and guards they set.
+    pub namespaces: Vec<(String, crate::catalog::NamespaceAnnotations)>,
     /// YAML text of each document that held an Argo object, by (file, document), so field
     /// paths can be turned into lines later.
     pub texts: HashMap<(String, usize), Arc<str>>,
@@ -387,6 +390,20 @@ fn add_value(file: &str, document: usize, line: usize, value: Value, loaded: &mu
     }
 }
 
+/// A Namespace's name and its annotations under [`crate::model::OWN_ANNOTATION_PREFIX`].
+fn namespace_settings(value: &Value) -> (String, crate::catalog::NamespaceAnnotations) {
+    let name = value.pointer("/metadata/name").and_then(Value::as_str);
+    let annotations = value
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(key, _)| key.starts_with(crate::model::OWN_ANNOTATION_PREFIX))
+        .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned())))
+        .collect();
+    (name.unwrap_or_default().to_owned(), annotations)
+}
+
 fn add_object(location: Location, value: Value, loaded: &mut Loaded) {
     let api_version = value
         .get("apiVersion")
@@ -424,6 +441,9 @@ fn add_object(location: Location, value: Value, loaded: &mut Loaded) {
                 Kind::GROUP
             )));
         } else {
+            if api_version == "v1" && kind_name == "Namespace" {
+                loaded.namespaces.push(namespace_settings(&value));
+            }
             loaded.other_documents += 1;
         }
         return;

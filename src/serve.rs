@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use tracing::{info, warn};
 
 use crate::admission::{Admission, Policy};
-use crate::catalog::{Catalog, SharedStore, load_dir};
+use crate::catalog::{Catalog, SharedStore, load_catalog};
 use crate::cli::{ServeArgs, TemplateSource};
 use crate::templates::MemoryStore;
 
@@ -70,11 +70,11 @@ async fn template_source(
     args: &ServeArgs,
 ) -> anyhow::Result<(Arc<dyn Catalog + Send + Sync>, Source)> {
     let files = |dir: &std::path::Path| {
-        let (store, errors) = load_dir(dir);
+        let (store, errors) = load_catalog(dir);
         for e in &errors {
             warn!(error = %e, "skipping a manifest under --templates");
         }
-        let catalog: Arc<dyn Catalog + Send + Sync> = Arc::new(SharedStore::ready(store));
+        let catalog: Arc<dyn Catalog + Send + Sync> = Arc::new(store);
         (catalog, Source::Files(dir.display().to_string()))
     };
     match (args.template_source, &args.templates) {

@@ -773,6 +773,17 @@ fn overloaded_answers_still_echo_the_uid() {
     let reply = enforce.overloaded(Endpoint::Mutate, &serde_json::to_vec(&r).unwrap());
     let body: Value = serde_json::from_slice(&reply.body).unwrap();
     assert!(body["response"]["allowed"] == true && body["response"].get("patch").is_none());
+    // The controller is never refused, nor is a write that would not be judged.
+    let allowed = |review: &Value| {
+        let reply = enforce.overloaded(Endpoint::Validate, &serde_json::to_vec(review).unwrap());
+        let body: Value = serde_json::from_slice(&reply.body).unwrap();
+        body["response"]["allowed"] == true
+    };
+    assert!(allowed(&as_user(r.clone(), CONTROLLER)));
+    let mut delete = r.clone();
+    delete["request"]["operation"] = json!("DELETE");
+    assert!(allowed(&delete));
+    assert!(!allowed(&as_user(r, "jane@example.com")));
 }
 
 #[test]
@@ -1174,4 +1185,175 @@ fn hold_skips_a_template_edit_that_starts_no_new_revision() {
         Some(&stored),
     );
     assert!(ask(&a, Endpoint::Mutate, &r).patch().is_some());
+}
+
+/// An Admission whose namespaces carry these `rollout-guard.io/` annotations.
+fn admission_in_namespaces(
+    mode: Mode,
+    guards: &str,
+    version: ControllerVersion,
+    namespaces: &[(&str, &str, &str)],
+) -> Admission {
+    let mut store = MemoryStore::new();
+    store.insert_template(serde_json::from_value::<AnalysisTemplate>(template_web()).unwrap());
+    let catalog = SharedStore::ready(store);
+    for (namespace, key, value) in namespaces {
+        let annotations = [(key.to_string(), value.to_string())].into();
+        catalog.set_namespace(namespace, annotations);
+    }
+    let policy = Policy {
+        mode,
+        version,
+        guards: guards.parse::<GuardSet>().unwrap().resolve(version),
+        controller_user: CONTROLLER.into(),
+    };
+    Admission::new(policy, Arc::new(catalog))
+}
+
+fn create(rollout: &Value) -> Value {
+    review("Rollout", "rollouts", None, "CREATE", rollout, None)
+}
+
+/// In another namespace than `apps`, where the reviews' request says they are.
+fn elsewhere(rollout: &Value) -> Value {
+    let mut r = rollout.clone();
+    r["metadata"]["namespace"] = json!("other");
+    let mut review = create(&r);
+    review["request"]["namespace"] = json!("other");
+    review
+}
+
+#[test]
+fn a_namespace_annotation_sets_the_mode_and_the_objects_own_wins() {
+    let mode = "rollout-guard.io/mode";
+    let enforce_apps = admission_in_namespaces(
+        Mode::Warn,
+        "auto",
+        ControllerVersion::DEFAULT,
+        &[("apps", mode, "enforce")],
+    );
+    let r = dangerous_rollout();
+    assert_eq!(
+        ask(&enforce_apps, Endpoint::Validate, &create(&r)).outcome,
+        Outcome::Denied
+    );
+    // Other namespaces keep the server's mode.
+    assert_eq!(
+        ask(&enforce_apps, Endpoint::Validate, &elsewhere(&r)).outcome,
+        Outcome::Warned
+    );
+    // The object's own annotation wins over its namespace's.
+    let mut own = r.clone();
+    own["metadata"]["annotations"][mode] = json!("warn");
+    assert_eq!(
+        ask(&enforce_apps, Endpoint::Validate, &create(&own)).outcome,
+        Outcome::Warned
+    );
+
+    // A namespace can opt out, or relax an enforcing server.
+    let off_apps = admission_in_namespaces(
+        Mode::Enforce,
+        "auto",
+        ControllerVersion::DEFAULT,
+        &[("apps", mode, "off"), ("other", mode, "warn")],
+    );
+    let answer = ask(&off_apps, Endpoint::Validate, &create(&r));
+    assert_eq!(answer.outcome, Outcome::Allowed);
+    assert!(answer.warnings().is_empty(), "{:?}", answer.warnings());
+    assert_eq!(
+        ask(&off_apps, Endpoint::Validate, &elsewhere(&r)).outcome,
+        Outcome::Warned
+    );
+    // A template in the namespace follows it too.
+    let mut flawed = template_web();
+    flawed["spec"]["metrics"][0]["count"] = json!("{{args.nobody-declares-this}}");
+    let template = review(
+        "AnalysisTemplate",
+        "analysistemplates",
+        None,
+        "CREATE",
+        &flawed,
+        None,
+    );
+    let checked = ask(&enforce_apps, Endpoint::Validate, &template);
+    let skipped = ask(&off_apps, Endpoint::Validate, &template);
+    assert!(!checked.warnings().is_empty() || checked.outcome == Outcome::Denied);
+    assert_eq!(skipped.outcome, Outcome::Allowed);
+    assert!(skipped.warnings().is_empty(), "{:?}", skipped.warnings());
+}
+
+#[test]
+fn a_namespace_annotation_sets_the_guards() {
+    let guards = "rollout-guard.io/guards";
+    let a = admission_in_namespaces(
+        Mode::Warn,
+        "hold",
+        ControllerVersion::new(1, 8, 1),
+        &[("apps", guards, "none")],
+    );
+    let r = dangerous_rollout();
+    assert!(ask(&a, Endpoint::Mutate, &create(&r)).patch().is_none());
+    let plain = admission_in_namespaces(Mode::Warn, "hold", ControllerVersion::new(1, 8, 1), &[]);
+    assert!(ask(&plain, Endpoint::Mutate, &create(&r)).patch().is_some());
+    let mut own = r.clone();
+    own["metadata"]["annotations"][guards] = json!("hold");
+    assert!(ask(&a, Endpoint::Mutate, &create(&own)).patch().is_some());
+}
+
+#[test]
+fn settings_not_understood_are_named_in_a_warning_and_case_does_not_matter() {
+    let a = admission(Mode::Enforce, "auto", ControllerVersion::new(1, 8, 1), &[]);
+    let mut r = dangerous_rollout();
+    // Case is not a reason to be refused.
+    r["metadata"]["annotations"]["rollout-guard.io/mode"] = json!("Off");
+    assert_eq!(
+        ask(&a, Endpoint::Validate, &create(&r)).outcome,
+        Outcome::Allowed
+    );
+    // A value that means nothing: the server's mode applies, and the answer says why.
+    r["metadata"]["annotations"]["rollout-guard.io/mode"] = json!("disabled");
+    let answer = ask(&a, Endpoint::Validate, &create(&r));
+    assert_eq!(answer.outcome, Outcome::Denied);
+    let warnings = answer.warnings();
+    assert_eq!(
+        warnings.first().map(String::as_str),
+        Some(
+            r#"rollout-guard: the object's annotation rollout-guard.io/mode: "disabled" is not understood (expected warn, enforce or off); ignored"#
+        ),
+        "{warnings:?}"
+    );
+
+    // `off` switches the guards off, like the mode; an unknown guard is named.
+    r["metadata"]["annotations"]["rollout-guard.io/mode"] = json!("warn");
+    r["metadata"]["annotations"]["rollout-guard.io/guards"] = json!("OFF");
+    let answer = ask(&a, Endpoint::Mutate, &create(&r));
+    assert!(answer.patch().is_none());
+    assert!(answer.warnings().is_empty(), "{:?}", answer.warnings());
+    r["metadata"]["annotations"]["rollout-guard.io/guards"] = json!("sometimes");
+    let answer = ask(&a, Endpoint::Mutate, &create(&r));
+    assert!(answer.patch().is_some(), "the server's guards apply");
+    assert!(
+        answer.warnings().iter().any(|w| w.starts_with(
+            r#"rollout-guard: the object's annotation rollout-guard.io/guards: "sometimes" is not understood"#
+        )),
+        "{:?}",
+        answer.warnings()
+    );
+
+    // The same for a namespace's, which names the namespace.
+    let ns = admission_in_namespaces(
+        Mode::Warn,
+        "auto",
+        ControllerVersion::DEFAULT,
+        &[("apps", "rollout-guard.io/mode", "strict")],
+    );
+    let answer = ask(&ns, Endpoint::Validate, &create(&dangerous_rollout()));
+    assert_eq!(answer.outcome, Outcome::Warned);
+    assert!(
+        answer.warnings().iter().any(|w| w.starts_with(
+            r#"rollout-guard: namespace apps's annotation rollout-guard.io/mode: "strict" is not understood"#
+        )),
+        "{:?}",
+        answer.warnings()
+    );
 }

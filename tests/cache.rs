@@ -1,6 +1,7 @@
 //! The cluster-backed template cache against a local fake of the Kubernetes list/watch API.
 //!
-//! The fake serves `GET /apis/argoproj.io/v1alpha1/<plural>` as a list, and with `watch=1` as
+//! The fake serves `GET /apis/argoproj.io/v1alpha1/<plural>` (and `/api/v1/namespaces`, as
+//! metadata) as a list, and with `watch=1` as
 //! a stream of JSON watch events it can push, cut (a disconnect) or end with `410 Expired`
 //! (which makes the client relist). What this proves: the kube-runtime watcher as we drive it
 //! syncs late when the API server is unreachable at start, keeps the last complete view
@@ -90,6 +91,7 @@ impl Fake {
     async fn serve(self, listener: tokio::net::TcpListener) {
         let app = axum::Router::new()
             .route("/apis/argoproj.io/v1alpha1/{plural}", get(handle))
+            .route("/api/v1/{plural}", get(handle))
             .with_state(self);
         axum::serve(listener, app).await.unwrap();
     }
@@ -109,7 +111,7 @@ async fn handle(
             .get(&plural)
             .cloned()
             .unwrap_or_default();
-        let list = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "List",
+        let list = json!({"apiVersion": "v1", "kind": "List",
             "metadata": {"resourceVersion": fake.next_version()}, "items": items});
         return Response::builder()
             .header("content-type", "application/json")
@@ -148,6 +150,13 @@ fn template(name: &str) -> Value {
             "provider": {"web": {"url": "http://x"}}}]}})
 }
 
+/// A Namespace as a metadata-only request gets it.
+fn namespace(name: &str, mode: &str) -> Value {
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+        "metadata": {"name": name, "resourceVersion": "1",
+            "annotations": {"rollout-guard.io/mode": mode, "team": "shop"}}})
+}
+
 fn client(addr: SocketAddr) -> kube::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = kube::Config::new(format!("http://{addr}").parse().unwrap());
@@ -184,6 +193,7 @@ async fn syncs_late_keeps_its_view_across_disconnects_and_relists() {
     let fake = Fake::new();
     fake.put("analysistemplates", template("a"));
     fake.put("analysistemplates", template("b"));
+    fake.put("namespaces", namespace("apps", "enforce"));
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     tokio::spawn(fake.clone().serve(listener));
     eventually("first sync", Duration::from_secs(40), || store.synced()).await;
@@ -191,10 +201,23 @@ async fn syncs_late_keeps_its_view_across_disconnects_and_relists() {
         store.analysis_template("apps", "a").is_some()
             && store.analysis_template("apps", "b").is_some()
     );
+    let mode = |ns: &str| store.namespace_annotation(ns, "rollout-guard.io/mode");
+    assert_eq!(mode("apps").as_deref(), Some("enforce"));
+    assert_eq!(
+        store.namespace_annotation("apps", "team"),
+        None,
+        "only our annotations are kept"
+    );
 
     // Live events once the watches are open.
     let opened = || fake.watches.load(std::sync::atomic::Ordering::SeqCst);
-    eventually("watches open", Duration::from_secs(10), || opened() >= 3).await;
+    eventually("watches open", Duration::from_secs(10), || opened() >= 4).await;
+    fake.send("namespaces", "MODIFIED", namespace("apps", "off"));
+    fake.send("namespaces", "ADDED", namespace("shop", "warn"));
+    eventually("live namespace events", Duration::from_secs(10), || {
+        mode("apps").as_deref() == Some("off") && mode("shop").as_deref() == Some("warn")
+    })
+    .await;
     fake.put("analysistemplates", template("c"));
     fake.send("analysistemplates", "ADDED", template("c"));
     eventually("live ADDED", Duration::from_secs(10), || {

@@ -485,11 +485,11 @@ fn pods_run_restricted_and_spread() {
 }
 
 #[test]
-fn rbac_reads_only_the_three_watched_kinds() {
+fn rbac_reads_only_the_three_watched_kinds_and_namespaces() {
     let docs = defaults();
     let role: ClusterRole = round_trip(one(&docs, "ClusterRole"));
     let rules = role.rules.unwrap();
-    assert_eq!(rules.len(), 1);
+    assert_eq!(rules.len(), 2);
     assert_eq!(rules[0].api_groups, Some(vec!["argoproj.io".to_owned()]));
     let resources: BTreeSet<_> = rules[0].resources.clone().unwrap().into_iter().collect();
     assert_eq!(
@@ -499,6 +499,9 @@ fn rbac_reads_only_the_three_watched_kinds() {
         )
     );
     assert_eq!(rules[0].verbs, ["get", "list", "watch"]);
+    assert_eq!(rules[1].api_groups, Some(vec![String::new()]));
+    assert_eq!(rules[1].resources, Some(vec!["namespaces".to_owned()]));
+    assert_eq!(rules[1].verbs, ["get", "list", "watch"]);
 
     let binding: ClusterRoleBinding = round_trip(one(&docs, "ClusterRoleBinding"));
     assert_eq!(binding.role_ref.name, role.metadata.name.unwrap());
