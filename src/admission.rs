@@ -521,14 +521,15 @@ impl Admission {
         let Some(trap) = eval.trap else {
             return Ok(Decision::default());
         };
-        let original = guard_tree(raw)?;
+        let original = guard_tree(raw, Part::RolloutSpec)?;
         let mut held = original.clone();
         let Some(said) = guards::hold(&mut held, &trap) else {
             return Ok(Decision::default());
         };
         if let Some(old_raw) = req.old_object {
-            let old = guard_tree(old_raw)?;
-            if would_restart_canary(&original, &held, &old) {
+            let old = guard_tree(old_raw, Part::RolloutSpec)?;
+            let same_template = || pod_templates_agree(raw, old_raw);
+            if would_restart_canary(&original, &held, &old, same_template)? {
                 return Ok(Decision {
                     warnings: vec![sanitize(format!(
                         "{}: hold skipped: converting the pauses now would restart the in-flight canary; it applies to the next revision",
@@ -566,8 +567,8 @@ impl Admission {
         if !new_view.paused_inconclusive() && !old_view.paused_inconclusive() {
             return Ok(Decision::default());
         }
-        let original = guard_tree(raw)?;
-        let old = guard_tree(old_raw)?;
+        let original = guard_tree(raw, Part::Status)?;
+        let old = guard_tree(old_raw, Part::Status)?;
         let mut guarded = original.clone();
         let Some(said) = guards::status_guard(&mut guarded, &old) else {
             return Ok(Decision::default());
@@ -588,7 +589,7 @@ impl Admission {
         {
             return Ok(Decision::default());
         }
-        let original = guard_tree(raw)?;
+        let original = guard_tree(raw, Part::Whole)?;
         let mut closed = original.clone();
         let Some(said) = guards::fail_closed(&mut closed) else {
             return Ok(Decision::default());
@@ -882,30 +883,51 @@ impl Reviewer for Admission {
     }
 }
 
-/// The object as the JSON tree the guards edit and diff, without `metadata.managedFields`.
-///
-/// No guard reads or writes managedFields, and a patch is the difference between two such
-/// trees, so leaving them out changes no patch. They are the worst case of a tree's size:
-/// FieldsV1 is deep maps of short keys, where every small map costs a whole B-tree node, so a
-/// 1.4 MB object with large managedFields grew to about 150 MB across the guard's trees.
-fn guard_tree(raw: RawJson<'_>) -> serde_json::Result<Value> {
-    /// An object, each member read as a tree, but `metadata`, read by `Pruned(true)`, without
-    /// its `managedFields`.
-    struct Pruned(bool);
+/// What of an object a guard's JSON tree holds.
+#[derive(Clone, Copy)]
+enum Part {
+    /// `status` alone: the status guard reads and edits nothing else.
+    Status,
+    /// `metadata` (without `managedFields`), `spec` without `template` and `status`: what hold
+    /// reads and edits. The pod template is compared on its own ([`pod_templates_agree`]).
+    RolloutSpec,
+    /// All but `metadata.managedFields`: a template, for fail-closed.
+    Whole,
+}
 
-    impl<'de> DeserializeSeed<'de> for Pruned {
+/// The part of an object a guard edits and diffs, as a JSON tree.
+///
+/// A patch is the difference between two such trees, so what they leave out is never touched,
+/// and no guard reads it. What is left out is what makes trees big: every small JSON map costs
+/// a whole B-tree node, so FieldsV1 `managedFields` or a pod template with thousands of
+/// variables take tens of times their size. A 1.4 MB object with large managedFields grew to
+/// about 150 MB across the hold guard's trees when they held the whole object.
+fn guard_tree(raw: RawJson<'_>, part: Part) -> serde_json::Result<Value> {
+    /// Where in the object a value is read.
+    #[derive(Clone, Copy)]
+    enum At {
+        Top(Part),
+        Metadata,
+        Spec(Part),
+        Inside,
+    }
+
+    impl<'de> DeserializeSeed<'de> for At {
         type Value = Value;
         fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-            d.deserialize_any(self)
+            match self {
+                At::Inside => Value::deserialize(d),
+                _ => d.deserialize_any(self),
+            }
         }
     }
-    impl<'de> Visitor<'de> for Pruned {
+    impl<'de> Visitor<'de> for At {
         type Value = Value;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str(if self.0 {
-                "metadata as an object"
-            } else {
-                "an object"
+            f.write_str(match self {
+                At::Metadata => "metadata as an object",
+                At::Spec(_) => "spec as an object",
+                _ => "an object",
             })
         }
         fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
@@ -914,24 +936,68 @@ fn guard_tree(raw: RawJson<'_>) -> serde_json::Result<Value> {
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
             let mut fields = serde_json::Map::new();
             while let Some(key) = map.next_key::<String>()? {
-                let value = match (self.0, key.as_str()) {
-                    (true, "managedFields") => {
-                        map.next_value::<IgnoredAny>()?;
-                        continue;
-                    }
-                    (false, "metadata") => map.next_value_seed(Pruned(true))?,
-                    _ => map.next_value()?,
+                let next = match (self, key.as_str()) {
+                    (At::Top(Part::Status), "status") => Some(At::Inside),
+                    (At::Top(Part::Status), _) => None,
+                    (At::Top(_), "metadata") => Some(At::Metadata),
+                    (At::Top(part @ Part::RolloutSpec), "spec") => Some(At::Spec(part)),
+                    (At::Top(Part::RolloutSpec), "status") => Some(At::Inside),
+                    (At::Top(Part::RolloutSpec), _) => None,
+                    (At::Metadata, "managedFields") => None,
+                    (At::Spec(Part::RolloutSpec), "template") => None,
+                    _ => Some(At::Inside),
                 };
-                fields.insert(key, value);
+                match next {
+                    Some(at) => {
+                        let value = map.next_value_seed(at)?;
+                        fields.insert(key, value);
+                    }
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
             }
             Ok(Value::Object(fields))
         }
     }
 
     let mut de = serde_json::Deserializer::from_str(raw.get());
-    let tree = Pruned(false).deserialize(&mut de)?;
+    let tree = At::Top(part).deserialize(&mut de)?;
     de.end()?;
     Ok(tree)
+}
+
+/// Whether two objects' pod templates (`spec.template`) are the same where it counts
+/// ([`significant_eq`]). The same text is the same template; only when the texts differ are
+/// the templates read into trees.
+fn pod_templates_agree(new: RawJson<'_>, old: RawJson<'_>) -> serde_json::Result<bool> {
+    use serde_json::value::RawValue;
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Object<'a> {
+        #[serde(borrow)]
+        spec: Option<Spec<'a>>,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Spec<'a> {
+        #[serde(borrow)]
+        template: Option<&'a RawValue>,
+    }
+    fn template(raw: RawJson<'_>) -> serde_json::Result<Option<&'_ RawValue>> {
+        serde_json::from_str::<Object<'_>>(raw.get()).map(|o| o.spec.and_then(|s| s.template))
+    }
+    let (new, old) = (template(new)?, template(old)?);
+    if let (Some(a), Some(b)) = (new, old)
+        && a.get() == b.get()
+    {
+        return Ok(true);
+    }
+    let tree = |raw: Option<&RawValue>| {
+        raw.map(|r| serde_json::from_str::<Value>(r.get()))
+            .transpose()
+    };
+    Ok(significant_eq(tree(new)?.as_ref(), tree(old)?.as_ref()))
 }
 
 /// Reads a view of an object the envelope kept raw: with the lean reader when it read the
@@ -1106,49 +1172,68 @@ fn patched(original: &Value, edited: &Value, said: &str) -> Decision {
     }
 }
 
-/// A pod template without nulls and empty objects or lists: Argo hashes the template it
-/// decoded into Go structs, where `resources: {}` or `args: null` is the same as leaving the
-/// field out, so such an edit starts no new revision. (An empty list may still change Go's
+/// Two pod templates are the same but for nulls and empty objects or lists: Argo hashes the
+/// template it decoded into Go structs, where `resources: {}` or `args: null` is the same as
+/// leaving the field out, so such an edit starts no new revision. (An empty list may still change Go's
 /// hash; treating it as no change errs towards skipping the hold, the side that never
 /// restarts a canary.)
-fn significant(value: Option<&Value>) -> Option<Value> {
-    match value? {
-        Value::Null => None,
-        Value::Object(fields) => {
-            let kept: serde_json::Map<String, Value> = fields
-                .iter()
-                .filter_map(|(k, v)| Some((k.clone(), significant(Some(v))?)))
-                .collect();
-            (!kept.is_empty()).then_some(Value::Object(kept))
+fn significant_eq(a: Option<&Value>, b: Option<&Value>) -> bool {
+    let a = a.filter(|v| !insignificant(v));
+    let b = b.filter(|v| !insignificant(v));
+    match (a, b) {
+        (None, None) => true,
+        (Some(Value::Object(a)), Some(Value::Object(b))) => {
+            let kept = |fields: &'_ serde_json::Map<String, Value>| {
+                fields.iter().filter(|(_, v)| !insignificant(v)).count()
+            };
+            kept(a) == kept(b)
+                && a.iter()
+                    .filter(|(_, v)| !insignificant(v))
+                    .all(|(k, v)| significant_eq(Some(v), b.get(k)))
         }
-        Value::Array(items) if items.is_empty() => None,
-        // Positions matter in a list: an emptied item stays as a null.
-        Value::Array(items) => Some(Value::Array(
-            items
-                .iter()
-                .map(|v| significant(Some(v)).unwrap_or(Value::Null))
-                .collect(),
-        )),
-        other => Some(other.clone()),
+        // Positions matter in a list: an emptied item is compared as a null.
+        (Some(Value::Array(a)), Some(Value::Array(b))) => {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| significant_eq(Some(x), Some(y)))
+        }
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// A value that Go's decoding leaves as if absent: null, or an object or list of such.
+fn insignificant(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Object(fields) => fields.values().all(insignificant),
+        Value::Array(items) => items.is_empty(),
+        _ => false,
     }
 }
 
 /// Changing the steps changes `status.currentStepHash`, which restarts an in-flight canary
 /// from step 0. The hold guard may change them only when that restarts nothing new: the
 /// result equals the stored steps, the update changes the steps or the pod template anyway,
-/// or no canary is in flight (a fully promoted Rollout is not restarted).
-fn would_restart_canary(new: &Value, held: &Value, old: &Value) -> bool {
+/// or no canary is in flight (a fully promoted Rollout is not restarted). The pod templates
+/// are compared last, and only read then (`same_template`).
+fn would_restart_canary(
+    new: &Value,
+    held: &Value,
+    old: &Value,
+    same_template: impl FnOnce() -> serde_json::Result<bool>,
+) -> serde_json::Result<bool> {
     let steps = "/spec/strategy/canary/steps";
-    if held.pointer(steps) == old.pointer(steps) {
-        return false;
-    }
-    if new.pointer(steps) != old.pointer(steps)
-        || significant(new.pointer("/spec/template")) != significant(old.pointer("/spec/template"))
-    {
-        return false;
+    if held.pointer(steps) == old.pointer(steps) || new.pointer(steps) != old.pointer(steps) {
+        return Ok(false);
     }
     let status = |f: &str| old.pointer(&format!("/status/{f}")).and_then(Value::as_str);
-    matches!((status("currentPodHash"), status("stableRS")), (Some(current), Some(stable)) if current != stable)
+    let in_flight = matches!(
+        (status("currentPodHash"), status("stableRS")),
+        (Some(current), Some(stable)) if current != stable
+    );
+    Ok(in_flight && same_template()?)
 }
 
 #[cfg(test)]
@@ -1162,30 +1247,82 @@ mod tests {
         )
     }
 
+    fn tree(text: &str, part: Part) -> serde_json::Result<Value> {
+        guard_tree(serde_json::from_str::<RawJson<'_>>(text).unwrap(), part)
+    }
+
     #[test]
-    fn guard_trees_leave_out_managed_fields_and_nothing_else() {
+    fn guard_trees_hold_only_what_the_guard_reads_and_edits() {
         let text = r#"{"apiVersion":"argoproj.io/v1alpha1","kind":"Rollout",
             "metadata":{"name":"web","managedFields":[{"manager":"kubectl","fieldsV1":{"f:spec":{}}}],
               "annotations":{"a":"1"}},
-            "spec":{"managedFields":"kept: only metadata's are left out"},"status":null}"#;
-        let raw: RawJson<'_> = serde_json::from_str(text).unwrap();
-        let mut expected: Value = serde_json::from_str(text).unwrap();
-        expected["metadata"]
+            "spec":{"replicas":2,"template":{"spec":{"containers":[]}},
+              "strategy":{"canary":{"steps":[{"pause":{"duration":"1m"}}]}},
+              "managedFields":"kept: only metadata's are left out"},
+            "status":{"stableRS":"abc"}}"#;
+        let full: Value = serde_json::from_str(text).unwrap();
+        let mut whole = full.clone();
+        whole["metadata"]
             .as_object_mut()
             .unwrap()
             .remove("managedFields");
-        assert_eq!(guard_tree(raw).unwrap(), expected);
-
-        for odd in [r#"{"metadata":null}"#, r#"{}"#, r#"{"metadata":{}}"#] {
-            let raw: RawJson<'_> = serde_json::from_str(odd).unwrap();
-            assert_eq!(
-                guard_tree(raw).unwrap(),
-                serde_json::from_str::<Value>(odd).unwrap()
-            );
+        assert_eq!(tree(text, Part::Whole).unwrap(), whole);
+        let mut spec = whole.clone();
+        spec["spec"].as_object_mut().unwrap().remove("template");
+        for top in ["apiVersion", "kind"] {
+            spec.as_object_mut().unwrap().remove(top);
         }
-        let raw: RawJson<'_> = serde_json::from_str(r#"{"metadata":[1]}"#).unwrap();
-        let error = guard_tree(raw).unwrap_err().to_string();
+        assert_eq!(tree(text, Part::RolloutSpec).unwrap(), spec);
+        assert_eq!(
+            tree(text, Part::Status).unwrap(),
+            serde_json::json!({"status": full["status"]})
+        );
+
+        for odd in [
+            r#"{"metadata":null,"spec":null}"#,
+            r#"{}"#,
+            r#"{"metadata":{}}"#,
+        ] {
+            let expected = serde_json::from_str::<Value>(odd).unwrap();
+            assert_eq!(tree(odd, Part::RolloutSpec).unwrap(), expected);
+        }
+        let error = tree(r#"{"metadata":[1]}"#, Part::Whole)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("metadata as an object"), "{error}");
+    }
+
+    #[test]
+    fn pod_templates_agree_but_for_nulls_and_empty_values() {
+        let agree = |a: Value, b: Value| {
+            let (a, b) = (a.to_string(), b.to_string());
+            pod_templates_agree(
+                serde_json::from_str(&a).unwrap(),
+                serde_json::from_str(&b).unwrap(),
+            )
+            .unwrap()
+        };
+        let with = |template: Value| serde_json::json!({"spec": {"template": template}});
+        let base = serde_json::json!({"spec": {"containers": [{"name": "c", "image": "a"}]}});
+        let padded = serde_json::json!({"metadata": {}, "spec": {"containers": [
+            {"name": "c", "image": "a", "resources": {}, "args": null, "env": []}]}});
+        assert!(agree(with(base.clone()), with(padded.clone())));
+        assert!(agree(with(padded), with(base.clone())));
+        let other_image =
+            serde_json::json!({"spec": {"containers": [{"name": "c", "image": "b"}]}});
+        assert!(!agree(with(base.clone()), with(other_image)));
+        // Positions count: an emptied item is not a removed one.
+        let two = serde_json::json!({"spec": {"containers": [{"name": "c", "image": "a"}, {}]}});
+        assert!(!agree(with(base.clone()), with(two)));
+        // A field added in one only.
+        let extra = serde_json::json!({"spec": {"containers": [{"name": "c", "image": "a"}],
+            "serviceAccountName": "x"}});
+        assert!(!agree(with(base.clone()), with(extra)));
+        assert!(agree(
+            serde_json::json!({}),
+            with(serde_json::json!({"metadata": null}))
+        ));
+        assert!(!agree(serde_json::json!({}), with(base)));
     }
 
     #[test]
