@@ -498,6 +498,9 @@ pub fn placeholders(text: &str) -> impl Iterator<Item = &str> {
 pub struct Flattened {
     pub templates: Vec<ResolvedTemplate>,
     pub findings: Vec<Finding>,
+    /// Namespaced references were left out (a ClusterAnalysisTemplate on its own: they
+    /// resolve in each Rollout's namespace), so the templates are not all of the run's.
+    pub left_out_namespaced: bool,
 }
 
 /// Where the references came from, so findings name the right object and field.
@@ -647,6 +650,7 @@ impl<'s> Walk<'s> {
             }
             // A cluster-scoped lookup needs no namespace.
             let Some(namespace) = self.namespace.or(key.cluster.then_some("")) else {
+                self.out.left_out_namespaced = true;
                 continue;
             };
             let Some(template) = key.lookup(self.store, namespace) else {

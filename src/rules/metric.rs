@@ -305,6 +305,27 @@ pub fn can_inconclude<'a>(m: &RunMetric<'a>, version: ControllerVersion) -> Verd
     }
 }
 
+/// An argument that a template checked on its own (and the templates it nests) uses but
+/// does not declare: another template of the same run may declare it (Argo merges every
+/// template's arguments), so it is a warning, not a denial.
+pub fn undeclared_in_template(m: &RunMetric, arg: &str, field: &str) -> Finding {
+    Finding::new(
+        Rule::UnresolvedArgument,
+        Severity::Warning,
+        m.template,
+        m.field(field),
+        format!(
+            "metric `{}` uses {{{{args.{arg}}}}}, not declared here: another template of the same run must declare `{arg}`",
+            m.name
+        ),
+    )
+    .explain(
+        "Argo Rollouts merges the arguments of every template of a run, so a template may use one that \
+         another template referenced by the same analysis declares. A Rollout whose run has no template \
+         declaring it cannot start the run; each Rollout using this template is checked with its whole run.",
+    )
+}
+
 /// Metric-level findings of the deny and warn classes.
 pub fn metric_findings(m: &RunMetric) -> Vec<Finding> {
     let mut out = Vec::new();

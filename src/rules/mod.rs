@@ -102,7 +102,8 @@ pub fn check_template(
         template: std::sync::Arc::new(template.clone()),
     };
     let flat = flatten_from(root, namespace, store);
-    let run = assemble(
+    let left_out_namespaced = flat.left_out_namespaced;
+    let mut run = assemble(
         &flat.templates,
         flat.findings,
         Caller {
@@ -112,6 +113,21 @@ pub fn check_template(
         },
     );
     let mut findings = Vec::new();
+    // A template on its own is not a run: Argo merges the arguments of every template of a
+    // run (flattenArgs), so an argument this template and those it nests do not declare may
+    // come from another template of a Rollout's analysis. That cannot be proven wrong here:
+    // a warning, and nothing when namespaced nested templates were left out (one of them may
+    // declare it). Each Rollout using the template is checked with its whole run.
+    for m in &mut run.metrics {
+        let undeclared = std::mem::take(&mut m.undeclared_args);
+        if !left_out_namespaced {
+            findings.extend(
+                undeclared
+                    .iter()
+                    .map(|(arg, field)| metric::undeclared_in_template(m, arg, field)),
+            );
+        }
+    }
     push_run(&mut findings, run);
     normalize(&mut findings);
     findings
@@ -739,6 +755,112 @@ mod tests {
             e.trap.is_none() && ids(&e).contains(&"limit-never-trips"),
             "{:?}",
             ids(&e)
+        );
+    }
+
+    /// Argo merges the arguments of every template of a run (flattenArgs): a template may use
+    /// one that a sibling template declares. On its own that is not provably wrong (a
+    /// warning); in a Rollout's run without the sibling it is an error.
+    #[test]
+    fn a_template_alone_may_use_an_argument_a_sibling_declares() {
+        let a = template(
+            "a",
+            json!([{"name": "m", "interval": "{{args.every}}", "provider": {"job": {"spec": {}}}}]),
+        );
+        let mut b = template(
+            "b",
+            json!([{"name": "n", "provider": {"job": {"spec": {}}}}]),
+        );
+        b["spec"]["args"] = json!([{"name": "every", "value": "1m"}]);
+        let s = store_of(&[a.clone(), b]);
+        let both = json!({"templates": [{"templateName": "a"}, {"templateName": "b"}]});
+        let e = eval(&rollout(standard_steps(), both), &s, V19);
+        assert!(!ids(&e).contains(&"unresolved-argument"), "{:?}", ids(&e));
+        // Without the sibling, the run cannot start.
+        let e = eval(&rollout(standard_steps(), bg("a")), &s, V19);
+        let f = find(&e, Rule::UnresolvedArgument);
+        assert_eq!(
+            (f.severity, f.path.as_str()),
+            (Severity::Error, "spec.metrics[0].interval")
+        );
+        // On its own: a warning that says where the argument must come from.
+        let parsed: AnalysisTemplate = serde_json::from_value(a).unwrap();
+        let alone = check_template(&parsed, Kind::AnalysisTemplate, &s, &Config::default());
+        assert_eq!(alone.len(), 1, "{alone:?}");
+        assert_eq!(
+            (alone[0].rule, alone[0].severity, alone[0].path.as_str()),
+            (
+                Rule::UnresolvedArgument,
+                Severity::Warning,
+                "spec.metrics[0].interval"
+            )
+        );
+        assert!(
+            alone[0]
+                .message
+                .contains("another template of the same run"),
+            "{}",
+            alone[0].message
+        );
+        // Declared by the template itself: nothing to say.
+        let mut own = template(
+            "own",
+            json!([{"name": "m", "interval": "{{args.every}}", "provider": {"job": {"spec": {}}}}]),
+        );
+        own["spec"]["args"] = json!([{"name": "every", "value": "1m"}]);
+        let parsed: AnalysisTemplate = serde_json::from_value(own).unwrap();
+        let alone = check_template(&parsed, Kind::AnalysisTemplate, &s, &Config::default());
+        assert!(alone.is_empty(), "{alone:?}");
+    }
+
+    /// A ClusterAnalysisTemplate on its own leaves its namespaced nested templates to each
+    /// Rollout: one of them may declare the argument, so nothing is said about it.
+    #[test]
+    fn a_cluster_template_alone_skips_arguments_when_namespaced_templates_were_left_out() {
+        let mut outer = template(
+            "outer",
+            json!([{"name": "m", "count": "{{args.n}}", "interval": "1m", "provider": {"job": {"spec": {}}}}]),
+        );
+        outer["kind"] = json!("ClusterAnalysisTemplate");
+        outer["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("namespace");
+        outer["spec"]["templates"] = json!([{"templateName": "inner"}]);
+        let mut inner = template(
+            "inner",
+            json!([{"name": "x", "provider": {"job": {"spec": {}}}}]),
+        );
+        inner["spec"]["args"] = json!([{"name": "n", "value": "3"}]);
+        let s = store_of(&[outer.clone(), inner]);
+        let parsed: AnalysisTemplate = serde_json::from_value(outer.clone()).unwrap();
+        let alone = check_template(
+            &parsed,
+            Kind::ClusterAnalysisTemplate,
+            &s,
+            &Config::default(),
+        );
+        assert!(alone.is_empty(), "{alone:?}");
+        // A Rollout in `apps` reaches `inner` and its argument.
+        let r = rollout(
+            standard_steps(),
+            json!({"templates": [{"templateName": "outer", "clusterScope": true}]}),
+        );
+        assert!(!ids(&eval(&r, &s, V19)).contains(&"unresolved-argument"));
+        // Nesting only cluster templates, nothing is left out: the warning stays.
+        outer["spec"]["templates"] = json!([{"templateName": "other", "clusterScope": true}]);
+        let parsed: AnalysisTemplate = serde_json::from_value(outer).unwrap();
+        let alone = check_template(
+            &parsed,
+            Kind::ClusterAnalysisTemplate,
+            &s,
+            &Config::default(),
+        );
+        assert!(
+            alone
+                .iter()
+                .any(|f| f.rule == Rule::UnresolvedArgument && f.severity == Severity::Warning),
+            "{alone:?}"
         );
     }
 
