@@ -88,21 +88,27 @@ pub enum PauseDuration {
 }
 
 impl PauseDuration {
+    /// Upstream `RolloutPause.DurationSeconds()` returns an int32: a string is
+    /// `strconv.ParseInt(s, 10, 32)`, else `int32(time.ParseDuration(s).Seconds())`, else -1;
+    /// an integer is the `int32` of `intstr.IntOrString`.
     pub fn of(duration: Option<&IntOrStr>) -> Self {
-        match duration {
-            None => Self::Indefinite,
-            Some(IntOrStr::Int(n)) if *n >= 0 => Self::Seconds(*n),
-            Some(IntOrStr::Int(_)) => Self::Invalid,
-            Some(IntOrStr::Str(s)) => {
-                let secs = match s.parse::<i64>() {
-                    Ok(n) => Some(n),
-                    Err(_) => parse_go_duration(s).map(|n| n / NANOS_PER_SECOND),
-                };
-                match secs {
-                    Some(n) if n >= 0 => Self::Seconds(n),
-                    _ => Self::Invalid,
+        let secs = match duration {
+            None => return Self::Indefinite,
+            // The CRD does not bound the integer (int-or-string), so the API server accepts
+            // one beyond int32, but the controller cannot decode it into IntOrString's int32.
+            Some(IntOrStr::Int(n)) => i32::try_from(*n).ok(),
+            Some(IntOrStr::Str(s)) => match s.parse::<i32>() {
+                Ok(n) => Some(n),
+                // `"3000000000"` fails both parses. Seconds of a Go duration beyond int32 have
+                // no int32 value (Go's conversion is implementation-defined there): invalid.
+                Err(_) => {
+                    parse_go_duration(s).and_then(|n| i32::try_from(n / NANOS_PER_SECOND).ok())
                 }
-            }
+            },
+        };
+        match secs {
+            Some(n) if n >= 0 => Self::Seconds(i64::from(n)),
+            _ => Self::Invalid,
         }
     }
 }
@@ -218,6 +224,27 @@ mod tests {
         assert_eq!(str_("-1s"), PauseDuration::Invalid);
         assert_eq!(str_("1d"), PauseDuration::Invalid);
         assert_eq!(str_("soon"), PauseDuration::Invalid);
+    }
+
+    /// `DurationSeconds()` is an int32: `strconv.ParseInt(s, 10, 32)` fails beyond it, and
+    /// `time.ParseDuration` then fails too (no unit), so the Rollout is InvalidSpec.
+    #[test]
+    fn pause_durations_beyond_int32_are_invalid() {
+        let str_ = |s: &str| PauseDuration::of(Some(&IntOrStr::Str(s.into())));
+        let int = |n: i64| PauseDuration::of(Some(&IntOrStr::Int(n)));
+        let max = i64::from(i32::MAX);
+        assert_eq!(str_("2147483647"), PauseDuration::Seconds(max));
+        assert_eq!(str_("2147483648"), PauseDuration::Invalid);
+        assert_eq!(str_("3000000000"), PauseDuration::Invalid);
+        assert_eq!(str_("+3000000000"), PauseDuration::Invalid);
+        assert_eq!(str_("-3000000000"), PauseDuration::Invalid);
+        assert_eq!(str_("2147483647s"), PauseDuration::Seconds(max));
+        assert_eq!(str_("2147483647.9s"), PauseDuration::Seconds(max));
+        assert_eq!(str_("2147483648s"), PauseDuration::Invalid);
+        assert_eq!(str_("1000000h"), PauseDuration::Invalid);
+        assert_eq!(int(max), PauseDuration::Seconds(max));
+        assert_eq!(int(max + 1), PauseDuration::Invalid);
+        assert_eq!(int(i64::MAX), PauseDuration::Invalid);
     }
 
     #[test]

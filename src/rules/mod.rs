@@ -61,10 +61,11 @@ pub fn check_rollout(rollout: &Rollout, store: &dyn TemplateStore, cfg: &Config)
                             Severity::Error,
                             &object,
                             format!("spec.strategy.canary.steps[{i}].pause.duration"),
-                            format!("pause duration `{raw}` is negative or unparsable: use seconds or a Go duration like 30s"),
+                            format!("pause duration `{raw}` is negative, unparsable or beyond int32 seconds: use seconds or a Go duration like 30s"),
                         )
                         .explain("Argo Rollouts marks the Rollout InvalidSpec for a negative or unparsable pause duration \
-                                  (the API server accepts it). Units: ns, us, ms, s, m, h; there is no d."),
+                                  (the API server accepts it). Units: ns, us, ms, s, m, h; there is no d. The \
+                                  controller reads the seconds as a 32-bit integer: at most 2147483647 (about 68 years)."),
                     );
             }
         }
@@ -862,6 +863,33 @@ mod tests {
                 .any(|f| f.rule == Rule::UnresolvedArgument && f.severity == Severity::Warning),
             "{alone:?}"
         );
+    }
+
+    /// Argo reads a pause's seconds as an int32 (`strconv.ParseInt(s, 10, 32)`, then
+    /// `time.ParseDuration`, else -1: InvalidSpec).
+    #[test]
+    fn pause_seconds_beyond_int32_are_invalid() {
+        let r = |d: Value| {
+            serde_json::from_value::<Rollout>(json!({"metadata": {"name": "r"},
+                "spec": {"strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {"duration": d}}]}}}}))
+            .unwrap()
+        };
+        let s = MemoryStore::new();
+        for bad in [
+            json!("3000000000"),
+            json!(3_000_000_000_i64),
+            json!("600000h"),
+        ] {
+            let e = eval(&r(bad.clone()), &s, V19);
+            assert_eq!(ids(&e), ["invalid-duration"], "{bad}");
+            assert_eq!(
+                e.findings[0].path,
+                "spec.strategy.canary.steps[1].pause.duration"
+            );
+        }
+        for ok in [json!("2147483647"), json!(2_147_483_647), json!("596523h")] {
+            assert!(eval(&r(ok.clone()), &s, V19).findings.is_empty(), "{ok}");
+        }
     }
 
     #[test]
