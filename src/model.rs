@@ -533,11 +533,16 @@ pub struct Metric {
     pub provider: Option<Provider>,
 }
 
-/// The metric provider: which provider keys are set, plus the Kayenta thresholds.
+/// The metric provider: which provider keys are set, plus the Kayenta thresholds, plus the
+/// names of the `{{args.x}}` placeholders in any of its strings (upstream substitutes the
+/// whole metric and fails the run on an argument nobody declares). The provider itself is
+/// not kept: the template store holds thousands of templates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Provider {
     pub kinds: Vec<String>,
     pub kayenta: Option<KayentaThreshold>,
+    /// Placeholder names, each once, in order of appearance.
+    pub args: Vec<CompactString>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -549,11 +554,6 @@ pub struct KayentaThreshold {
 
 impl<'de> Deserialize<'de> for Provider {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize, Default)]
-        #[serde(default)]
-        struct Kayenta {
-            threshold: Option<KayentaThreshold>,
-        }
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = Provider;
@@ -563,11 +563,12 @@ impl<'de> Deserialize<'de> for Provider {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Provider, A::Error> {
                 let mut provider = Provider::default();
                 while let Some(key) = map.next_key::<String>()? {
+                    add_arg_names(&mut provider.args, &key);
                     if key == "kayenta" {
-                        let k: Option<Kayenta> = map.next_value()?;
-                        provider.kayenta = Some(k.and_then(|k| k.threshold).unwrap_or_default());
+                        let threshold = map.next_value_seed(Kayenta(&mut provider.args))?;
+                        provider.kayenta = Some(threshold);
                     } else {
-                        map.next_value::<IgnoredAny>()?;
+                        map.next_value_seed(ArgNames(&mut provider.args))?;
                     }
                     provider.kinds.push(key);
                 }
@@ -575,6 +576,130 @@ impl<'de> Deserialize<'de> for Provider {
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+/// Adds the `{{args.x}}` names of `text` to `names`, each once.
+fn add_arg_names(names: &mut Vec<CompactString>, text: &str) {
+    for name in crate::templates::placeholders(text) {
+        if !names.iter().any(|n| n == name) {
+            names.push(name.into());
+        }
+    }
+}
+
+/// Reads any value only for the `{{args.x}}` names in its strings (keys included), keeping
+/// nothing else.
+struct ArgNames<'a>(&'a mut Vec<CompactString>);
+
+impl<'de> de::DeserializeSeed<'de> for ArgNames<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ArgNames<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any value")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        add_arg_names(self.0, v);
+        Ok(())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(ArgNames(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key_seed(ArgNames(&mut *self.0))?.is_some() {
+            map.next_value_seed(ArgNames(&mut *self.0))?;
+        }
+        Ok(())
+    }
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<(), A::Error> {
+        // A YAML tag (`!tag value`): the tag is not text of the value.
+        use de::VariantAccess as _;
+        data.variant::<IgnoredAny>()?.1.newtype_variant_seed(self)
+    }
+}
+
+/// The Kayenta provider: its thresholds, and the `{{args.x}}` names of all its strings.
+struct Kayenta<'a>(&'a mut Vec<CompactString>);
+
+impl<'de> de::DeserializeSeed<'de> for Kayenta<'_> {
+    type Value = KayentaThreshold;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<KayentaThreshold, D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Kayenta<'_> {
+    type Value = KayentaThreshold;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a kayenta provider map")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<KayentaThreshold, E> {
+        Ok(KayentaThreshold::default())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<KayentaThreshold, E> {
+        Ok(KayentaThreshold::default())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<KayentaThreshold, D::Error> {
+        d.deserialize_map(self)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KayentaThreshold, A::Error> {
+        let mut threshold = KayentaThreshold::default();
+        while let Some(key) = map.next_key::<String>()? {
+            add_arg_names(self.0, &key);
+            if key == "threshold" {
+                threshold = map
+                    .next_value::<Option<KayentaThreshold>>()?
+                    .unwrap_or_default();
+                for value in [&threshold.pass, &threshold.marginal] {
+                    if let Some(IntOrStr::Str(s)) = value {
+                        add_arg_names(self.0, s);
+                    }
+                }
+            } else {
+                map.next_value_seed(ArgNames(&mut *self.0))?;
+            }
+        }
+        Ok(threshold)
     }
 }
 
@@ -688,6 +813,38 @@ mod tests {
             (t.pass, t.marginal),
             (Some(IntOrStr::Int(90)), Some(IntOrStr::Int(75)))
         );
+    }
+
+    /// Upstream substitutes the whole metric: every `{{args.x}}` of the provider is collected
+    /// (keys, nested values, Kayenta's thresholds), each once, and nothing else is kept.
+    #[test]
+    fn collects_provider_placeholders_with_every_reader() {
+        let text = r#"{"prometheus": {"query": "sum(x{svc=\"{{args.svc}}\", ns=\"{{ args.ns }}\"})",
+            "headers": [{"key": "{{args.key}}", "value": "{{args.svc}}"}], "timeout": 30,
+            "safe": true, "extra": null, "other": "{{metrics.m}} {{args}}"}}"#;
+        let json: Provider = serde_json::from_str(text).unwrap();
+        let lean: Provider = crate::json::from_str(text).unwrap();
+        let yaml: Provider = serde_yaml::from_str(text).unwrap();
+        assert_eq!(json.args, ["svc", "ns", "key"]);
+        assert_eq!(json, lean);
+        assert_eq!(json, yaml);
+        assert_eq!(json.kinds, ["prometheus"]);
+        let k: Provider = serde_json::from_value(json!({"kayenta": {
+            "threshold": {"pass": "{{args.pass}}", "marginal": 75},
+            "scopes": [{"name": "s", "controlScope": {"scope": "{{args.scope}}"}}]}}))
+        .unwrap();
+        // `json!` sorts keys: `scopes` is read before `threshold`.
+        assert_eq!(k.args, ["scope", "pass"]);
+        assert_eq!(
+            k.kayenta.unwrap().pass,
+            Some(IntOrStr::Str("{{args.pass}}".into()))
+        );
+        let plain: Provider =
+            serde_json::from_value(json!({"web": {"url": "http://x", "jsonPath": "{$.a}"}}))
+                .unwrap();
+        assert!(plain.args.is_empty());
+        let none: Provider = serde_json::from_value(json!({"kayenta": null})).unwrap();
+        assert_eq!(none.kayenta, Some(KayentaThreshold::default()));
     }
 
     #[test]

@@ -67,7 +67,8 @@ pub struct RunMetric<'a> {
     pub consecutive_success_limit: Resolved<i64>,
     /// Matched by a dryRun rule: its phase does not count for the run.
     pub dry_run: bool,
-    /// `{{args.x}}` names used by the fields above that no template declares.
+    /// `{{args.x}}` names that no template declares, with the field that uses them (the
+    /// fields above, the conditions, or `provider`).
     pub undeclared_args: Vec<(&'a str, &'static str)>,
 }
 
@@ -116,6 +117,14 @@ impl<'a> RunMetric<'a> {
         }
         scan("interval", metric.interval.as_ref().map(Text::as_str));
         scan(
+            "successCondition",
+            metric.success_condition.as_ref().map(Text::as_str),
+        );
+        scan(
+            "failureCondition",
+            metric.failure_condition.as_ref().map(Text::as_str),
+        );
+        scan(
             "initialDelay",
             metric.initial_delay.as_ref().map(Text::as_str),
         );
@@ -127,6 +136,13 @@ impl<'a> RunMetric<'a> {
             ("consecutiveSuccessLimit", &metric.consecutive_success_limit),
         ] {
             scan(field, int_text(value));
+        }
+        // Upstream substitutes the whole metric, the provider included (its placeholder
+        // names were collected when it was read).
+        for name in metric.provider.iter().flat_map(|p| &p.args) {
+            if args.get(name).is_none() {
+                undeclared.push((name.as_str(), "provider"));
+            }
         }
         Self {
             template,
@@ -726,6 +742,54 @@ mod tests {
         let rm = RunMetric::new(&obj, 0, &m, &Args::merge(&declared, &[]));
         assert!(matches!(can_inconclude(&rm, V19), Verdict::Unknown(_)));
         assert!(metric_findings(&rm).is_empty());
+    }
+
+    /// Upstream resolves the whole metric (conditions and provider included) and fails the
+    /// run on any `{{args.x}}` no template declares.
+    #[test]
+    fn undeclared_arguments_in_conditions_and_provider_are_unresolved() {
+        let m = prom(json!({"successCondition": "result[0] >= {{args.min}}",
+            "failureCondition": "result[0] < {{ args.max }}",
+            "provider": {"prometheus": {"query": "up{svc=\"{{args.svc}}\"}"}}}));
+        let fields: Vec<_> = metric_findings(&m)
+            .iter()
+            .map(|f| (f.rule.id(), f.path.clone()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                (
+                    "unresolved-argument",
+                    "spec.metrics[0].successCondition".into()
+                ),
+                (
+                    "unresolved-argument",
+                    "spec.metrics[0].failureCondition".into()
+                ),
+                ("unresolved-argument", "spec.metrics[0].provider".into()),
+            ]
+        );
+        // Declared (with or without a value known now): nothing to say about them.
+        let spec: Metric = serde_json::from_value(json!({"name": "m", "interval": "1m",
+            "successCondition": "result[0] >= {{args.min}}", "failureCondition": "result[0] < 1",
+            "provider": {"prometheus": {"query": "up{svc=\"{{args.svc}}\"}"}}}))
+        .unwrap();
+        let declared: Vec<crate::model::Arg> = serde_json::from_value(json!([
+            {"name": "min", "value": "0.9"},
+            {"name": "svc", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}
+        ]))
+        .unwrap();
+        let obj = ObjectRef {
+            kind: Kind::AnalysisTemplate,
+            namespace: None,
+            name: "t".into(),
+        };
+        let rm = RunMetric::new(&obj, 0, &spec, &Args::merge(&declared, &[]));
+        assert!(
+            metric_findings(&rm).is_empty(),
+            "{:?}",
+            metric_findings(&rm)
+        );
     }
 
     #[test]

@@ -892,6 +892,52 @@ mod tests {
         }
     }
 
+    /// A `{{args.x}}` nobody declares in a condition or the provider's query: upstream's
+    /// ResolveMetricArgs fails, the run goes Error and a background run aborts the Rollout.
+    #[test]
+    fn undeclared_placeholders_in_conditions_or_query_are_unresolved() {
+        let mut t = template(
+            "t",
+            json!([{"name": "m", "interval": "1m",
+                "successCondition": "result[0] >= {{args.min}}",
+                "failureCondition": "result[0] < 0.5",
+                "provider": {"prometheus": {"query": "sum(rate(x{svc=\"{{args.service}}\"}[1m]))"}}}]),
+        );
+        t["spec"]["args"] = json!([{"name": "service-name"}]);
+        let s = store_of(&[t.clone()]);
+        let a = json!({"templates": [{"templateName": "t"}],
+            "args": [{"name": "service-name", "value": "shop"}]});
+        let e = eval(
+            &rollout(json!([{"setWeight": 20}, {"pause": {}}]), a.clone()),
+            &s,
+            V19,
+        );
+        let unresolved: Vec<_> = e
+            .findings
+            .iter()
+            .filter(|f| f.rule == Rule::UnresolvedArgument)
+            .map(|f| (f.severity, f.path.as_str()))
+            .collect();
+        assert_eq!(
+            unresolved,
+            [
+                (Severity::Error, "spec.metrics[0].provider"),
+                (Severity::Error, "spec.metrics[0].successCondition"),
+            ]
+        );
+        // Declared, they resolve.
+        t["spec"]["args"] = json!([{"name": "service"}, {"name": "min", "value": "0.9"}]);
+        let s = store_of(&[t]);
+        let mut a = a;
+        a["args"] = json!([{"name": "service", "value": "shop"}]);
+        let e = eval(
+            &rollout(json!([{"setWeight": 20}, {"pause": {}}]), a),
+            &s,
+            V19,
+        );
+        assert!(!ids(&e).contains(&"unresolved-argument"), "{:?}", ids(&e));
+    }
+
     #[test]
     fn indefinite_metrics_in_step_analysis_are_errors() {
         let s = store_of(&[template("t", json!([both()]))]);
