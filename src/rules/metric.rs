@@ -92,7 +92,12 @@ impl<'a> RunMetric<'a> {
                 other => ProviderClass::Other(other),
             },
         };
-        let set = |t: &Option<Text>| t.as_ref().is_some_and(|t| !t.0.trim().is_empty());
+        // Upstream tests a condition `!= ""` after substitution: one an argument empties is
+        // unset. One known only when the run starts (valueFrom) counts as written.
+        let set = |t: &Option<Text>| match args.text_value(t.as_ref().map(Text::as_str)) {
+            Ok(text) => text.is_some_and(|text| !text.trim().is_empty()),
+            Err(()) => t.as_ref().is_some_and(|t| !t.0.trim().is_empty()),
+        };
         let duration = |t: &Option<Text>| match args.text_value(t.as_ref().map(Text::as_str)) {
             Ok(None) => Resolved::Unset,
             Err(()) => Resolved::Unknown,
@@ -790,6 +795,39 @@ mod tests {
             "{:?}",
             metric_findings(&rm)
         );
+    }
+
+    /// A condition is set when it is not empty after substitution (upstream's `!= ""`).
+    #[test]
+    fn a_condition_an_argument_empties_is_unset() {
+        let spec: Metric = serde_json::from_value(json!({"name": "m", "interval": "1m",
+            "successCondition": "result == 1", "failureCondition": "{{args.fail}}",
+            "provider": {"web": {"url": "u"}}}))
+        .unwrap();
+        let obj = ObjectRef {
+            kind: Kind::AnalysisTemplate,
+            namespace: None,
+            name: "t".into(),
+        };
+        let with = |arg: Value| {
+            let declared: Vec<crate::model::Arg> = serde_json::from_value(json!([arg])).unwrap();
+            let rm = RunMetric::new(&obj, 0, &spec, &Args::merge(&declared, &[]));
+            (rm.success_condition, rm.failure_condition)
+        };
+        assert_eq!(with(json!({"name": "fail", "value": ""})), (true, false));
+        assert_eq!(
+            with(json!({"name": "fail", "value": "result == 0"})),
+            (true, true)
+        );
+        // Known only when the run starts: as written.
+        assert_eq!(
+            with(json!({"name": "fail", "valueFrom": {"fieldRef": {"fieldPath": "x"}}})),
+            (true, true)
+        );
+        let empty: Vec<crate::model::Arg> =
+            serde_json::from_value(json!([{"name": "fail", "value": ""}])).unwrap();
+        let rm = RunMetric::new(&obj, 0, &spec, &Args::merge(&empty, &[]));
+        assert_eq!(can_inconclude(&rm, V19), Verdict::No);
     }
 
     #[test]

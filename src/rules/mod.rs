@@ -938,6 +938,23 @@ mod tests {
         assert!(!ids(&e).contains(&"unresolved-argument"), "{:?}", ids(&e));
     }
 
+    /// A condition an argument resolves to "" is unset upstream (EvaluateResult tests `!= ""`
+    /// after substitution): one condition only, never Inconclusive.
+    #[test]
+    fn a_condition_resolved_to_empty_is_unset() {
+        let mut m = both();
+        m["failureCondition"] = json!("{{args.fail}}");
+        let mut t = template("t", json!([m]));
+        t["spec"]["args"] = json!([{"name": "fail", "value": ""}]);
+        let s = store_of(&[t]);
+        let e = eval(&rollout(standard_steps(), bg("t")), &s, V19);
+        assert!(e.trap.is_none(), "{:?}", ids(&e));
+        // The Rollout's value fills it: both conditions, the trap.
+        let mut a = bg("t");
+        a["args"] = json!([{"name": "fail", "value": "result == 0"}]);
+        assert!(eval(&rollout(standard_steps(), a), &s, V19).trap.is_some());
+    }
+
     #[test]
     fn indefinite_metrics_in_step_analysis_are_errors() {
         let s = store_of(&[template("t", json!([both()]))]);
