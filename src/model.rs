@@ -325,6 +325,11 @@ pub struct Canary {
     pub analysis: Option<Box<AnalysisRef>>,
     pub traffic_routing: Option<IgnoredAny>,
     pub max_surge: Option<IntOrStr>,
+    /// With traffic routing, a ReplicaSet whose desired count is not zero gets at least this
+    /// many pods. An int32 in the CRD: kept as one (the view is moved whole through the
+    /// decode, so it stays small).
+    #[serde(deserialize_with = "lenient_int32")]
+    pub min_pods_per_replica_set: Option<i32>,
     pub dynamic_stable_scale: Option<bool>,
     #[serde(deserialize_with = "progress_threshold")]
     pub replica_progress_threshold: Option<Box<ProgressThreshold>>,
@@ -359,6 +364,16 @@ fn progress_threshold<'de, D: Deserializer<'de>>(
         };
         Box::new(ProgressThreshold { kind, value })
     }))
+}
+
+/// An int32 field, or a string holding one; anything else (which the API server rejects) is
+/// read as unset rather than failing the whole object.
+fn lenient_int32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        Some(serde_json::Value::Number(n)) => n.as_i64().and_then(|n| i32::try_from(n).ok()),
+        Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    })
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -75,8 +75,17 @@ impl<'a> Walker<'a> {
     pub fn pods(&self) -> Pods {
         let r = self.replicas;
         let routed = self.canary.traffic_routing.is_some();
+        let dynamic = self.canary.dynamic_stable_scale == Some(true);
         let canary = match (&self.scale, routed) {
-            // setCanaryScale only takes effect with traffic routing (Argo docs).
+            // setCanaryScale only takes effect with traffic routing (Argo docs). An explicit
+            // count is kept as is, except that dynamic stable scaling applies the minimum
+            // to it too (upstream CalculateReplicaCountsForTrafficRoutedCanary).
+            (
+                Some(SetCanaryScale {
+                    replicas: Some(n), ..
+                }),
+                true,
+            ) if dynamic => self.at_least_min(*n),
             (
                 Some(SetCanaryScale {
                     replicas: Some(n), ..
@@ -88,8 +97,8 @@ impl<'a> Walker<'a> {
                     weight: Some(w), ..
                 }),
                 true,
-            ) => ceil_percent(r, *w),
-            _ if routed => ceil_percent(r, self.weight),
+            ) => self.at_least_min(ceil_percent(r, *w)),
+            _ if routed => self.at_least_min(ceil_percent(r, self.weight)),
             _ if self.max_surge() == 0 => {
                 // Inferred from DOMAIN R2: with maxSurge 0 a one-replica basic canary gets its
                 // pod only from weight 50, i.e. rounding half up.
@@ -97,12 +106,21 @@ impl<'a> Walker<'a> {
             }
             _ => ceil_percent(r, self.weight),
         };
-        let stable = if routed && self.canary.dynamic_stable_scale != Some(true) {
-            r
-        } else {
-            ceil_percent(r, 100 - self.weight)
+        let stable = match (routed, dynamic) {
+            (true, false) => r,
+            (true, true) => self.at_least_min(ceil_percent(r, 100 - self.weight)),
+            (false, _) => ceil_percent(r, 100 - self.weight),
         };
         Pods { canary, stable }
+    }
+
+    /// Upstream CheckMinPodsPerReplicaSet (traffic-routed canaries only): a count that is
+    /// not zero is raised to `minPodsPerReplicaSet`.
+    fn at_least_min(&self, count: i64) -> i64 {
+        match self.canary.min_pods_per_replica_set {
+            Some(min) if count != 0 => count.max(i64::from(min)),
+            _ => count,
+        }
     }
 
     fn max_surge(&self) -> i64 {
@@ -176,6 +194,63 @@ mod tests {
                 stable: 1
             }
         );
+    }
+
+    /// Upstream CheckMinPodsPerReplicaSet: with traffic routing a non-zero count is raised to
+    /// minPodsPerReplicaSet; a zero count, an explicit setCanaryScale count and a basic
+    /// canary are left alone.
+    #[test]
+    fn min_pods_per_replica_set_raises_traffic_routed_counts() {
+        let routed = |steps: Value, extra: Value| {
+            let mut spec =
+                json!({"trafficRouting": {"nginx": {}}, "minPodsPerReplicaSet": 2, "steps": steps});
+            for (k, v) in extra.as_object().unwrap() {
+                spec[k] = v.clone();
+            }
+            canary(spec)
+        };
+        let none = json!({});
+        let c = routed(json!([{"setWeight": 10}]), none.clone());
+        assert_eq!(
+            pods_after(&c, 2),
+            Pods {
+                canary: 2,
+                stable: 2
+            }
+        );
+        assert_eq!(pods_after(&c, 20).canary, 2);
+        assert_eq!(pods_after(&c, 50).canary, 5);
+        let c = routed(json!([{"setWeight": 0}]), none.clone());
+        assert_eq!(pods_after(&c, 4).canary, 0);
+        let c = routed(json!([{"setCanaryScale": {"weight": 10}}]), none.clone());
+        assert_eq!(pods_after(&c, 4).canary, 2);
+        let c = routed(json!([{"setCanaryScale": {"replicas": 1}}]), none);
+        assert_eq!(pods_after(&c, 4).canary, 1);
+        let dynamic = json!({"dynamicStableScale": true});
+        let c = routed(
+            json!([{"setCanaryScale": {"replicas": 1}}]),
+            dynamic.clone(),
+        );
+        assert_eq!(pods_after(&c, 4).canary, 2);
+        let c = routed(json!([{"setWeight": 90}]), dynamic);
+        assert_eq!(
+            pods_after(&c, 10),
+            Pods {
+                canary: 9,
+                stable: 2
+            }
+        );
+        // A hand-written string is read; what the API server rejects is ignored, not fatal.
+        let c = canary(
+            json!({"trafficRouting": {"nginx": {}}, "minPodsPerReplicaSet": "2", "steps": [{"setWeight": 10}]}),
+        );
+        assert_eq!(pods_after(&c, 4).canary, 2);
+        let c = canary(
+            json!({"trafficRouting": {"nginx": {}}, "minPodsPerReplicaSet": {"x": 1}, "steps": [{"setWeight": 10}]}),
+        );
+        assert_eq!(pods_after(&c, 4).canary, 1);
+        let basic = canary(json!({"minPodsPerReplicaSet": 2, "steps": [{"setWeight": 10}]}));
+        assert_eq!(pods_after(&basic, 4).canary, 1);
     }
 
     #[test]

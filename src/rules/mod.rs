@@ -573,6 +573,34 @@ mod tests {
         assert!(!d2(&r(Value::Null, json!({"setWeight": 100}))));
     }
 
+    /// With traffic routing Argo raises the canary to minPodsPerReplicaSet
+    /// (CheckMinPodsPerReplicaSet): 2 replicas, setWeight 10 and a minimum of 2 give the full
+    /// canary, so after the last timed pause the Rollout is promoted while Inconclusive.
+    #[test]
+    fn min_pods_per_replica_set_can_make_the_canary_full() {
+        let s = store_of(&[template("t", json!([both()]))]);
+        let r = |routed: bool, min: Option<i64>| -> Rollout {
+            let mut canary = json!({"analysis": bg("t"),
+                "steps": [{"setWeight": 10}, {"pause": {"duration": "10m"}}]});
+            if routed {
+                canary["trafficRouting"] = json!({"nginx": {"stableIngress": "x"}});
+            }
+            if let Some(min) = min {
+                canary["minPodsPerReplicaSet"] = json!(min);
+            }
+            serde_json::from_value(json!({"metadata": {"name": "r", "namespace": "apps"},
+                "spec": {"replicas": 2, "strategy": {"canary": canary}}}))
+            .unwrap()
+        };
+        let d2 = |r: &Rollout, v| ids(&eval(r, &s, v)).contains(&"inconclusive-promotion");
+        for v in [V182, V19] {
+            assert!(d2(&r(true, Some(2)), v), "{v}");
+            // One canary pod of two without the minimum, or without traffic routing.
+            assert!(!d2(&r(true, None), v), "{v}");
+            assert!(!d2(&r(false, Some(2)), v), "{v}");
+        }
+    }
+
     #[test]
     fn later_scaling_steps_block_promotion_unless_already_met() {
         let s = store_of(&[template("t", json!([both()]))]);
