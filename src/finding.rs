@@ -121,7 +121,9 @@ impl Rule {
             Rule::PauseDuringBackgroundAnalysis => {
                 "A pause step runs while background analysis may be Inconclusive."
             }
-            Rule::InvalidDuration => "A pause, interval or initialDelay is negative or unparsable.",
+            Rule::InvalidDuration => {
+                "A pause, interval or initialDelay is negative or unparsable, or a pause is beyond int32 seconds."
+            }
             Rule::InvalidMetricLimits => "Metric limits that Argo rejects when the run starts.",
             Rule::InvalidProvider => "A metric needs exactly one provider.",
             Rule::DuplicateMetricName => "The same metric name in two templates of one run.",
