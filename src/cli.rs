@@ -158,9 +158,9 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes (the API server sends up to about 7 MiB).
     #[arg(long, env = "ROLLOUT_GUARD_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
-    /// Request bodies held in memory at once, in bytes (by Content-Length, or the body limit
-    /// for a body sent without one); a request waits for room within its deadline, then gets
-    /// a 503. A single body larger than this still passes, alone.
+    /// Request bodies held in memory at once, in bytes, counted as they arrive (a declared
+    /// Content-Length reserves nothing); a request waits for room for its next bytes within
+    /// its body deadline, then gets a 503. A single body larger than this still passes, alone.
     #[arg(
         long,
         env = "ROLLOUT_GUARD_MAX_BUFFERED_BODY_BYTES",
@@ -170,6 +170,11 @@ pub struct ServeArgs {
     /// Time a client has to send its request headers.
     #[arg(long, env = "ROLLOUT_GUARD_HEADER_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub header_timeout: Duration,
+    /// Time a client has to send its request body once the headers are in (and never more
+    /// than the review deadline); later it gets a 408. Bounds how long a slow sender holds
+    /// room in `--max-buffered-body-bytes`.
+    #[arg(long, env = "ROLLOUT_GUARD_BODY_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
     /// After SIGTERM, how long readiness is off while the listener still accepts: the time
     /// Kubernetes needs to take the pod out of the Service's endpoints.
     #[arg(long, env = "ROLLOUT_GUARD_SHUTDOWN_DELAY", default_value = "3s", value_parser = parse_duration)]

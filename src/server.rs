@@ -21,12 +21,11 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::any;
-use bytes::BytesMut;
 use futures::StreamExt as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
@@ -51,6 +50,8 @@ pub const INLINE_REVIEW_LIMIT: usize = 64 * 1024;
 pub struct Limits {
     pub max_body_bytes: usize,
     pub max_buffered_body_bytes: usize,
+    /// Time the body has to arrive once the head is in; the review deadline bounds it too.
+    pub body_timeout: Duration,
     /// Deadline of a review when the request has no `?timeout=`.
     pub review_timeout: Duration,
     pub max_concurrent_reviews: usize,
@@ -65,6 +66,7 @@ impl Limits {
         Self {
             max_body_bytes: args.max_body_bytes,
             max_buffered_body_bytes: args.max_buffered_body_bytes,
+            body_timeout: args.body_timeout,
             review_timeout: args.review_timeout,
             max_concurrent_reviews: args.max_concurrent_reviews,
             // The cores this process may use (a container's CPU limit counts).
@@ -85,15 +87,90 @@ struct Inner {
     permits: Arc<Semaphore>,
     /// Slots for reviews on the blocking pool ([`Limits::max_blocking_reviews`]).
     blocking: Arc<Semaphore>,
-    /// Room for request bodies, in KiB ([`BODY_UNIT`]).
-    body_room: Arc<Semaphore>,
-    /// All of that room: what one body takes at most.
-    body_room_units: u32,
+    /// Room for request bodies in memory ([`Limits::max_buffered_body_bytes`]).
+    body_room: Arc<BodyRoom>,
     limits: Limits,
 }
 
-/// The unit in which bodies take room in [`Inner::body_room`].
-const BODY_UNIT: usize = 1024;
+/// Room for request bodies in memory, in bytes, taken as a body's bytes arrive and given back
+/// when the body is dropped (after its review). A declared `Content-Length` reserves nothing:
+/// a client holds room only for bytes it has sent. Not first come, first served: a request
+/// whose next chunk fits takes room at once even while a larger one waits, so a pending large
+/// chunk never holds up small requests; every waiter retries whenever room is given back.
+#[derive(Debug)]
+struct BodyRoom {
+    total: usize,
+    free: std::sync::atomic::AtomicUsize,
+    given_back: Notify,
+}
+
+impl BodyRoom {
+    fn new(total: usize) -> Self {
+        let total = total.max(1);
+        Self {
+            total,
+            free: std::sync::atomic::AtomicUsize::new(total),
+            given_back: Notify::new(),
+        }
+    }
+
+    fn try_take(&self, bytes: usize) -> bool {
+        self.free
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |free| {
+                free.checked_sub(bytes)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, bytes: usize) {
+        if bytes > 0 {
+            self.free.fetch_add(bytes, Ordering::AcqRel);
+            self.given_back.notify_waiters();
+        }
+    }
+}
+
+/// The room one body holds; given back on drop.
+#[derive(Debug)]
+struct Held {
+    room: Arc<BodyRoom>,
+    bytes: usize,
+}
+
+impl Held {
+    fn new(room: &Arc<BodyRoom>) -> Self {
+        Self {
+            room: Arc::clone(room),
+            bytes: 0,
+        }
+    }
+
+    /// Takes room for `bytes` more, waiting until that much is free. A body holds at most all
+    /// the room: one larger than that goes on once it holds all of it, alone.
+    async fn grow(&mut self, bytes: usize) {
+        let wanted = bytes.min(self.room.total - self.bytes);
+        if wanted == 0 {
+            return;
+        }
+        loop {
+            // Registered before the attempt, so room given back in between is not missed.
+            let given_back = self.room.given_back.notified();
+            tokio::pin!(given_back);
+            given_back.as_mut().enable();
+            if self.room.try_take(wanted) {
+                self.bytes += wanted;
+                return;
+            }
+            given_back.await;
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.room.give_back(self.bytes);
+    }
+}
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,15 +182,13 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     pub fn new(reviewer: Arc<dyn Reviewer>, metrics: Arc<Metrics>, limits: Limits) -> Self {
-        let room = body_units(limits.max_buffered_body_bytes);
         Self {
             inner: Arc::new(Inner {
                 reviewer,
                 metrics,
                 permits: Arc::new(Semaphore::new(limits.max_concurrent_reviews.max(1))),
                 blocking: Arc::new(Semaphore::new(limits.max_blocking_reviews.max(1))),
-                body_room: Arc::new(Semaphore::new(room as usize)),
-                body_room_units: room,
+                body_room: Arc::new(BodyRoom::new(limits.max_buffered_body_bytes)),
                 limits,
             }),
         }
@@ -237,41 +312,78 @@ fn budget(timeout: Duration) -> Duration {
 enum BodyError {
     TooLarge,
     Read,
+    /// The body did not arrive before its deadline.
+    Timeout,
+    /// No room for its bytes before the deadline.
+    NoRoom,
 }
 
-/// Collects the body, enforcing `limit` while streaming. A body that arrives in one chunk is
-/// returned as is; otherwise it is copied once into a buffer sized from `Content-Length`.
-async fn read_body(body: Body, limit: usize, length: Option<u64>) -> Result<Bytes, BodyError> {
+/// What a body buffer starts with at most, whatever `Content-Length` says: a client that
+/// declares 8 MiB and sends one byte gets no 8 MiB allocation.
+const INITIAL_BODY_CAPACITY: usize = 64 * 1024;
+
+/// Collects the body by `deadline`, enforcing `limit` while streaming and taking room in
+/// `held` for each chunk as it arrives (the chunk is then in memory: waiting for room stops
+/// reading the rest). A body that arrives in one chunk is returned as is; otherwise it is
+/// copied into a buffer that starts small and doubles, never past `Content-Length`.
+async fn read_body(
+    body: Body,
+    limit: usize,
+    length: Option<u64>,
+    held: &mut Held,
+    deadline: tokio::time::Instant,
+) -> Result<Bytes, BodyError> {
     let mut stream = body.into_data_stream();
-    let first = match stream.next().await {
-        None => return Ok(Bytes::new()),
-        Some(chunk) => chunk.map_err(|_| BodyError::Read)?,
+    let mut next = async || match tokio::time::timeout_at(deadline, stream.next()).await {
+        Err(_) => Err(BodyError::Timeout),
+        Ok(None) => Ok(None),
+        Ok(Some(chunk)) => chunk.map(Some).map_err(|_| BodyError::Read),
+    };
+    let Some(first) = next().await? else {
+        return Ok(Bytes::new());
     };
     if first.len() > limit {
         return Err(BodyError::TooLarge);
     }
-    let second = match stream.next().await {
-        None => return Ok(first),
-        Some(chunk) => chunk.map_err(|_| BodyError::Read)?,
+    take_room(held, first.len(), deadline).await?;
+    let Some(second) = next().await? else {
+        return Ok(first);
     };
-    let capacity = length
+    // Where the buffer may grow to: the declared length, or the limit without one.
+    let expected = length
         .and_then(|l| usize::try_from(l).ok())
-        .unwrap_or(first.len() + second.len())
+        .unwrap_or(limit)
         .min(limit);
-    let mut buffer = BytesMut::with_capacity(capacity);
+    let mut buffer = Vec::with_capacity(expected.min(INITIAL_BODY_CAPACITY));
     buffer.extend_from_slice(&first);
-    let mut next = Some(second);
-    while let Some(chunk) = next {
-        if buffer.len() + chunk.len() > limit {
+    drop(first);
+    let mut chunk = second;
+    loop {
+        let len = buffer.len() + chunk.len();
+        if len > limit {
             return Err(BodyError::TooLarge);
         }
+        take_room(held, chunk.len(), deadline).await?;
+        if len > buffer.capacity() {
+            let grown = (buffer.capacity() * 2).min(expected).max(len);
+            buffer.reserve_exact(grown - buffer.len());
+        }
         buffer.extend_from_slice(&chunk);
-        next = match stream.next().await {
-            None => None,
-            Some(chunk) => Some(chunk.map_err(|_| BodyError::Read)?),
+        chunk = match next().await? {
+            None => return Ok(Bytes::from(buffer)),
+            Some(chunk) => chunk,
         };
     }
-    Ok(buffer.freeze())
+}
+
+async fn take_room(
+    held: &mut Held,
+    bytes: usize,
+    deadline: tokio::time::Instant,
+) -> Result<(), BodyError> {
+    tokio::time::timeout_at(deadline, held.grow(bytes))
+        .await
+        .map_err(|_| BodyError::NoRoom)
 }
 
 async fn handle(state: &Inner, endpoint: Endpoint, request: Request) -> Response {
@@ -293,28 +405,21 @@ async fn handle(state: &Inner, endpoint: Endpoint, request: Request) -> Response
         .query()
         .and_then(timeout_from_query)
         .unwrap_or(state.limits.review_timeout);
-    let deadline = tokio::time::Instant::from_std(started) + budget(timeout);
+    let started_at = tokio::time::Instant::from_std(started);
+    let deadline = started_at + budget(timeout);
+    // The API server writes the body right after the head; a client that trickles it holds
+    // room for what it sent, but only until this.
+    let body_deadline = deadline.min(started_at + state.limits.body_timeout);
 
     let _inflight = state.metrics.inflight();
-    // Room for the body before reading it: by its length, or the limit when it has none (the
-    // API server always sends one). One body larger than all the room takes all of it.
-    let units = body_units(length.map_or(limit, |l| l as usize).min(limit));
-    let room = Arc::clone(&state.body_room).acquire_many_owned(units.min(state.body_room_units));
-    let room = match tokio::time::timeout_at(deadline, room).await {
-        Ok(Ok(room)) => room,
-        // Never closed; no room before the deadline.
-        Ok(Err(_)) | Err(_) => return reject(&state.metrics, Rejection::BodiesBuffered),
-    };
-    let body = match tokio::time::timeout_at(
-        deadline,
-        read_body(request.into_body(), limit, length),
-    )
-    .await
-    {
-        Ok(Ok(body)) => body,
-        Ok(Err(BodyError::TooLarge)) => return reject(&state.metrics, Rejection::PayloadTooLarge),
-        Ok(Err(BodyError::Read)) => return reject(&state.metrics, Rejection::BodyError),
-        Err(_) => return reject(&state.metrics, Rejection::BodyTimeout),
+    // The room the body takes as it arrives, held until its review is done.
+    let mut room = Held::new(&state.body_room);
+    let body = match read_body(request.into_body(), limit, length, &mut room, body_deadline).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => return reject(&state.metrics, Rejection::PayloadTooLarge),
+        Err(BodyError::Read) => return reject(&state.metrics, Rejection::BodyError),
+        Err(BodyError::Timeout) => return reject(&state.metrics, Rejection::BodyTimeout),
+        Err(BodyError::NoRoom) => return reject(&state.metrics, Rejection::BodiesBuffered),
     };
 
     let permit = Arc::clone(&state.permits).acquire_owned();
@@ -333,11 +438,6 @@ async fn handle(state: &Inner, endpoint: Endpoint, request: Request) -> Response
     json(status, Body::from(reply.body))
 }
 
-/// Semaphore units for `bytes` of body: at least one, and at most what a `u32` holds.
-fn body_units(bytes: usize) -> u32 {
-    u32::try_from(bytes.div_ceil(BODY_UNIT).max(1)).unwrap_or(u32::MAX)
-}
-
 /// `permit` is the review slot and the body's room: both are held while the body is. A review
 /// that goes to the blocking pool waits for a slot there within the deadline, and is answered
 /// as overloaded without one.
@@ -345,7 +445,7 @@ async fn review(
     state: &Inner,
     endpoint: Endpoint,
     body: Bytes,
-    permit: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+    permit: (OwnedSemaphorePermit, Held),
     deadline: tokio::time::Instant,
 ) -> Reply {
     let reviewer = &state.reviewer;
@@ -778,6 +878,80 @@ mod tests {
             budget(Duration::from_millis(100)),
             Duration::from_millis(90)
         );
+    }
+
+    /// Not first come, first served: a take that does not fit waits without holding up a
+    /// smaller one that does (tokio's semaphore is FIFO and would queue it behind).
+    #[tokio::test]
+    async fn a_waiting_large_take_does_not_hold_up_a_smaller_one() {
+        let room = Arc::new(BodyRoom::new(100));
+        let mut first = Held::new(&room);
+        first.grow(60).await;
+        let large = tokio::spawn({
+            let room = Arc::clone(&room);
+            async move {
+                let mut held = Held::new(&room);
+                held.grow(50).await;
+                held
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!large.is_finished(), "50 bytes do not fit beside 60 of 100");
+        let mut small = Held::new(&room);
+        tokio::time::timeout(Duration::from_secs(5), small.grow(30))
+            .await
+            .expect("30 bytes fit and must not wait behind the pending 50");
+        drop(first);
+        let large = tokio::time::timeout(Duration::from_secs(5), large)
+            .await
+            .expect("room given back wakes the waiter")
+            .unwrap();
+        assert_eq!((large.bytes, small.bytes), (50, 30));
+        drop((large, small));
+        assert_eq!(room.free.load(Ordering::SeqCst), 100);
+    }
+
+    #[tokio::test]
+    async fn a_body_larger_than_all_the_room_takes_all_of_it_then_goes_on_alone() {
+        let room = Arc::new(BodyRoom::new(100));
+        let mut large = Held::new(&room);
+        for _ in 0..5 {
+            tokio::time::timeout(Duration::from_secs(5), large.grow(70))
+                .await
+                .expect("a body alone never waits");
+        }
+        assert_eq!(large.bytes, 100);
+        let mut other = Held::new(&room);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), other.grow(1))
+                .await
+                .is_err()
+        );
+        drop(large);
+        tokio::time::timeout(Duration::from_secs(5), other.grow(1))
+            .await
+            .unwrap();
+    }
+
+    /// Room follows the bytes that arrived, not the declared length.
+    #[tokio::test]
+    async fn a_body_holds_room_for_the_bytes_it_sent_not_its_content_length() {
+        let room = Arc::new(BodyRoom::new(1 << 20));
+        let chunks: Vec<Result<Bytes, std::io::Error>> = ["{\"a\":", "1", "}"]
+            .into_iter()
+            .map(|c| Ok(Bytes::from_static(c.as_bytes())))
+            .collect();
+        let body = Body::from_stream(futures::stream::iter(chunks));
+        let mut held = Held::new(&room);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let Ok(read) = read_body(body, 8 << 20, Some(8 << 20), &mut held, deadline).await else {
+            panic!("the body should have been read");
+        };
+        assert_eq!(&read[..], br#"{"a":1}"#);
+        assert_eq!(held.bytes, 7);
+        assert_eq!(room.free.load(Ordering::SeqCst), (1 << 20) - 7);
+        drop(held);
+        assert_eq!(room.free.load(Ordering::SeqCst), 1 << 20);
     }
 
     #[test]

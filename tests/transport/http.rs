@@ -254,6 +254,122 @@ async fn bodies_in_memory_are_bounded_and_a_request_waits_for_room_until_its_tim
     .await;
 }
 
+/// Opens a connection, sends a request head and the start of its body, and leaves it there.
+async fn stalled_body(
+    pki: &Pki,
+    https: std::net::SocketAddr,
+    path: &str,
+    framing: (&str, &str),
+    start: &[u8],
+) -> HttpConn<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let stream = connect_tls(https, pki.client_config(rustls::ALL_VERSIONS))
+        .await
+        .unwrap();
+    let mut conn = HttpConn::new(stream);
+    let mut wire = format!(
+        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n{}: {}\r\n\r\n",
+        framing.0, framing.1
+    )
+    .into_bytes();
+    wire.extend_from_slice(start);
+    conn.stream.write_all(&wire).await.unwrap();
+    conn.stream.flush().await.unwrap();
+    conn
+}
+
+/// The reviewer's reproduction: heads that declare 8 MiB (or send chunked) followed by one
+/// byte used to reserve their whole declared size (all of the room here) for their 30 s
+/// deadline, and every other review got a 503. Room now follows the bytes that arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_declared_length_reserves_no_room_so_stalled_bodies_starve_no_one() {
+    bounded(async {
+        let pki = Pki::new();
+        let certs = CertDir::with(&pki.server_leaf());
+        let args = serve_args(&certs, &["--max-buffered-body-bytes", "1048576"]);
+        let server = TestServer::start(&args, Arc::new(NullReviewer)).await;
+        let https = server.https;
+        let path = "/validate?timeout=30s";
+        let mut stalled = Vec::new();
+        for _ in 0..3 {
+            let length = ("content-length", "8388608");
+            stalled.push(stalled_body(&pki, https, path, length, b"{").await);
+            let chunked = ("transfer-encoding", "chunked");
+            stalled.push(stalled_body(&pki, https, path, chunked, b"1\r\n{\r\n").await);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        // Before: a 503 `too many request bodies in memory` after the 2.7 s budget.
+        let started = Instant::now();
+        for _ in 0..3 {
+            let response = post_once(&pki, https, "/validate?timeout=3s", GKE_REVIEW)
+                .await
+                .unwrap();
+            assert_eq!(response.status, 200, "{}", response.text());
+        }
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_millis(2500), "{waited:?}");
+        // The stalled ones are still there, only holding their byte.
+        for conn in &mut stalled {
+            assert!(!conn.closed_within(Duration::from_millis(1)).await);
+        }
+        drop(stalled);
+
+        // A body larger than all the room still passes, alone.
+        let padding = "x".repeat(3 << 20);
+        let large = format!(r#"{{"request":{{"uid":"large-1","object":{{"data":"{padding}"}}}}}}"#);
+        let response = post_once(&pki, https, "/validate?timeout=10s", large.as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200, "{}", response.text());
+        assert_eq!(response.json()["response"]["uid"], "large-1");
+        let metrics = admin_get(server.admin, "/metrics").await.text();
+        assert!(
+            !metrics.contains(r#"{reason="bodies_buffered"} 1"#),
+            "{metrics}"
+        );
+        server.shutdown().await;
+    })
+    .await;
+}
+
+/// `--body-timeout` bounds the body even when the review deadline is far off: a sender that
+/// stops after one byte gets a 408 and its room back long before `?timeout=30s`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_body_must_arrive_within_the_body_timeout() {
+    bounded(async {
+        let pki = Pki::new();
+        let certs = CertDir::with(&pki.server_leaf());
+        let args = serve_args(&certs, &["--body-timeout", "500ms"]);
+        let server = TestServer::start(&args, Arc::new(NullReviewer)).await;
+        let started = Instant::now();
+        let length = ("content-length", "1000");
+        let mut conn =
+            stalled_body(&pki, server.https, "/validate?timeout=30s", length, b"{").await;
+        let response = conn.read_response().await.unwrap();
+        let waited = started.elapsed();
+        assert_json_error(&response, 408);
+        assert!(
+            waited >= Duration::from_millis(450) && waited < Duration::from_secs(5),
+            "{waited:?}"
+        );
+        // A body that arrives in time is unaffected.
+        let response = post_once(&pki, server.https, "/validate?timeout=30s", GKE_REVIEW)
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200);
+        let metrics = admin_get(server.admin, "/metrics").await.text();
+        assert_eq!(
+            metric(
+                &metrics,
+                r#"rollout_guard_http_rejections_total{reason="body_timeout"}"#
+            ),
+            1.0
+        );
+        server.shutdown().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn header_timeout_closes_a_slow_client_without_stalling_others() {
     bounded(async {

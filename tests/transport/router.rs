@@ -40,6 +40,7 @@ fn limits() -> Limits {
     Limits {
         max_body_bytes: 1 << 20,
         max_buffered_body_bytes: 4 << 20,
+        body_timeout: Duration::from_secs(5),
         review_timeout: Duration::from_secs(10),
         max_concurrent_reviews: 4,
         max_blocking_reviews: 2,
