@@ -5,14 +5,17 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::conn::{self, Timeouts};
 use crate::metrics::{Metrics, ScrapeExtras};
 use crate::review::Reviewer;
 use crate::tls::CertResolver;
@@ -45,15 +48,50 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves.
+/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and waits
+/// for open connections: a request in progress is answered, idle ones are closed. Each
+/// connection is bounded like the HTTPS port's ([`conn::serve_connection`]): its request
+/// heads by `timeouts.header`, idle keep-alive time by `timeouts.idle`, stalled writes by
+/// `timeouts.write`; so idle or half-sent connections cannot pile up and use up the
+/// process's file descriptors, which the HTTPS port needs too.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    timeouts: Timeouts,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let http = conn::http1();
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let watcher = graceful.watcher();
+                    let http = http.clone();
+                    let router = router.clone();
+                    tokio::spawn(async move {
+                        let served =
+                            conn::serve_connection(&http, tcp, timeouts, router, watcher, |_| {})
+                                .await;
+                        if let Err(error) = served {
+                            tracing::debug!(%peer, %error, "admin connection ended with an error");
+                        }
+                    });
+                }
+                Err(error) => {
+                    // Typically EMFILE: back off instead of spinning on the error.
+                    tracing::warn!(%error, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 async fn livez() -> &'static str {

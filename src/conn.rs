@@ -10,6 +10,9 @@
 //! Writes are bounded too: a client that stops reading its answers (pipelining, or stalled)
 //! would otherwise hold its connection forever, since hyper waits on the write and reads
 //! nothing more. A write or flush that makes no progress for the write timeout fails.
+//!
+//! Both ports serve their connections through [`serve_connection`]: the HTTPS port over TLS,
+//! the admin port over plain TCP.
 
 use std::io;
 use std::pin::Pin;
@@ -18,8 +21,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::Router;
+use axum::response::Response;
+use futures::task::AtomicWaker;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+use tower::ServiceExt as _;
 
 /// How long a keep-alive connection may sit between requests.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -42,6 +52,9 @@ pub struct Timeouts {
 pub struct Activity {
     started: AtomicU64,
     busy: AtomicBool,
+    /// The reader that last read while busy (with no timer armed), woken when the request is
+    /// done so that it reads again and arms the idle timer.
+    reader: AtomicWaker,
 }
 
 /// Marks a request as being handled until dropped.
@@ -51,6 +64,11 @@ pub struct Busy(Arc<Activity>);
 impl Drop for Busy {
     fn drop(&mut self) {
         self.0.busy.store(false, Ordering::Release);
+        // hyper may have read ahead while the request was handled (a request without a body
+        // leaves it waiting for the next head): that read armed no idle timer, and nothing
+        // would poll it again until the client sends. Found on the admin port, where an idle
+        // keep-alive connection after a GET stayed open past the idle timeout.
+        self.0.reader.wake();
     }
 }
 
@@ -61,6 +79,50 @@ impl Activity {
         self.started.fetch_add(1, Ordering::AcqRel);
         Busy(Arc::clone(self))
     }
+}
+
+/// The HTTP/1.1 settings of both ports: keep-alive, and no header timer of hyper's, which
+/// cannot tell a slow head from an idle keep-alive connection; [`Timed`] bounds both instead.
+pub fn http1() -> http1::Builder {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .keep_alive(true)
+        .header_read_timeout(None);
+    http
+}
+
+/// Serves `router` on one connection under `timeouts` ([`Timed`]), watched by `watcher` for
+/// a graceful shutdown. `amend` may change each answer before it is written.
+pub async fn serve_connection<I, A>(
+    http: &http1::Builder,
+    io: I,
+    timeouts: Timeouts,
+    router: Router,
+    watcher: Watcher,
+    amend: A,
+) -> hyper::Result<()>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    A: Fn(&mut Response) + Clone + Send + Sync + 'static,
+{
+    let activity = Arc::new(Activity::default());
+    let io = Timed::new(io, Arc::clone(&activity), timeouts);
+    let service = hyper::service::service_fn(move |request| {
+        let busy = activity.begin();
+        let response = router.clone().oneshot(request);
+        let amend = amend.clone();
+        async move {
+            let mut response = response.await;
+            if let Ok(response) = &mut response {
+                amend(response);
+            }
+            drop(busy);
+            response
+        }
+    });
+    watcher
+        .watch(http.serve_connection(TokioIo::new(io), service))
+        .await
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +196,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Timed<S> {
         let this = &mut *self;
         if this.activity.busy.load(Ordering::Acquire) {
             // Reading a body: the handler's deadline bounds it, not this wrapper.
+            this.activity.reader.register(cx.waker());
+            if !this.activity.busy.load(Ordering::Acquire) {
+                // Done in between: its wake may have gone to an older waker.
+                cx.waker().wake_by_ref();
+            }
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         }
         let started = this.activity.started.load(Ordering::Acquire);

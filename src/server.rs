@@ -22,16 +22,14 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::any;
 use futures::StreamExt as _;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt as _;
 
 use crate::admin::{self, AdminState};
 use crate::cli::ServeArgs;
-use crate::conn::{Activity, IDLE_TIMEOUT, Timed, Timeouts, WRITE_TIMEOUT};
+use crate::conn::{self, IDLE_TIMEOUT, Timeouts, WRITE_TIMEOUT};
 use crate::metrics::{Metrics, Rejection};
 use crate::review::{Endpoint, Outcome, Reply, Reviewer};
 use crate::tls::{self, CertResolver};
@@ -654,6 +652,8 @@ impl Server {
     /// How long a keep-alive connection may stay idle between requests (default
     /// [`IDLE_TIMEOUT`]: above Go's 90 s, so the API server closes its pooled connections
     /// before we do). The first request head and every later one get `--header-timeout`.
+    /// Both ports, HTTPS and admin, use these bounds (Prometheus keeps its scrape
+    /// connections open; kubelet probes open one per probe).
     pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> Self {
         self.idle_timeout = idle_timeout;
         self
@@ -685,30 +685,27 @@ impl Server {
         tracing::info!(https = %self.https_addr, admin = %self.admin_addr, "listening");
         let reloader = self.tls.spawn_reloader(self.reload_interval);
 
+        // Both ports bound request heads, idle keep-alive time and stalled writes alike.
+        let timeouts = Timeouts {
+            header: self.header_timeout,
+            idle: self.idle_timeout,
+            write: self.write_timeout,
+        };
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin_task = tokio::spawn(admin::serve(
             self.admin,
             admin::router(self.admin_state),
+            timeouts,
             async {
                 let _ = admin_stopped.await;
             },
         ));
 
         let acceptor = TlsAcceptor::from(self.tls_config);
-        let mut http = hyper::server::conn::http1::Builder::new();
-        // `conn::Timed` bounds request heads and idle time instead of hyper's header timer,
-        // which cannot tell a slow head from an idle keep-alive connection.
-        http.timer(TokioTimer::new())
-            .keep_alive(true)
-            .header_read_timeout(None);
+        let http = conn::http1();
         let router = router(self.state);
         let graceful = GracefulShutdown::new();
         let header_timeout = self.header_timeout;
-        let timeouts = Timeouts {
-            header: self.header_timeout,
-            idle: self.idle_timeout,
-            write: self.write_timeout,
-        };
 
         // Once shutdown is asked for, every answer says `Connection: close`, as Go's own
         // server does while shutting down. The API server's pooled connections survive the
@@ -758,28 +755,18 @@ impl Server {
                                     return;
                                 }
                             };
-                            let activity = Arc::new(Activity::default());
-                            let io = Timed::new(tls, Arc::clone(&activity), timeouts);
-                            let service = hyper::service::service_fn(move |request| {
-                                let busy = activity.begin();
-                                let response = router.clone().oneshot(request);
-                                let draining = Arc::clone(&draining);
-                                async move {
-                                    let mut response = response.await;
-                                    if draining.load(Ordering::SeqCst)
-                                        && let Ok(response) = &mut response
-                                    {
-                                        response.headers_mut().insert(
-                                            header::CONNECTION,
-                                            HeaderValue::from_static("close"),
-                                        );
-                                    }
-                                    drop(busy);
-                                    response
+                            let amend = move |response: &mut Response| {
+                                if draining.load(Ordering::SeqCst) {
+                                    response.headers_mut().insert(
+                                        header::CONNECTION,
+                                        HeaderValue::from_static("close"),
+                                    );
                                 }
-                            });
-                            let connection = http.serve_connection(TokioIo::new(io), service);
-                            if let Err(error) = watcher.watch(connection).await {
+                            };
+                            let served =
+                                conn::serve_connection(&http, tls, timeouts, router, watcher, amend)
+                                    .await;
+                            if let Err(error) = served {
                                 tracing::debug!(%peer, %error, "connection ended with an error");
                             }
                         });

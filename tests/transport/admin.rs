@@ -2,6 +2,10 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 use crate::support::*;
 
@@ -125,6 +129,66 @@ async fn probes_and_metrics_report_state_without_changing_it() {
             2.0
         );
         server.shutdown().await;
+    })
+    .await;
+}
+
+/// The admin port bounds its connections as the HTTPS port does: a request head within
+/// `--header-timeout`, idle keep-alive time within the idle timeout. Before, it kept idle and
+/// half-sent connections forever: 140 of them under `ulimit -n 128` left the HTTPS port
+/// unable to accept (EMFILE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_and_half_sent_admin_connections_are_closed() {
+    bounded(async {
+        let pki = Pki::new();
+        let certs = CertDir::with(&pki.server_leaf());
+        let args = serve_args(&certs, &["--header-timeout", "500ms"]);
+        let idle = Duration::from_secs(3);
+        let reviewer = Arc::new(TestReviewer::default());
+        let server =
+            TestServer::start_with(&args, reviewer, |server| server.with_idle_timeout(idle)).await;
+        let admin = server.admin;
+        let started = Instant::now();
+        let mut silent = HttpConn::new(TcpStream::connect(admin).await.unwrap());
+        let mut half = HttpConn::new(TcpStream::connect(admin).await.unwrap());
+        half.stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nhost: localhost\r\n")
+            .await
+            .unwrap();
+        let mut kept = HttpConn::new(TcpStream::connect(admin).await.unwrap());
+        let livez = kept.request("GET", "/livez", &[], b"").await.unwrap();
+        assert_eq!((livez.status, livez.text().as_str()), (200, "ok"));
+
+        // A connection that sends nothing, and one that stops in the middle of its head.
+        for conn in [&mut silent, &mut half] {
+            assert!(
+                conn.closed_within(Duration::from_secs(5)).await,
+                "admin connection still open"
+            );
+        }
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_secs(4), "{waited:?}");
+
+        // Idle longer than the header timeout, shorter than the idle timeout: still served.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let readyz = kept.request("GET", "/readyz", &[], b"").await.unwrap();
+        assert_eq!((readyz.status, readyz.text().as_str()), (200, "ok"));
+        let answered = Instant::now();
+        assert!(
+            kept.closed_within(idle + Duration::from_secs(5)).await,
+            "idle admin connection still open"
+        );
+        let waited = answered.elapsed();
+        assert!(waited > Duration::from_secs(2), "{waited:?}");
+
+        // The port still serves, and shuts down with a keep-alive connection open.
+        let mut open = HttpConn::new(TcpStream::connect(admin).await.unwrap());
+        let metrics = open.request("GET", "/metrics", &[], b"").await.unwrap();
+        assert_eq!(metrics.status, 200);
+        let stopping = Instant::now();
+        server.shutdown().await;
+        assert!(open.closed_within(Duration::from_secs(1)).await);
+        assert!(stopping.elapsed() < Duration::from_secs(5));
     })
     .await;
 }

@@ -538,6 +538,16 @@ async fn idle_keep_alive_connections_outlive_the_header_timeout_until_the_idle_t
             waited >= Duration::from_millis(1100) && waited < Duration::from_millis(2000),
             "{waited:?}"
         );
+
+        // Same after a request without a body (its answer is ready before hyper reads on).
+        let config = pki.client_config(rustls::ALL_VERSIONS);
+        let mut conn = HttpConn::new(connect_tls(server.https, config).await.unwrap());
+        let wrong_method = conn.request("GET", "/validate", &[], b"").await.unwrap();
+        assert_eq!(wrong_method.status, 405);
+        let started = Instant::now();
+        assert!(conn.closed_within(Duration::from_secs(5)).await);
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(1100), "{waited:?}");
         server.shutdown().await;
     })
     .await;
