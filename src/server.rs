@@ -100,6 +100,8 @@ struct BodyRoom {
     total: usize,
     free: std::sync::atomic::AtomicUsize,
     given_back: Notify,
+    /// Bodies waiting for room: only then does giving room back wake anyone.
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl BodyRoom {
@@ -109,6 +111,7 @@ impl BodyRoom {
             total,
             free: std::sync::atomic::AtomicUsize::new(total),
             given_back: Notify::new(),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -123,7 +126,9 @@ impl BodyRoom {
     fn give_back(&self, bytes: usize) {
         if bytes > 0 {
             self.free.fetch_add(bytes, Ordering::AcqRel);
-            self.given_back.notify_waiters();
+            if self.waiting.load(Ordering::Acquire) > 0 {
+                self.given_back.notify_waiters();
+            }
         }
     }
 }
@@ -150,12 +155,27 @@ impl Held {
         if wanted == 0 {
             return;
         }
+        // The usual case: room is free, and no waiter is registered.
+        if self.room.try_take(wanted) {
+            self.bytes += wanted;
+            return;
+        }
+        /// Counts a waiting body while it lives, also when the wait is cancelled (its deadline).
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let room = Arc::clone(&self.room);
+        room.waiting.fetch_add(1, Ordering::AcqRel);
+        let _waiting = Waiting(&room.waiting);
         loop {
             // Registered before the attempt, so room given back in between is not missed.
-            let given_back = self.room.given_back.notified();
+            let given_back = room.given_back.notified();
             tokio::pin!(given_back);
             given_back.as_mut().enable();
-            if self.room.try_take(wanted) {
+            if room.try_take(wanted) {
                 self.bytes += wanted;
                 return;
             }
@@ -896,6 +916,23 @@ mod tests {
         assert_eq!((large.bytes, small.bytes), (50, 30));
         drop((large, small));
         assert_eq!(room.free.load(Ordering::SeqCst), 100);
+    }
+
+    /// Giving room back wakes waiters only when there are some; a wait cut off by its
+    /// deadline stops counting as one.
+    #[tokio::test]
+    async fn a_cancelled_wait_for_room_stops_counting_as_a_waiter() {
+        let room = Arc::new(BodyRoom::new(10));
+        let mut all = Held::new(&room);
+        all.grow(10).await;
+        let mut late = Held::new(&room);
+        let waited = tokio::time::timeout(Duration::from_millis(50), late.grow(5)).await;
+        assert!(waited.is_err(), "no room while all of it is held");
+        assert_eq!(room.waiting.load(Ordering::SeqCst), 0);
+        assert_eq!(late.bytes, 0);
+        drop(all);
+        late.grow(5).await;
+        assert_eq!(room.free.load(Ordering::SeqCst), 5);
     }
 
     #[tokio::test]
