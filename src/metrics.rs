@@ -8,6 +8,7 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::finding::Rule;
 use crate::review::{Endpoint, Outcome, Summary};
 
 /// Upper bounds of the admission duration histogram, in seconds (100 µs to 10 s).
@@ -79,9 +80,12 @@ impl Histogram {
 pub struct Metrics {
     durations: [Histogram; 2],
     reviews: [[AtomicU64; Outcome::ALL.len()]; 2],
-    /// Rule ids seen so far with their counts; the set is small and fixed by the rule set, so
-    /// the write lock is taken once per rule id for the life of the process.
-    findings: RwLock<Vec<(&'static str, AtomicU64)>>,
+    /// Findings of each rule of [`Rule::ALL`], counted without a lock: every review with
+    /// findings counts them, from every worker.
+    findings: [AtomicU64; Rule::ALL.len()],
+    /// Any other rule id a reviewer reports, with its count (the write lock is taken once per
+    /// id for the life of the process).
+    other_findings: RwLock<Vec<(&'static str, AtomicU64)>>,
     rejections: [AtomicU64; Rejection::ALL.len()],
     inflight: AtomicI64,
 }
@@ -155,14 +159,24 @@ impl Metrics {
     }
 
     fn record_finding(&self, rule: &'static str) {
+        if let Some(i) = Rule::ALL.iter().position(|r| r.id() == rule) {
+            self.findings[i].fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         {
-            let findings = self.findings.read().unwrap_or_else(|e| e.into_inner());
+            let findings = self
+                .other_findings
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
             if let Some((_, count)) = findings.iter().find(|(id, _)| *id == rule) {
                 count.fetch_add(1, Ordering::Relaxed);
                 return;
             }
         }
-        let mut findings = self.findings.write().unwrap_or_else(|e| e.into_inner());
+        let mut findings = self
+            .other_findings
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         // Another thread may have added it between the two locks.
         match findings.iter().find(|(id, _)| *id == rule) {
             Some((_, count)) => {
@@ -252,12 +266,14 @@ impl Metrics {
             "# HELP rollout_guard_findings_total Findings reported in admission reviews, by rule."
         )?;
         writeln!(out, "# TYPE rollout_guard_findings_total counter")?;
-        for (rule, count) in self
-            .findings
+        // Every rule from the start, at 0 until it is found: `rate()` and `increase()` then see
+        // the first finding of a rule too.
+        let known = Rule::ALL.iter().map(|r| r.id()).zip(&self.findings);
+        let others = self
+            .other_findings
             .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
+            .unwrap_or_else(|e| e.into_inner());
+        for (rule, count) in known.chain(others.iter().map(|(id, count)| (*id, count))) {
             writeln!(
                 out,
                 "rollout_guard_findings_total{{rule=\"{}\"}} {}",
@@ -459,8 +475,14 @@ mod tests {
             )
             .ends_with(" 3")
         );
-        // Rules never found are not listed.
-        assert!(!text.contains("rule=\"template-cycle\""), "{text}");
+        // Every rule is listed from the start, at 0 until found, so a rate sees its first.
+        assert_eq!(
+            line(
+                &text,
+                "rollout_guard_findings_total{rule=\"template-cycle\"}"
+            ),
+            "rollout_guard_findings_total{rule=\"template-cycle\"} 0"
+        );
         assert!(
             line(
                 &text,

@@ -4,7 +4,7 @@
 //! - a sign flips or keeps the value of an unsigned duration;
 //! - two unsigned durations written one after the other parse to their sum (Go sums the
 //!   components), or to nothing when the sum overflows;
-//! - `PauseDuration` agrees with the parser (whole seconds, truncated toward zero).
+//! - `PauseDuration` agrees with the parser (whole seconds, truncated toward zero, as int32).
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -77,20 +77,21 @@ fuzz_target!(|input: Input<'_>| {
         assert_eq!(parse_go_duration(&joined), a.checked_add(b), "{joined:?}");
     }
 
-    // Pauses: an integer string is seconds, otherwise whole seconds of the Go duration.
+    // Pauses: an integer string is seconds, otherwise whole seconds of the Go duration; the
+    // controller reads them as an int32 (`strconv.ParseInt(s, 10, 32)`, `int32(d.Seconds())`),
+    // so anything beyond is invalid.
     let pause = PauseDuration::of(Some(&IntOrStr::Str(text.into())));
-    let secs = text
-        .parse::<i64>()
-        .ok()
-        .or_else(|| parsed.map(|ns| ns / 1_000_000_000));
+    let secs = match text.parse::<i64>() {
+        Ok(n) => i32::try_from(n).ok(),
+        Err(_) => parsed.and_then(|ns| i32::try_from(ns / 1_000_000_000).ok()),
+    };
     match secs {
-        Some(s) if s >= 0 => assert_eq!(pause, PauseDuration::Seconds(s)),
-        _ => assert_eq!(pause, PauseDuration::Invalid),
+        Some(s) if s >= 0 => assert_eq!(pause, PauseDuration::Seconds(i64::from(s))),
+        _ => assert_eq!(pause, PauseDuration::Invalid, "{text:?}"),
     }
     let pause = PauseDuration::of(Some(&IntOrStr::Int(int)));
-    if int >= 0 {
-        assert_eq!(pause, PauseDuration::Seconds(int));
-    } else {
-        assert_eq!(pause, PauseDuration::Invalid);
+    match i32::try_from(int) {
+        Ok(n) if n >= 0 => assert_eq!(pause, PauseDuration::Seconds(int)),
+        _ => assert_eq!(pause, PauseDuration::Invalid, "{int}"),
     }
 });
