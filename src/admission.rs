@@ -401,18 +401,18 @@ impl Admission {
                 self.guard_template(raw, req, &mut notes)
             }
         };
-        // serde's message quotes the offending value, which can be any length: budget it
+        // serde's message quotes the offending value, which can be any length: it is budgeted
         // like every other warning.
         let mut decision = result.unwrap_or_else(|e| Decision {
-            warnings: budget(std::iter::once(format!(
+            warnings: vec![format!(
                 "rollout-guard: could not read the {kind}: {e}; it was not checked"
-            ))),
+            )],
             unreadable: true,
             ..Decision::default()
         });
-        if !notes.is_empty() {
-            decision.warnings = budget(notes.into_iter().chain(decision.warnings));
-        }
+        // Every line once through the budget: the notes first, then what the review said.
+        let said = std::mem::take(&mut decision.warnings);
+        decision.warnings = budget(notes.into_iter().chain(said));
         decision
     }
 
@@ -1050,20 +1050,20 @@ fn judge(
         };
     };
     let denies = |f: &&Finding| mode == Mode::Enforce && f.severity >= Severity::DENY_THRESHOLD;
-    let warnings = budget(
-        findings
-            .iter()
-            .filter(|f| !denies(f))
-            .map(|f| {
-                let mut line =
-                    String::with_capacity(f.rule.id().len() + f.path.len() + f.message.len() + 8);
-                line.push_str(f.rule.id());
-                line.push_str(": ");
-                describe(&mut line, f);
-                line
-            })
-            .chain(extra.into_iter().map(|(_, l)| l)),
-    );
+    // Budgeted once, with any other lines, in `decide`.
+    let warnings = findings
+        .iter()
+        .filter(|f| !denies(f))
+        .map(|f| {
+            let mut line =
+                String::with_capacity(f.rule.id().len() + f.path.len() + f.message.len() + 8);
+            line.push_str(f.rule.id());
+            line.push_str(": ");
+            describe(&mut line, f);
+            line
+        })
+        .chain(extra.into_iter().map(|(_, l)| l))
+        .collect();
     let deny: Vec<&Finding> = findings.iter().filter(denies).collect();
     let denied = (!deny.is_empty()).then(|| {
         let mut message = format!(
@@ -1166,7 +1166,7 @@ fn patched(original: &Value, edited: &Value, said: &str) -> Decision {
     }
     Decision {
         patch: Some(patch),
-        warnings: budget(std::iter::once(format!("rollout-guard {said}"))),
+        warnings: vec![format!("rollout-guard {said}")],
         rules: vec![Rule::InconclusiveTimedPause.id()],
         ..Decision::default()
     }

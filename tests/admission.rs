@@ -1357,3 +1357,30 @@ fn settings_not_understood_are_named_in_a_warning_and_case_does_not_matter() {
         answer.warnings()
     );
 }
+
+/// A note about a setting goes through the same budget as the findings: the last line still
+/// counts exactly the findings left out.
+#[test]
+fn a_note_in_front_of_a_full_budget_keeps_the_count_of_what_was_left_out() {
+    let a = admission(Mode::Warn, "none", ControllerVersion::DEFAULT, &[]);
+    let mut r = dangerous_rollout();
+    let steps: Vec<Value> = (0..80)
+        .map(|i| json!({"pause": {"duration": format!("soon-{i:03}-and-a-longer-text-so-that-each-warning-takes-room")}}))
+        .collect();
+    r["spec"]["strategy"]["canary"]["steps"] = json!(steps);
+    // Lines shown, plus the count the last line gives of those left out.
+    let accounted = |warnings: &[String]| {
+        let last = warnings.last().unwrap();
+        let left_out: usize = last
+            .strip_prefix("rollout-guard: ")
+            .and_then(|l| l.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count in {last:?}"));
+        warnings.len() - 1 + left_out
+    };
+    let plain = ask(&a, Endpoint::Validate, &create(&r)).warnings();
+    r["metadata"]["annotations"]["rollout-guard.io/mode"] = json!("strict");
+    let noted = ask(&a, Endpoint::Validate, &create(&r)).warnings();
+    assert!(noted[0].contains("not understood"), "{noted:?}");
+    assert_eq!(accounted(&noted), accounted(&plain) + 1, "{noted:?}");
+}
