@@ -159,8 +159,9 @@ pub struct ServeArgs {
     #[arg(long, env = "ROLLOUT_GUARD_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
     /// Request bodies held in memory at once, in bytes, counted as they arrive (a declared
-    /// Content-Length reserves nothing); a request waits for room for its next bytes within
-    /// its body deadline, then gets a 503. A single body larger than this still passes, alone.
+    /// Content-Length reserves nothing), plus one body that may read on past it; a request
+    /// waits for room for its next bytes within its body deadline, then gets a 503. A single
+    /// body larger than this still passes, alone.
     #[arg(
         long,
         env = "ROLLOUT_GUARD_MAX_BUFFERED_BODY_BYTES",

@@ -95,6 +95,11 @@ struct Inner {
 /// a client holds room only for bytes it has sent. Not first come, first served: a request
 /// whose next chunk fits takes room at once even while a larger one waits, so a pending large
 /// chunk never holds up small requests; every waiter retries whenever room is given back.
+///
+/// A body that waits keeps what it holds, so bodies that together need more than the room
+/// could wait on each other until their deadlines. So one waiting body at a time may read on
+/// past the room (`overdraft`): memory stays within the room plus one body, and some body
+/// always makes progress.
 #[derive(Debug)]
 struct BodyRoom {
     total: usize,
@@ -102,8 +107,13 @@ struct BodyRoom {
     given_back: Notify,
     /// Bodies waiting for room: only then does giving room back wake anyone.
     waiting: std::sync::atomic::AtomicUsize,
+    /// A body is reading past the room.
+    overdraft: std::sync::atomic::AtomicBool,
 }
 
+// The orderings of `free` and `waiting` are SeqCst: a body that counts itself as waiting and
+// then finds no room, and a body that gives room back and then finds no waiter, cannot both
+// happen (with acquire/release alone they could, and the waiter would sleep to its deadline).
 impl BodyRoom {
     fn new(total: usize) -> Self {
         let total = total.max(1);
@@ -112,23 +122,27 @@ impl BodyRoom {
             free: std::sync::atomic::AtomicUsize::new(total),
             given_back: Notify::new(),
             waiting: std::sync::atomic::AtomicUsize::new(0),
+            overdraft: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     fn try_take(&self, bytes: usize) -> bool {
         self.free
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |free| {
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |free| {
                 free.checked_sub(bytes)
             })
             .is_ok()
     }
 
-    fn give_back(&self, bytes: usize) {
+    fn give_back(&self, bytes: usize, overdraft: bool) {
         if bytes > 0 {
-            self.free.fetch_add(bytes, Ordering::AcqRel);
-            if self.waiting.load(Ordering::Acquire) > 0 {
-                self.given_back.notify_waiters();
-            }
+            self.free.fetch_add(bytes, Ordering::SeqCst);
+        }
+        if overdraft {
+            self.overdraft.store(false, Ordering::SeqCst);
+        }
+        if (bytes > 0 || overdraft) && self.waiting.load(Ordering::SeqCst) > 0 {
+            self.given_back.notify_waiters();
         }
     }
 }
@@ -138,6 +152,8 @@ impl BodyRoom {
 struct Held {
     room: Arc<BodyRoom>,
     bytes: usize,
+    /// This body reads on past the room ([`BodyRoom::overdraft`]).
+    overdraft: bool,
 }
 
 impl Held {
@@ -145,14 +161,16 @@ impl Held {
         Self {
             room: Arc::clone(room),
             bytes: 0,
+            overdraft: false,
         }
     }
 
-    /// Takes room for `bytes` more, waiting until that much is free. A body holds at most all
-    /// the room: one larger than that goes on once it holds all of it, alone.
+    /// Takes room for `bytes` more, waiting until that much is free, unless no other body
+    /// reads past the room: then this one does. A body holds at most all the room: one larger
+    /// than that goes on once it holds all of it, alone.
     async fn grow(&mut self, bytes: usize) {
         let wanted = bytes.min(self.room.total - self.bytes);
-        if wanted == 0 {
+        if wanted == 0 || self.overdraft {
             return;
         }
         // The usual case: room is free, and no waiter is registered.
@@ -164,19 +182,28 @@ impl Held {
         struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::AcqRel);
+                self.0.fetch_sub(1, Ordering::SeqCst);
             }
         }
         let room = Arc::clone(&self.room);
-        room.waiting.fetch_add(1, Ordering::AcqRel);
+        room.waiting.fetch_add(1, Ordering::SeqCst);
         let _waiting = Waiting(&room.waiting);
         loop {
-            // Registered before the attempt, so room given back in between is not missed.
+            // Created before the attempts, so room given back in between is not missed
+            // (a `Notified` sees every `notify_waiters` from its creation on).
             let given_back = room.given_back.notified();
             tokio::pin!(given_back);
             given_back.as_mut().enable();
             if room.try_take(wanted) {
                 self.bytes += wanted;
+                return;
+            }
+            if room
+                .overdraft
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                self.overdraft = true;
                 return;
             }
             given_back.await;
@@ -186,7 +213,7 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.room.give_back(self.bytes);
+        self.room.give_back(self.bytes, self.overdraft);
     }
 }
 
@@ -887,6 +914,15 @@ mod tests {
         );
     }
 
+    /// A body that reads past the room, as the first body that finds none free does.
+    async fn past_the_room(room: &Arc<BodyRoom>) -> Held {
+        assert_eq!(room.free.load(Ordering::SeqCst), 0, "for a room all held");
+        let mut over = Held::new(room);
+        over.grow(1).await;
+        assert!(over.overdraft);
+        over
+    }
+
     /// Not first come, first served: a take that does not fit waits without holding up a
     /// smaller one that does (tokio's semaphore is FIFO and would queue it behind).
     #[tokio::test]
@@ -894,6 +930,12 @@ mod tests {
         let room = Arc::new(BodyRoom::new(100));
         let mut first = Held::new(&room);
         first.grow(60).await;
+        let mut over = Held::new(&room);
+        over.grow(50).await;
+        assert!(
+            over.overdraft,
+            "the first body without room reads on past it"
+        );
         let large = tokio::spawn({
             let room = Arc::clone(&room);
             async move {
@@ -914,7 +956,31 @@ mod tests {
             .expect("room given back wakes the waiter")
             .unwrap();
         assert_eq!((large.bytes, small.bytes), (50, 30));
-        drop((large, small));
+        drop((large, small, over));
+        assert_eq!(room.free.load(Ordering::SeqCst), 100);
+        assert!(!room.overdraft.load(Ordering::SeqCst));
+    }
+
+    /// Bodies that together need more than the room do not wait on each other: one reads on
+    /// past it, and once it is done the other gets its room.
+    #[tokio::test]
+    async fn bodies_that_together_need_more_than_the_room_do_not_wait_on_each_other() {
+        let room = Arc::new(BodyRoom::new(100));
+        let (mut a, mut b) = (Held::new(&room), Held::new(&room));
+        a.grow(50).await;
+        b.grow(50).await;
+        tokio::time::timeout(Duration::from_secs(5), a.grow(30))
+            .await
+            .expect("one body reads on past the room");
+        assert!(a.overdraft);
+        let waited = tokio::time::timeout(Duration::from_millis(50), b.grow(30)).await;
+        assert!(waited.is_err(), "only one body at a time is past the room");
+        drop(a);
+        tokio::time::timeout(Duration::from_secs(5), b.grow(30))
+            .await
+            .expect("the room given back, and the overdraft, let the other go on");
+        assert_eq!(b.bytes, 80);
+        drop(b);
         assert_eq!(room.free.load(Ordering::SeqCst), 100);
     }
 
@@ -925,12 +991,13 @@ mod tests {
         let room = Arc::new(BodyRoom::new(10));
         let mut all = Held::new(&room);
         all.grow(10).await;
+        let over = past_the_room(&room).await;
         let mut late = Held::new(&room);
         let waited = tokio::time::timeout(Duration::from_millis(50), late.grow(5)).await;
         assert!(waited.is_err(), "no room while all of it is held");
         assert_eq!(room.waiting.load(Ordering::SeqCst), 0);
         assert_eq!(late.bytes, 0);
-        drop(all);
+        drop((all, over));
         late.grow(5).await;
         assert_eq!(room.free.load(Ordering::SeqCst), 5);
     }
@@ -944,7 +1011,8 @@ mod tests {
                 .await
                 .expect("a body alone never waits");
         }
-        assert_eq!(large.bytes, 100);
+        assert_eq!((large.bytes, large.overdraft), (100, false));
+        let over = past_the_room(&room).await;
         let mut other = Held::new(&room);
         assert!(
             tokio::time::timeout(Duration::from_millis(50), other.grow(1))
@@ -955,6 +1023,7 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), other.grow(1))
             .await
             .unwrap();
+        drop(over);
     }
 
     /// Room follows the bytes that arrived, not the declared length.

@@ -225,7 +225,16 @@ async fn bodies_in_memory_are_bounded_and_a_request_waits_for_room_until_its_tim
         let big: &'static [u8] = Box::leak(big.into_boxed_slice());
 
         let holder = hold_one_review(&pki, https, big, &reviewer).await;
-        // A second one does not fit: it waits (a tenth of its timeout kept), then gets a 503.
+        // A second one does not fit: it reads on past the room, the one body that may.
+        let past = {
+            let pki = Arc::clone(&pki);
+            tokio::spawn(async move { post_once(&pki, https, "/validate?timeout=10s", big).await })
+        };
+        while reviewer.calls.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // A third one does not fit either: it waits (a tenth of its timeout kept), then gets
+        // a 503.
         let (response, waited) = refused(&pki, https, "/validate?timeout=200ms", big).await;
         assert!(response.text().contains("too many request bodies"));
         assert!(
@@ -244,6 +253,7 @@ async fn bodies_in_memory_are_bounded_and_a_request_waits_for_room_until_its_tim
         assert_eq!(response.status, 200);
         assert_eq!(response.json()["response"]["uid"], GKE_UID);
         assert_eq!(holder.await.unwrap().unwrap().status, 200);
+        assert_eq!(past.await.unwrap().unwrap().status, 200);
         let metrics = admin_get(server.admin, "/metrics").await.text();
         assert!(
             metrics.contains(r#"rollout_guard_http_rejections_total{reason="bodies_buffered"} 1"#),
@@ -327,6 +337,68 @@ async fn a_declared_length_reserves_no_room_so_stalled_bodies_starve_no_one() {
             !metrics.contains(r#"{reason="bodies_buffered"} 1"#),
             "{metrics}"
         );
+        server.shutdown().await;
+    })
+    .await;
+}
+
+/// Two honest bodies that together need more than the room, sent side by side: each holds
+/// what arrived and waits for more. Before, they waited on each other until one's deadline
+/// (a 503 after 2.7 s); one may now read on past the room, and both are answered at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_bodies_beyond_the_room_sent_side_by_side_are_both_served() {
+    bounded(async {
+        let pki = Pki::new();
+        let certs = CertDir::with(&pki.server_leaf());
+        let flags = [
+            "--max-buffered-body-bytes",
+            "1048576",
+            "--body-timeout",
+            "3s",
+        ];
+        let server = TestServer::start(&serve_args(&certs, &flags), Arc::new(NullReviewer)).await;
+        let body = |uid: &str| {
+            let padding = "x".repeat(700 * 1024);
+            format!(r#"{{"request":{{"uid":"{uid}","object":{{"data":"{padding}"}}}}}}"#)
+                .into_bytes()
+        };
+        let (a, b) = (body("a"), body("b"));
+        let split = 500 * 1024;
+        let path = "/validate?timeout=10s";
+        let (la, lb) = (a.len().to_string(), b.len().to_string());
+        let mut ca = stalled_body(
+            &pki,
+            server.https,
+            path,
+            ("content-length", &la),
+            &a[..split],
+        )
+        .await;
+        let mut cb = stalled_body(
+            &pki,
+            server.https,
+            path,
+            ("content-length", &lb),
+            &b[..split],
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = Instant::now();
+        ca.stream.write_all(&a[split..]).await.unwrap();
+        ca.stream.flush().await.unwrap();
+        cb.stream.write_all(&b[split..]).await.unwrap();
+        cb.stream.flush().await.unwrap();
+        let (ra, rb) = tokio::join!(ca.read_response(), cb.read_response());
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        let waited = started.elapsed();
+        assert_eq!(
+            (ra.status, rb.status),
+            (200, 200),
+            "{} {}",
+            ra.text(),
+            rb.text()
+        );
+        assert!(waited < Duration::from_secs(2), "{waited:?}");
         server.shutdown().await;
     })
     .await;
