@@ -35,6 +35,8 @@ struct Fake {
     /// Watch requests served so far (the fake has no event history, so tests wait for a
     /// watch to be open before sending).
     watches: Arc<std::sync::atomic::AtomicUsize>,
+    /// The `Accept` header of each namespace request.
+    namespace_accepts: Arc<Mutex<Vec<String>>>,
 }
 
 impl Fake {
@@ -44,6 +46,7 @@ impl Fake {
             events: broadcast::channel(64).0,
             version: Arc::new(Mutex::new(1)),
             watches: Arc::default(),
+            namespace_accepts: Arc::default(),
         }
     }
 
@@ -101,7 +104,13 @@ async fn handle(
     State(fake): State<Fake>,
     Path(plural): Path<String>,
     Query(q): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
+    if plural == "namespaces" {
+        let accept = headers.get("accept").and_then(|v| v.to_str().ok());
+        let accept = accept.unwrap_or_default().to_owned();
+        fake.namespace_accepts.lock().unwrap().push(accept);
+    }
     let watching = q.get("watch").is_some_and(|w| w == "true" || w == "1");
     if !watching {
         let items = fake
@@ -208,6 +217,12 @@ async fn syncs_late_keeps_its_view_across_disconnects_and_relists() {
         None,
         "only our annotations are kept"
     );
+    // Namespaces are read as metadata only (PartialObjectMetadata), not whole.
+    let accepts = fake.namespace_accepts.lock().unwrap().clone();
+    assert!(!accepts.is_empty());
+    for accept in &accepts {
+        assert!(accept.contains("as=PartialObjectMetadata"), "{accepts:?}");
+    }
 
     // Live events once the watches are open.
     let opened = || fake.watches.load(std::sync::atomic::Ordering::SeqCst);
