@@ -155,6 +155,17 @@ pub struct ServeArgs {
         default_value_t = 512
     )]
     pub max_concurrent_reviews: usize,
+    /// Reviews on the blocking pool at once: bodies of 64 KiB and more, and template
+    /// validations. Each may build JSON trees many times its body's size (a guard on a
+    /// 2.4 MB Rollout whose pod template has 40,000 variables: about 90 MB), so this bounds
+    /// memory; more than the cores adds no throughput.
+    #[arg(
+        long,
+        env = "ROLLOUT_GUARD_MAX_BLOCKING_REVIEWS",
+        default_value_t = 2,
+        value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..), usize::from)
+    )]
+    pub max_blocking_reviews: usize,
     /// Largest accepted request body, in bytes (the API server sends up to about 7 MiB).
     #[arg(long, env = "ROLLOUT_GUARD_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,

@@ -55,7 +55,8 @@ pub struct Limits {
     pub max_concurrent_reviews: usize,
     /// Reviews on the blocking pool at once ([`INLINE_REVIEW_LIMIT`]). They only compute, so
     /// more of them than cores adds no throughput, only memory: a guard's JSON trees of a
-    /// large object take many times its size.
+    /// large object take many times its size. Not the cores by default: a pod without a CPU
+    /// limit sees every core of its node, and memory is what the limit protects.
     pub max_blocking_reviews: usize,
 }
 
@@ -67,8 +68,7 @@ impl Limits {
             body_timeout: args.body_timeout,
             review_timeout: args.review_timeout,
             max_concurrent_reviews: args.max_concurrent_reviews,
-            // The cores this process may use (a container's CPU limit counts).
-            max_blocking_reviews: std::thread::available_parallelism().map_or(1, usize::from),
+            max_blocking_reviews: args.max_blocking_reviews,
         }
     }
 }
