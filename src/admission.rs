@@ -806,28 +806,11 @@ impl Reviewer for Admission {
     }
 
     fn overloaded(&self, endpoint: Endpoint, body: &[u8]) -> Reply {
-        // Only the uid is needed; anything else may be what overloads us.
-        #[derive(Deserialize)]
-        struct Uid<'a> {
-            #[serde(borrow)]
-            request: Option<UidOnly<'a>>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct UidOnly<'a> {
-            #[serde(borrow)]
-            uid: Cow<'a, str>,
-            #[serde(borrow, default)]
-            operation: Cow<'a, str>,
-            #[serde(borrow, default)]
-            sub_resource: Option<Cow<'a, str>>,
-            #[serde(borrow, default)]
-            user_info: UserInfo<'a>,
-        }
-        match json::from_slice::<Uid<'_>>(body)
-            .or_else(|_| serde_json::from_slice::<Uid<'_>>(body))
+        // The envelope only: the objects stay raw (skipped, never read into views).
+        match json::from_slice::<ReviewIn<'_>>(body)
+            .or_else(|_| serde_json::from_slice::<ReviewIn<'_>>(body))
             .ok()
-            .and_then(|u| u.request)
+            .and_then(|review| review.request)
         {
             Some(r) => {
                 // In enforce mode an unchecked write is refused (retryable, 429), as the
@@ -837,8 +820,8 @@ impl Reviewer for Admission {
                 // writes that would be judged are.
                 let refused = endpoint == Endpoint::Validate
                     && self.policy.mode == Mode::Enforce
-                    && matches!(&*r.operation, "CREATE" | "UPDATE")
-                    && r.sub_resource.as_deref().unwrap_or_default().is_empty()
+                    && r.judged_kind().is_some()
+                    && !r.is_status_write()
                     && r.user_info.username != self.policy.controller_user;
                 let decision = if refused {
                     Decision {
