@@ -169,54 +169,50 @@ pub fn spawn_watchers(
     store: Arc<SharedStore>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let sync = Arc::new(SyncState::default());
-    let namespaces = {
-        // Metadata-only requests: the annotations are all that is read.
-        let api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
-        let (store, sync) = (store.clone(), sync.clone());
-        tokio::spawn(async move {
-            let mut buffer = None;
-            let mut stream = watcher::watcher(api, watcher::Config::default())
-                .default_backoff()
-                .boxed();
-            while let Some(item) = stream.next().await {
-                match item {
-                    Ok(event) => {
-                        apply_namespace_event(&store, &sync, &mut buffer, metadata_of(event))
-                    }
-                    Err(e) => warn!(error = %e, "namespace watch failed; retrying"),
-                }
-            }
-            debug!("namespace watch ended");
-        })
-    };
     let mut tasks: Vec<_> = KINDS
         .iter()
         .map(|&(kind, plural)| {
             let gvk = GroupVersionKind::gvk(Kind::GROUP, "v1alpha1", kind.as_str());
             let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
             let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-            let store = store.clone();
-            let sync = sync.clone();
-            tokio::spawn(async move {
-                let mut buffer = None;
-                let mut stream = watcher::watcher(api, watcher::Config::default())
-                    .default_backoff()
-                    .boxed();
-                while let Some(item) = stream.next().await {
-                    match item {
-                        Ok(event) => apply_event(&store, &sync, kind, &mut buffer, event),
-                        // The watcher retries with backoff; the store keeps its last view.
-                        Err(e) => {
-                            warn!(kind = %kind, error = %e, "template watch failed; retrying")
-                        }
-                    }
-                }
-                debug!(kind = %kind, "template watch ended");
+            let (store, sync) = (store.clone(), sync.clone());
+            let mut buffer = None;
+            spawn_watch(api, kind.as_str(), move |event| {
+                apply_event(&store, &sync, kind, &mut buffer, event)
             })
         })
         .collect();
-    tasks.push(namespaces);
+    // Metadata-only requests: the annotations are all that is read.
+    let api: Api<PartialObjectMeta<Namespace>> = Api::all(client);
+    let mut buffer = None;
+    tasks.push(spawn_watch(api, "Namespace", move |event| {
+        apply_namespace_event(&store, &sync, &mut buffer, metadata_of(event))
+    }));
     tasks
+}
+
+/// Runs one watch, handing each event to `apply`. The watcher retries with backoff; the store
+/// keeps its last view meanwhile.
+fn spawn_watch<K>(
+    api: Api<K>,
+    kind: &'static str,
+    mut apply: impl FnMut(Event<K>) + Send + 'static,
+) -> tokio::task::JoinHandle<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(event) => apply(event),
+                Err(e) => warn!(kind, error = %e, "watch failed; retrying"),
+            }
+        }
+        debug!(kind, "watch ended");
+    })
 }
 
 #[cfg(test)]
