@@ -35,6 +35,17 @@ pub trait Catalog: TemplateStore {
 /// A namespace's `rollout-guard.io/` annotations (the others are not kept).
 pub type NamespaceAnnotations = BTreeMap<String, String>;
 
+/// The annotations among `all` that a namespace keeps: those under
+/// [`crate::model::OWN_ANNOTATION_PREFIX`].
+pub fn own_annotations<'a>(
+    all: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> NamespaceAnnotations {
+    all.into_iter()
+        .filter(|(key, _)| key.starts_with(crate::model::OWN_ANNOTATION_PREFIX))
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect()
+}
+
 /// A [`MemoryStore`] behind a read-write lock, with a sync flag, and the namespaces' settings.
 #[derive(Default)]
 pub struct SharedStore {

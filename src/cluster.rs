@@ -21,7 +21,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use tracing::{debug, info, warn};
 
-use crate::catalog::{NamespaceAnnotations, SharedStore};
+use crate::catalog::{NamespaceAnnotations, SharedStore, own_annotations};
 use crate::model::{AnalysisTemplate, Kind, Rollout};
 use crate::templates::WatchedObject;
 
@@ -54,13 +54,8 @@ impl SyncState {
 
 /// A namespace's name and its `rollout-guard.io/` annotations.
 fn namespace_settings(meta: &ObjectMeta) -> (String, NamespaceAnnotations) {
-    let own = meta
-        .annotations
-        .iter()
-        .flatten()
-        .filter(|(key, _)| key.starts_with(crate::model::OWN_ANNOTATION_PREFIX))
-        .map(|(key, value)| (key.clone(), value.clone()))
-        .collect();
+    let all = meta.annotations.iter().flatten();
+    let own = own_annotations(all.map(|(key, value)| (key.as_str(), value.as_str())));
     (meta.name.clone().unwrap_or_default(), own)
 }
 

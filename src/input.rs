@@ -390,17 +390,16 @@ fn add_value(file: &str, document: usize, line: usize, value: Value, loaded: &mu
     }
 }
 
-/// A Namespace's name and its annotations under [`crate::model::OWN_ANNOTATION_PREFIX`].
+/// A Namespace's name and the annotations it keeps ([`crate::catalog::own_annotations`]).
 fn namespace_settings(value: &Value) -> (String, crate::catalog::NamespaceAnnotations) {
     let name = value.pointer("/metadata/name").and_then(Value::as_str);
-    let annotations = value
+    let all = value
         .pointer("/metadata/annotations")
         .and_then(Value::as_object)
         .into_iter()
-        .flatten()
-        .filter(|(key, _)| key.starts_with(crate::model::OWN_ANNOTATION_PREFIX))
-        .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned())))
-        .collect();
+        .flatten();
+    let texts = all.filter_map(|(key, value)| Some((key.as_str(), value.as_str()?)));
+    let annotations = crate::catalog::own_annotations(texts);
     (name.unwrap_or_default().to_owned(), annotations)
 }
 
