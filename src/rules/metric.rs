@@ -120,19 +120,14 @@ impl<'a> RunMetric<'a> {
                 _ => None,
             }
         }
-        scan("interval", metric.interval.as_ref().map(Text::as_str));
-        scan(
-            "successCondition",
-            metric.success_condition.as_ref().map(Text::as_str),
-        );
-        scan(
-            "failureCondition",
-            metric.failure_condition.as_ref().map(Text::as_str),
-        );
-        scan(
-            "initialDelay",
-            metric.initial_delay.as_ref().map(Text::as_str),
-        );
+        for (field, text) in [
+            ("interval", &metric.interval),
+            ("successCondition", &metric.success_condition),
+            ("failureCondition", &metric.failure_condition),
+            ("initialDelay", &metric.initial_delay),
+        ] {
+            scan(field, text.as_ref().map(Text::as_str));
+        }
         for (field, value) in [
             ("count", &metric.count),
             ("failureLimit", &metric.failure_limit),
