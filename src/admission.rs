@@ -1,10 +1,11 @@
 //! The only module that knows the `admission.k8s.io/v1` AdmissionReview wire format.
 //!
 //! The request is decoded lean: the envelope borrows from the body, `object` / `oldObject`
-//! stay raw JSON and are decoded straight into the partial typed views; a generic JSON tree is
-//! built only when a guard actually edits the object. Validating a Rollout write, the hot
-//! path, reads `object` into its view during the envelope's own pass (see [`decode_review`]). The response is a small struct written
-//! with serde, with the patch as base64 of an RFC 6902 patch (what the API server reads).
+//! stay raw JSON and are decoded straight into the partial typed views; a JSON tree of the
+//! part a guard edits is built only when it acts (`guard_tree`). Validating a Rollout write,
+//! the hot path, reads `object` into its view during the envelope's own pass (see
+//! [`decode_review`]). The response is written directly (`Admission::encode`), with the
+//! patch as base64 of an RFC 6902 patch (what the API server reads).
 
 use std::borrow::Cow;
 use std::sync::Arc;
