@@ -372,10 +372,13 @@ pub struct Args<'a> {
 }
 
 impl<'a> Args<'a> {
-    /// Template declarations first (first declaration with a value wins), then the
-    /// Rollout's values on top, as Argo's `MergeArgs` does: a Rollout's argument sets only an
+    /// Template declarations first, as Argo's `flattenArgs` merges them: the first `value`
+    /// stays, and a declaration without one is replaced by the next declaration of the same
+    /// name, whatever that holds (a `valueFrom` too: Argo looks at `value` only). Then the
+    /// Rollout's values on top, as its `MergeArgs` does: a Rollout's argument sets only an
     /// argument some template declares, and only when it has a `value` or `valueFrom` (one
-    /// with neither leaves the template's default in place).
+    /// with neither leaves the template's default in place). Two different `value`s are a
+    /// conflict Argo refuses; the first is kept here, and the rules report it.
     pub fn merge(declared: impl IntoIterator<Item = &'a Arg>, supplied: &'a [Arg]) -> Self {
         let mut values = BTreeMap::new();
         for arg in declared {
@@ -383,7 +386,7 @@ impl<'a> Args<'a> {
             values
                 .entry(arg.name.as_str())
                 .and_modify(|v| {
-                    if *v == ArgValue::Missing {
+                    if !matches!(v, ArgValue::Known(_)) {
                         *v = value;
                     }
                 })

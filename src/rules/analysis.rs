@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use regex::Regex;
 
 use crate::finding::{Finding, Rule, Severity};
-use crate::model::{AnalysisRef, Arg, DryRun, ObjectRef};
+use crate::model::{AnalysisRef, Arg, DryRun, Kind, ObjectRef, Text};
 use crate::rules::metric::RunMetric;
 use crate::templates::{ArgValue, Args, ResolvedTemplate};
 
@@ -43,15 +43,25 @@ pub fn assemble<'t>(
         .analysis
         .map(|a| a.args.as_slice())
         .unwrap_or_default();
-    let args = Args::merge(
-        templates.iter().flat_map(|t| &t.template.spec.args),
-        supplied,
-    );
+    // Argo flattens the namespaced templates' arguments first, then the cluster ones
+    // (`getAnalysisTemplatesFromRefs` keeps two lists).
+    let ordered = || {
+        let cluster = |t: &&ResolvedTemplate| t.object.kind == Kind::ClusterAnalysisTemplate;
+        templates
+            .iter()
+            .filter(move |t| !cluster(t))
+            .chain(templates.iter().filter(cluster))
+    };
+    let args = Args::merge(ordered().flat_map(|t| &t.template.spec.args), supplied);
+    conflicting_values(ordered(), &mut findings);
 
     if let Some(path) = caller.path {
         for t in templates {
             for arg in &t.template.spec.args {
-                if args.get(&arg.name) == Some(&ArgValue::Missing) {
+                // Reported where it is declared without a value (a `valueFrom` declaration
+                // that a later bare one replaced is not the one to fix).
+                let bare = arg.value.is_none() && arg.value_from.is_none();
+                if bare && args.get(&arg.name) == Some(&ArgValue::Missing) {
                     findings.push(
                         Finding::new(
                             Rule::UnresolvedArgument,
@@ -173,6 +183,54 @@ pub fn assemble<'t>(
     }
 
     Run { metrics, findings }
+}
+
+/// Two templates of one run that give an argument different values: Argo's `flattenArgs`
+/// refuses the run ("specified multiple times with different values") before the Rollout's
+/// own values are applied, so no Rollout argument can settle it. Each declaration whose value
+/// differs from the first one is reported on its own template.
+fn conflicting_values<'t>(
+    templates: impl Iterator<Item = &'t ResolvedTemplate>,
+    findings: &mut Vec<Finding>,
+) {
+    // (name, first value, its template): a run has a handful of arguments.
+    let mut first: Vec<(&str, &str, &ObjectRef)> = Vec::new();
+    for t in templates {
+        for (i, arg) in t.template.spec.args.iter().enumerate() {
+            let Some(value) = arg.value.as_ref().map(Text::as_str) else {
+                continue;
+            };
+            match first.iter().find(|(name, ..)| *name == arg.name) {
+                None => first.push((&arg.name, value, &t.object)),
+                Some((_, earlier, _)) if *earlier == value => {}
+                Some((_, earlier, owner)) => {
+                    let other = if **owner == t.object {
+                        "earlier in this template".to_owned()
+                    } else {
+                        format!("in {} {}", owner.kind, owner.name)
+                    };
+                    findings.push(
+                        Finding::new(
+                            Rule::UnresolvedArgument,
+                            Severity::Error,
+                            &t.object,
+                            format!("spec.args[{i}].value"),
+                            format!(
+                                "argument `{}` is {value:?} here but {earlier:?} {other}: Argo Rollouts \
+                                 refuses a run whose templates disagree; give it one value",
+                                arg.name
+                            ),
+                        )
+                        .explain(
+                            "Argo Rollouts merges the arguments of all templates of a run and fails \
+                             to create the AnalysisRun when two templates set the same argument to \
+                             different values, whatever the Rollout passes.",
+                        ),
+                    );
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -348,6 +406,94 @@ mod tests {
             json!({"templates": [{"templateName": "t"}], "args": [{"name": "svc", "value": "x"}]}),
         );
         assert!(ok.findings.is_empty());
+    }
+
+    #[test]
+    fn templates_that_disagree_on_an_argument_value_cannot_run() {
+        let with_arg = |name: &str, value: Value| {
+            let mut t = tpl(name, &[&format!("m-{name}")]);
+            t["spec"]["args"] = json!([{"name": "svc", "value": value}]);
+            t
+        };
+        let s = store(json!([
+            with_arg("a", json!("checkout")),
+            with_arg("b", json!("payments")),
+            with_arg("c", json!("checkout")),
+        ]));
+        let both = json!([{"templateName": "a"}, {"templateName": "b"}]);
+        let r = run(&s, json!({"templates": both}));
+        assert_eq!(ids(&r), ["unresolved-argument"]);
+        let f = &r.findings[0];
+        assert_eq!(
+            (f.object.name.as_str(), f.path.as_str()),
+            ("b", "spec.args[0].value")
+        );
+        assert!(f.message.contains(r#""payments""#), "{}", f.message);
+        assert!(
+            f.message.contains(r#""checkout" in AnalysisTemplate a"#),
+            "{}",
+            f.message
+        );
+        // Argo refuses while flattening, before the Rollout's own values count.
+        let supplied = run(
+            &s,
+            json!({"templates": both, "args": [{"name": "svc", "value": "x"}]}),
+        );
+        assert_eq!(ids(&supplied), ["unresolved-argument"]);
+        // The same value twice, or a value and a bare declaration, agree.
+        let same = run(
+            &s,
+            json!({"templates": [{"templateName": "a"}, {"templateName": "c"}]}),
+        );
+        assert!(same.findings.is_empty(), "{:?}", same.findings);
+        let mut bare = tpl("d", &["m-d"]);
+        bare["spec"]["args"] = json!([{"name": "svc"}]);
+        let s = store(json!([with_arg("a", json!("checkout")), bare]));
+        let r = run(
+            &s,
+            json!({"templates": [{"templateName": "d"}, {"templateName": "a"}]}),
+        );
+        assert!(r.findings.is_empty(), "{:?}", r.findings);
+    }
+
+    #[test]
+    fn a_bare_declaration_replaces_an_earlier_value_from_in_argo_order() {
+        let secret =
+            json!([{"name": "token", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]);
+        let bare = json!([{"name": "token"}]);
+        let template = |name: &str, args: &Value| {
+            let mut t: AnalysisTemplate =
+                serde_json::from_value(tpl(name, &[&format!("m-{name}")])).unwrap();
+            t.spec.args = serde_json::from_value(args.clone()).unwrap();
+            t
+        };
+        let refs = json!([
+            {"templateName": "cluster", "clusterScope": true},
+            {"templateName": "local"}
+        ]);
+        // Argo flattens the namespaced templates first, then the cluster ones, and a
+        // declaration without `value` gives way to the next one, whatever it holds.
+        let run_with = |local: &Value, cluster: &Value| {
+            let mut s = MemoryStore::new();
+            s.insert_template(template("local", local));
+            s.insert_cluster_template(template("cluster", cluster));
+            run(&s, json!({"templates": refs}))
+        };
+        let runtime = run_with(&bare, &secret);
+        assert!(runtime.findings.is_empty(), "{:?}", runtime.findings);
+        let missing = run_with(&secret, &bare);
+        assert_eq!(ids(&missing), ["unresolved-argument"]);
+        assert_eq!(
+            missing.findings[0].path,
+            "spec.strategy.canary.analysis.args"
+        );
+        assert!(
+            missing.findings[0]
+                .message
+                .contains("ClusterAnalysisTemplate cluster"),
+            "{}",
+            missing.findings[0].message
+        );
     }
 
     #[test]
