@@ -439,7 +439,33 @@ impl Admission {
         }
         let findings = self.evaluate(&rollout).findings;
         let subject = ObjectRef::new(Kind::Rollout, &rollout.metadata);
-        Ok(judge(&findings, &subject, mode, Vec::new()))
+        let before = if would_deny(&findings, mode) {
+            self.before(req, |old: Rollout| self.evaluate(&old).findings)
+        } else {
+            Vec::new()
+        };
+        Ok(judge(&findings, &before, &subject, mode, Vec::new()))
+    }
+
+    /// The findings of an UPDATE's `oldObject` (read into view `T`, its namespace filled in
+    /// like the object's), for [`judge`] to tell what the update brings; none for other
+    /// operations or an old object that cannot be read. Only asked when enforce mode would
+    /// deny, so the usual review never reads `oldObject`.
+    fn before<'r, T: Deserialize<'r> + HasMeta>(
+        &self,
+        req: &Request<'r>,
+        check: impl FnOnce(T) -> Vec<Finding>,
+    ) -> Vec<Finding> {
+        if req.operation != "UPDATE" {
+            return Vec::new();
+        }
+        match req.old_object.map(|raw| view::<T>(raw, req.lean)) {
+            Some(Ok(mut old)) => {
+                fill_namespace(old.meta_mut(), req);
+                check(old)
+            }
+            _ => Vec::new(),
+        }
     }
 
     fn validate_template(
@@ -459,6 +485,13 @@ impl Admission {
         let cfg = self.config();
         let findings = check_template(&template, kind, self.catalog.as_ref(), &cfg);
         let subject = ObjectRef::new(kind, &template.metadata);
+        let before = if would_deny(&findings, mode) {
+            self.before(req, |old: AnalysisTemplate| {
+                check_template(&old, kind, self.catalog.as_ref(), &cfg)
+            })
+        } else {
+            Vec::new()
+        };
         let namespace = template.metadata.namespace.clone().unwrap_or_default();
         let name = subject.name.clone();
         // Templates are read when a run starts, so an edit can make existing Rollouts
@@ -501,7 +534,7 @@ impl Admission {
                 ));
             }
         }
-        Ok(judge(&findings, &subject, mode, extra))
+        Ok(judge(&findings, &before, &subject, mode, extra))
     }
 
     fn guard_rollout(
@@ -1010,8 +1043,40 @@ fn fill_namespace(meta: &mut ObjectMeta, req: &Request<'_>) {
 
 /// Turns findings into a verdict: in `enforce`, findings at or above the deny threshold deny;
 /// everything else becomes a warning (one line each, rule id first, deterministic order).
+/// The object and namespace of a view, for [`Admission::before`].
+trait HasMeta {
+    fn meta_mut(&mut self) -> &mut ObjectMeta;
+}
+
+impl HasMeta for Rollout {
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+impl HasMeta for AnalysisTemplate {
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// Whether `mode` refuses a finding of this severity.
+fn deny_class(f: &Finding, mode: Mode) -> bool {
+    mode == Mode::Enforce && f.severity >= Severity::DENY_THRESHOLD
+}
+
+fn would_deny(findings: &[Finding], mode: Mode) -> bool {
+    findings.iter().any(|f| deny_class(f, mode))
+}
+
+/// Findings to answers. In enforce mode a deny-class finding is refused unless `before` (the
+/// findings of the object an UPDATE replaces) has the same rule on the same object and path:
+/// an update that brings nothing new (a promote, a restart, an unrelated edit of an object
+/// that was already flagged) is not refused, as Kubernetes' validation ratcheting lets
+/// unchanged invalid fields through; those findings stay warnings, with a line saying why.
 fn judge(
     findings: &[Finding],
+    before: &[Finding],
     subject: &ObjectRef,
     mode: Mode,
     extra: Vec<(Rule, String)>,
@@ -1033,19 +1098,33 @@ fn judge(
             write!(out, "{} {}: {}", f.object, f.path, f.message)
         };
     };
-    let denies = |f: &&Finding| mode == Mode::Enforce && f.severity >= Severity::DENY_THRESHOLD;
-    // Budgeted once, with any other lines, in `decide`.
-    let warnings = findings
+    let existed = |f: &Finding| {
+        before
+            .iter()
+            .any(|b| b.rule == f.rule && b.path == f.path && b.object == f.object)
+    };
+    let denies = |f: &&Finding| deny_class(f, mode) && !existed(f);
+    let kept = findings
         .iter()
-        .filter(|f| !denies(f))
-        .map(|f| {
+        .filter(|f| deny_class(f, mode) && existed(f))
+        .count();
+    let ratchet = (kept > 0).then(|| {
+        format!(
+            "rollout-guard: mode enforce: {kept} finding(s) below were already there before this \
+             update, which does not add them, so they do not refuse it"
+        )
+    });
+    // Budgeted once, with any other lines, in `decide`.
+    let warnings = ratchet
+        .into_iter()
+        .chain(findings.iter().filter(|f| !denies(f)).map(|f| {
             let mut line =
                 String::with_capacity(f.rule.id().len() + f.path.len() + f.message.len() + 8);
             line.push_str(f.rule.id());
             line.push_str(": ");
             describe(&mut line, f);
             line
-        })
+        }))
         .chain(extra.into_iter().map(|(_, l)| l))
         .collect();
     let deny: Vec<&Finding> = findings.iter().filter(denies).collect();
@@ -1521,7 +1600,7 @@ mod tests {
         };
         for count in [1, 2, 40] {
             let findings: Vec<Finding> = (0..count).map(long).collect();
-            let decision = judge(&findings, &subject, Mode::Enforce, Vec::new());
+            let decision = judge(&findings, &[], &subject, Mode::Enforce, Vec::new());
             let message = decision.denied.expect("denied").message;
             assert!(message.len() <= DENIAL_MAX, "{}", message.len());
             assert!(

@@ -217,8 +217,119 @@ fn enforce_warns_the_controller_instead_of_denying_it() {
     let answer = ask(&a, Endpoint::Validate, &r);
     assert_eq!(answer.response()["allowed"], true);
     assert_eq!(answer.outcome, Outcome::Warned);
+    // A person making the same write is refused only for what it brings: here the Rollout
+    // was safe before (no background analysis).
     r["request"]["userInfo"]["username"] = json!("jane@example.com");
+    let mut safe = dangerous_rollout();
+    safe["spec"]["strategy"]["canary"]
+        .as_object_mut()
+        .unwrap()
+        .remove("analysis");
+    r["request"]["oldObject"] = safe;
     assert_eq!(ask(&a, Endpoint::Validate, &r).outcome, Outcome::Denied);
+}
+
+#[test]
+fn enforce_refuses_only_what_an_update_brings() {
+    let a = admission(Mode::Enforce, "auto", ControllerVersion::DEFAULT, &[]);
+    let flagged = dangerous_rollout();
+    // `kubectl argo rollouts promote` on a Rollout that was already flagged (made dangerous
+    // by a template edit, or admitted in warn mode): refusing it helps nobody.
+    let mut promoted = flagged.clone();
+    promoted["spec"]["paused"] = json!(false);
+    let promote = review(
+        "Rollout",
+        "rollouts",
+        None,
+        "UPDATE",
+        &promoted,
+        Some(&flagged),
+    );
+    let answer = ask(&a, Endpoint::Validate, &promote);
+    assert_eq!(answer.response()["allowed"], true, "{}", answer.body);
+    assert_eq!(answer.outcome, Outcome::Warned);
+    let warnings = answer.warnings();
+    assert!(
+        warnings[0]
+            .starts_with("rollout-guard: mode enforce: 1 finding(s) below were already there"),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("inconclusive-timed-pause: spec.strategy.canary.steps[1]")),
+        "{warnings:?}"
+    );
+
+    // An update that adds a pause Argo cannot read brings a finding of its own: refused for
+    // it alone.
+    let mut longer = flagged.clone();
+    longer["spec"]["strategy"]["canary"]["steps"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"pause": {"duration": "soon"}}));
+    let answer = ask(
+        &a,
+        Endpoint::Validate,
+        &review(
+            "Rollout",
+            "rollouts",
+            None,
+            "UPDATE",
+            &longer,
+            Some(&flagged),
+        ),
+    );
+    assert_eq!(answer.outcome, Outcome::Denied);
+    let message = answer.response()["status"]["message"].as_str().unwrap();
+    assert!(message.contains("steps[4].pause.duration"), "{message}");
+    assert!(!message.contains("steps[1].pause.duration"), "{message}");
+
+    // A CREATE, an unreadable old object, or no old object at all: nothing to compare with.
+    for (op, old) in [
+        ("CREATE", None),
+        ("UPDATE", Some(json!("not an object"))),
+        ("UPDATE", None),
+    ] {
+        let answer = ask(
+            &a,
+            Endpoint::Validate,
+            &review("Rollout", "rollouts", None, op, &promoted, old.as_ref()),
+        );
+        assert_eq!(answer.outcome, Outcome::Denied, "{op} {old:?}");
+    }
+}
+
+#[test]
+fn enforce_lets_an_unrelated_edit_of_a_flagged_template_through() {
+    let a = admission(Mode::Enforce, "auto", ControllerVersion::DEFAULT, &[]);
+    // A template a Rollout cannot run (a limit Argo refuses) is a deny-class finding.
+    let mut broken = template_web();
+    broken["spec"]["metrics"][0]["inconclusiveLimit"] = json!(-1);
+    let mut relabelled = broken.clone();
+    relabelled["metadata"]["labels"] = json!({"team": "web"});
+    let update = review(
+        "AnalysisTemplate",
+        "analysistemplates",
+        None,
+        "UPDATE",
+        &relabelled,
+        Some(&broken),
+    );
+    let answer = ask(&a, Endpoint::Validate, &update);
+    assert_eq!(answer.outcome, Outcome::Warned, "{}", answer.body);
+    let create = review(
+        "AnalysisTemplate",
+        "analysistemplates",
+        None,
+        "CREATE",
+        &relabelled,
+        None,
+    );
+    assert_eq!(
+        ask(&a, Endpoint::Validate, &create).outcome,
+        Outcome::Denied
+    );
 }
 
 #[test]
