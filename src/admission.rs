@@ -74,9 +74,39 @@ pub struct Admission {
 // Wire format (request)
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ReviewIn<'a> {
+    /// Checked when present (`ReviewIn::version_error`); reviews built by hand often leave
+    /// the envelope's type out.
+    #[serde(borrow, default)]
+    api_version: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
     request: Option<Request<'a>>,
+}
+
+/// The only AdmissionReview version rollout-guard reads and writes.
+const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
+
+impl ReviewIn<'_> {
+    /// Why the envelope is not an `admission.k8s.io/v1` AdmissionReview: the API server
+    /// refuses an answer in another version than its request, so answering v1 to a v1beta1
+    /// review would only move the error there.
+    fn version_error(&self) -> Option<String> {
+        if let Some(version) = self
+            .api_version
+            .as_deref()
+            .filter(|v| *v != REVIEW_API_VERSION)
+        {
+            return Some(format!(
+                "AdmissionReview apiVersion {version:?} is not supported: rollout-guard reads \
+                 {REVIEW_API_VERSION} (admissionReviewVersions: [v1] in the webhook configuration)"
+            ));
+        }
+        let kind = self.kind.as_deref().filter(|k| *k != "AdmissionReview")?;
+        Some(format!("body is a {kind:?}, not an AdmissionReview"))
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -182,19 +212,35 @@ impl<'de> Visitor<'de> for FastReview {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut request = None;
+        let (mut request, mut api_version, mut kind) = (None, None, None);
         while let Some(key) = map.next_key::<&'de str>()? {
-            if key != "request" {
-                map.next_value::<IgnoredAny>()?;
-            } else if request.is_some() {
-                return Err(de::Error::duplicate_field("request"));
-            } else {
-                request = Some(map.next_value_seed(FastRequest {
-                    endpoint: self.endpoint,
-                })?);
+            let seen = match key {
+                "request" => request.is_some(),
+                "apiVersion" => api_version.is_some(),
+                "kind" => kind.is_some(),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            if seen {
+                return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+            }
+            match key {
+                "request" => {
+                    request = Some(map.next_value_seed(FastRequest {
+                        endpoint: self.endpoint,
+                    })?)
+                }
+                "apiVersion" => api_version = map.next_value::<Option<Str<'de>>>()?.map(|t| t.0),
+                _ => kind = map.next_value::<Option<Str<'de>>>()?.map(|t| t.0),
             }
         }
-        Ok(ReviewIn { request })
+        Ok(ReviewIn {
+            api_version,
+            kind,
+            request,
+        })
     }
 }
 
@@ -787,6 +833,9 @@ impl Admission {
             Ok(r) => r,
             Err(e) => return Reply::bad_request(&format!("body is not an AdmissionReview: {e}")),
         };
+        if let Some(error) = review.version_error() {
+            return Reply::bad_request(&error);
+        }
         let Some(mut req) = review.request else {
             return Reply::bad_request("AdmissionReview has no `request`");
         };

@@ -117,7 +117,7 @@ pub struct ServeArgs {
     #[arg(long, env = "ROLLOUT_GUARD_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
     /// How often the certificate files are re-read (content comparison).
-    #[arg(long, env = "ROLLOUT_GUARD_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "ROLLOUT_GUARD_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_positive_duration)]
     pub tls_reload_interval: Duration,
     /// Create development certificates when none exist and no cluster is configured.
     #[arg(long, env = "ROLLOUT_GUARD_DEV_CERTS", default_value_t = true, action = clap::ArgAction::Set)]
@@ -146,13 +146,14 @@ pub struct ServeArgs {
     #[arg(long, env = "ROLLOUT_GUARD_GUARDS", default_value = "auto")]
     pub guards: crate::guards::GuardSet,
     /// Deadline of one review when the API server sends no `?timeout=`.
-    #[arg(long, env = "ROLLOUT_GUARD_REVIEW_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "ROLLOUT_GUARD_REVIEW_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
     pub review_timeout: Duration,
     /// Reviews handled at once; further ones wait for a slot within their deadline.
     #[arg(
         long,
         env = "ROLLOUT_GUARD_MAX_CONCURRENT_REVIEWS",
-        default_value_t = 512
+        default_value_t = 512,
+        value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..), |n| n as usize)
     )]
     pub max_concurrent_reviews: usize,
     /// Reviews on the blocking pool at once: bodies of 64 KiB and more, and template
@@ -180,12 +181,12 @@ pub struct ServeArgs {
     )]
     pub max_buffered_body_bytes: usize,
     /// Time a client has to send its request headers.
-    #[arg(long, env = "ROLLOUT_GUARD_HEADER_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "ROLLOUT_GUARD_HEADER_TIMEOUT", default_value = "5s", value_parser = parse_positive_duration)]
     pub header_timeout: Duration,
     /// Time a client has to send its request body once the headers are in (and never more
     /// than the review deadline); later it gets a 408. Bounds how long a slow sender holds
     /// room in `--max-buffered-body-bytes`.
-    #[arg(long, env = "ROLLOUT_GUARD_BODY_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "ROLLOUT_GUARD_BODY_TIMEOUT", default_value = "5s", value_parser = parse_positive_duration)]
     pub body_timeout: Duration,
     /// After SIGTERM, how long readiness is off while the listener still accepts: the time
     /// Kubernetes needs to take the pod out of the Service's endpoints.
@@ -243,6 +244,15 @@ pub struct ManifestsArgs {
     pub timeout_seconds: u8,
 }
 
+/// [`parse_duration`], refusing zero: for timeouts and intervals, where zero means nothing
+/// sensible (every review would be late, the reload timer could not tick).
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        Duration::ZERO => Err(format!("`{s}` must be longer than zero")),
+        d => Ok(d),
+    }
+}
+
 /// Parses `250ms`, `10s`, `2m` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(secs) = s.parse::<u64>() {
@@ -251,5 +261,45 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     match crate::duration::parse_go_duration(s) {
         Some(nanos) if nanos >= 0 => Ok(Duration::from_nanos(nanos as u64)),
         _ => Err(format!("`{s}` is not a duration such as 500ms, 10s or 2m")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["rollout-guard", "serve"].iter().chain(args))?;
+        match cli.command {
+            Command::Serve(args) => Ok(*args),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn timeouts_intervals_and_bounds_must_be_positive() {
+        for flag in [
+            "--review-timeout",
+            "--body-timeout",
+            "--header-timeout",
+            "--tls-reload-interval",
+        ] {
+            let error = serve(&[flag, "0s"]).unwrap_err().to_string();
+            assert!(
+                error.contains("must be longer than zero"),
+                "{flag}: {error}"
+            );
+            assert!(serve(&[flag, "250ms"]).is_ok(), "{flag}");
+        }
+        assert!(serve(&["--max-concurrent-reviews", "0"]).is_err());
+        assert_eq!(
+            serve(&["--max-concurrent-reviews", "3"])
+                .unwrap()
+                .max_concurrent_reviews,
+            3
+        );
+        // A drain may be skipped: zero stays valid there.
+        assert!(serve(&["--shutdown-delay", "0s", "--shutdown-timeout", "0s"]).is_ok());
+        assert!(serve(&["--guards", "none,hold"]).is_err());
     }
 }

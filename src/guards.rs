@@ -78,11 +78,12 @@ impl FromStr for GuardSet {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut set = Self::NONE;
+        let mut none = false;
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             // `off` as in the mode annotation; any case, as people write it.
             match part.to_ascii_lowercase().as_str() {
                 "auto" => set.auto = true,
-                "none" | "off" => {}
+                "none" | "off" => none = true,
                 "status" => set.status = true,
                 "hold" => set.hold = true,
                 "fail-closed" => set.fail_closed = true,
@@ -93,8 +94,12 @@ impl FromStr for GuardSet {
                 }
             }
         }
-        if set.auto && (set.status || set.hold || set.fail_closed) {
+        let named = set.status || set.hold || set.fail_closed;
+        if set.auto && named {
             return Err("`auto` cannot be combined with named guards".into());
+        }
+        if none && (named || set.auto) {
+            return Err("`none` cannot be combined with other guards".into());
         }
         Ok(set)
     }
@@ -416,6 +421,12 @@ mod tests {
         let s: GuardSet = "status, fail-closed".parse().unwrap();
         assert!(s.status && s.fail_closed && !s.hold);
         assert!("auto,hold".parse::<GuardSet>().is_err());
+        // `none` with a guard is a contradiction, not the guard.
+        for contradiction in ["none,hold", "hold, off", "none,auto"] {
+            let e = contradiction.parse::<GuardSet>().unwrap_err();
+            assert!(e.contains("cannot be combined"), "{contradiction}: {e}");
+        }
+        assert_eq!("none,off".parse::<GuardSet>().unwrap(), GuardSet::NONE);
         assert!("bogus".parse::<GuardSet>().unwrap_err().contains("bogus"));
         assert_eq!(
             GuardSet::AUTO

@@ -426,6 +426,60 @@ fn bodies_that_are_not_reviews_get_400_with_a_reason() {
 }
 
 #[test]
+fn only_v1_admission_reviews_are_answered() {
+    let a = default_admission();
+    let good = review(
+        "Rollout",
+        "rollouts",
+        None,
+        "CREATE",
+        &dangerous_rollout(),
+        None,
+    );
+    for (field, value, expected) in [
+        (
+            "apiVersion",
+            json!("admission.k8s.io/v1beta1"),
+            "apiVersion \"admission.k8s.io/v1beta1\" is not supported",
+        ),
+        (
+            "kind",
+            json!("ConversionReview"),
+            "body is a \"ConversionReview\", not an AdmissionReview",
+        ),
+    ] {
+        let mut other = good.clone();
+        other[field] = value.clone();
+        // The API server's field order (request last) too, which the lean reader reads.
+        let original = if field == "kind" {
+            r#""kind":"AdmissionReview""#.to_owned()
+        } else {
+            r#""apiVersion":"admission.k8s.io/v1""#.to_owned()
+        };
+        let ordered = String::from_utf8(api_server_order(&good))
+            .unwrap()
+            .replacen(&original, &format!("{}:{value}", json!(field)), 1);
+        for body in [serde_json::to_vec(&other).unwrap(), ordered.into_bytes()] {
+            for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
+                let reply = a.review(endpoint, &body);
+                assert_eq!(reply.status, 400, "{field}");
+                let error: Value = serde_json::from_slice(&reply.body).unwrap();
+                let error = error["error"].as_str().unwrap();
+                assert!(error.contains(expected), "{error}");
+                // The reference reader says the same.
+                assert_eq!(a.review_reference(endpoint, &body).body, reply.body);
+            }
+        }
+    }
+    // The envelope's type may be left out (reviews built by hand); v1 is assumed.
+    let mut bare = good.clone();
+    bare.as_object_mut().unwrap().remove("apiVersion");
+    bare.as_object_mut().unwrap().remove("kind");
+    assert_eq!(ask(&a, Endpoint::Validate, &bare).status, 200);
+    assert_eq!(ask(&a, Endpoint::Validate, &good).status, 200);
+}
+
+#[test]
 fn a_review_with_an_unexpected_object_still_gets_an_admission_review() {
     let a = default_admission();
     let mut odd = review(
