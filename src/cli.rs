@@ -239,9 +239,13 @@ pub struct ManifestsArgs {
     /// failurePolicy of the validating and the rollouts mutating webhooks.
     #[arg(long, default_value = "Ignore", value_parser = ["Ignore", "Fail"])]
     pub failure_policy: String,
-    /// timeoutSeconds of every webhook (1-30).
+    /// timeoutSeconds of the validating and the object-mutating webhooks (1-30).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(1..=30))]
     pub timeout_seconds: u8,
+    /// timeoutSeconds of the rollouts/status webhook (1-30): it fails open on the Argo
+    /// controller's status writes, so an unreachable webhook costs each write this long.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=30))]
+    pub status_timeout_seconds: u8,
 }
 
 /// [`parse_duration`], refusing zero: for timeouts and intervals, where zero means nothing

@@ -86,11 +86,13 @@ pub fn webhook_configurations(
         "Ignore" | "Fail" => args.failure_policy.clone(),
         other => bail!("--failure-policy must be Ignore or Fail, not {other:?}"),
     };
-    if !(1..=30).contains(&args.timeout_seconds) {
-        bail!(
-            "--timeout-seconds must be between 1 and 30, not {}",
-            args.timeout_seconds
-        );
+    for (flag, seconds) in [
+        ("--timeout-seconds", args.timeout_seconds),
+        ("--status-timeout-seconds", args.status_timeout_seconds),
+    ] {
+        if !(1..=30).contains(&seconds) {
+            bail!("{flag} must be between 1 and 30, not {seconds}");
+        }
     }
     if let Some(url) = &args.url {
         check_url(url)?;
@@ -112,6 +114,7 @@ pub fn webhook_configurations(
     };
     let namespace_selector = namespace_selector(&args.namespace);
     let timeout = Some(i32::from(args.timeout_seconds));
+    let status_timeout = Some(i32::from(args.status_timeout_seconds));
     let metadata = ObjectMeta {
         name: Some(args.service.clone()),
         labels: Some(BTreeMap::from([(
@@ -154,7 +157,8 @@ pub fn webhook_configurations(
                 ..MutatingWebhook::default()
             },
             // The controller writes status on every reconcile: an unreachable webhook must never
-            // stall rollouts, so this one always fails open whatever --failure-policy says.
+            // stall rollouts, so this one always fails open whatever --failure-policy says, and
+            // has its own short timeout: what an unreachable webhook costs each status write.
             MutatingWebhook {
                 name: STATUS_WEBHOOK.to_owned(),
                 client_config: client_config(MUTATE_PATH),
@@ -163,7 +167,7 @@ pub fn webhook_configurations(
                 match_policy: Some("Equivalent".to_owned()),
                 namespace_selector: Some(namespace_selector),
                 side_effects: "None".to_owned(),
-                timeout_seconds: timeout,
+                timeout_seconds: status_timeout,
                 admission_review_versions: vec!["v1".to_owned()],
                 reinvocation_policy: Some("Never".to_owned()),
                 ..MutatingWebhook::default()
@@ -297,6 +301,7 @@ mod tests {
             ca_file: ca.join("ca.crt"),
             failure_policy: "Fail".to_owned(),
             timeout_seconds: 5,
+            status_timeout_seconds: 2,
         }
     }
 
@@ -499,6 +504,64 @@ mod tests {
     }
 
     #[test]
+    fn the_status_webhook_has_its_own_timeout() {
+        let dir = ca_dir();
+        let timeouts = |args: &ManifestsArgs| -> Vec<(String, i32)> {
+            let (validating, mutating, _) = rendered(args);
+            let v = validating
+                .webhooks
+                .unwrap()
+                .into_iter()
+                .map(|w| (w.name, w.timeout_seconds));
+            let m = mutating
+                .webhooks
+                .unwrap()
+                .into_iter()
+                .map(|w| (w.name, w.timeout_seconds));
+            v.chain(m).map(|(n, t)| (n, t.unwrap())).collect()
+        };
+        let custom = ManifestsArgs {
+            timeout_seconds: 7,
+            status_timeout_seconds: 3,
+            ..args(dir.path())
+        };
+        assert_eq!(
+            timeouts(&custom),
+            [
+                (VALIDATE_WEBHOOK.to_owned(), 7),
+                (MUTATE_WEBHOOK.to_owned(), 7),
+                (STATUS_WEBHOOK.to_owned(), 3),
+            ]
+        );
+
+        // The command line's defaults: 5 s for the object webhooks, 2 s for the status one
+        // (on the Argo controller's status writes, failing open), both limited to 1-30.
+        let parse = |extra: &[&str]| -> Result<ManifestsArgs, clap::Error> {
+            let mut argv = vec!["rollout-guard", "manifests"];
+            argv.extend_from_slice(extra);
+            match <crate::cli::Cli as clap::Parser>::try_parse_from(argv)?.command {
+                crate::cli::Command::Manifests(m) => Ok(m),
+                _ => unreachable!(),
+            }
+        };
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(
+            (defaults.timeout_seconds, defaults.status_timeout_seconds),
+            (5, 2)
+        );
+        assert_eq!(
+            parse(&["--status-timeout-seconds", "9"])
+                .unwrap()
+                .status_timeout_seconds,
+            9
+        );
+        for bad in ["0", "31"] {
+            let err = parse(&["--status-timeout-seconds", bad]).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+        }
+    }
+
+    #[test]
     fn excludes_system_own_and_labelled_namespaces() {
         let dir = ca_dir();
         let (_, _, docs) = rendered(&args(dir.path()));
@@ -571,5 +634,17 @@ mod tests {
                 .to_string()
                 .contains("--timeout-seconds")
         );
+        for seconds in [0, 31] {
+            let bad = ManifestsArgs {
+                status_timeout_seconds: seconds,
+                ..args(dir.path())
+            };
+            assert!(
+                render(&bad)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("--status-timeout-seconds")
+            );
+        }
     }
 }

@@ -340,6 +340,46 @@ fn values_reach_the_server() {
 }
 
 #[test]
+fn listen_address_reaches_both_listeners() {
+    let addrs = |values: &Value| {
+        let serve = parse_container(&container(&render(values, "rollout-guard")));
+        (serve.addr.to_string(), serve.admin_addr.to_string())
+    };
+    assert_eq!(
+        addrs(&json!({})),
+        ("0.0.0.0:10250".to_owned(), "0.0.0.0:8080".to_owned()),
+        "IPv4 by default: binding [::] fails where the kernel has IPv6 disabled"
+    );
+    for (address, https, admin) in [
+        ("[::]", "[::]:10250", "[::]:8080"),
+        ("10.0.0.7", "10.0.0.7:10250", "10.0.0.7:8080"),
+        ("[fd00::7]", "[fd00::7]:10250", "[fd00::7]:8080"),
+    ] {
+        let values = json!({"listenAddress": address});
+        assert_eq!(schema_errors(&values), Vec::<String>::new(), "{address}");
+        assert_eq!(
+            addrs(&values),
+            (https.to_owned(), admin.to_owned()),
+            "{address}"
+        );
+    }
+    // What serve could not parse once the port is appended is refused before install.
+    for bad in ["::", "0.0.0.0:8080", "[::]:10250", "localhost", ""] {
+        let errors = schema_errors(&json!({"listenAddress": bad}));
+        assert!(
+            errors.iter().any(|e| e.starts_with("listenAddress")),
+            "{bad:?} not rejected: {errors:?}"
+        );
+        assert!(
+            format!("{bad}:10250")
+                .parse::<std::net::SocketAddr>()
+                .is_err(),
+            "{bad:?} would parse"
+        );
+    }
+}
+
+#[test]
 fn ports_and_probes_match_the_server() {
     let docs = defaults();
     let container = container(&docs);
@@ -480,6 +520,11 @@ fn pods_run_restricted_and_spread() {
         "a bound on unavailable pods lets a single replica be drained"
     );
     assert_eq!(pdb.selector.unwrap().match_labels.unwrap(), selector);
+    assert_eq!(
+        pdb.unhealthy_pod_eviction_policy.as_deref(),
+        Some("AlwaysAllow"),
+        "running pods that never became ready must not block a drain"
+    );
     let service: Service = round_trip(one(&docs, "Service"));
     assert_eq!(service.spec.unwrap().selector.unwrap(), selector);
 }
@@ -515,7 +560,13 @@ fn rbac_reads_only_the_three_watched_kinds_and_namespaces() {
 }
 
 /// What `rollout-guard manifests` prints for this service, as JSON documents.
-fn manifests(service: &str, ca_file: &Path, failure_policy: &str, timeout: u8) -> Vec<Value> {
+fn manifests(
+    service: &str,
+    ca_file: &Path,
+    failure_policy: &str,
+    timeout: u8,
+    status_timeout: u8,
+) -> Vec<Value> {
     let yaml = rollout_guard::manifests::render(&ManifestsArgs {
         service: service.to_owned(),
         namespace: NAMESPACE.to_owned(),
@@ -523,6 +574,7 @@ fn manifests(service: &str, ca_file: &Path, failure_policy: &str, timeout: u8) -
         ca_file: ca_file.to_path_buf(),
         failure_policy: failure_policy.to_owned(),
         timeout_seconds: timeout,
+        status_timeout_seconds: status_timeout,
     })
     .unwrap();
     helm::documents(&yaml).unwrap()
@@ -563,10 +615,17 @@ fn webhooks_equal_what_manifests_prints_with_cert_manager() {
         ("rollout-guard", "rollout-guard"),
         ("prod", "prod-rollout-guard"),
     ] {
-        for (policy, timeout) in [("Ignore", 5), ("Fail", 3)] {
-            let values = json!({"webhook": {"failurePolicy": policy, "timeoutSeconds": timeout}});
+        // The chart's defaults against the command line's (5 s, 2 s), then other values.
+        for (policy, timeout, status_timeout) in [("Ignore", 5, 2), ("Fail", 3, 1), ("Fail", 3, 4)]
+        {
+            let values = if (timeout, status_timeout) == (5, 2) {
+                json!({"webhook": {"failurePolicy": policy}})
+            } else {
+                json!({"webhook": {"failurePolicy": policy, "timeoutSeconds": timeout,
+                                   "statusTimeoutSeconds": status_timeout}})
+            };
             let docs = render(&values, release);
-            let printed = manifests(service, &ca.ca_cert, policy, timeout);
+            let printed = manifests(service, &ca.ca_cert, policy, timeout, status_timeout);
             for kind in [
                 "ValidatingWebhookConfiguration",
                 "MutatingWebhookConfiguration",
@@ -649,7 +708,7 @@ fn webhooks_equal_what_manifests_prints_with_an_existing_secret() {
                 "caBundle": ca.ca_bundle},
     });
     let docs = render(&values, "rollout-guard");
-    let printed = manifests("rollout-guard", &ca.ca_cert, "Ignore", 5);
+    let printed = manifests("rollout-guard", &ca.ca_cert, "Ignore", 5, 2);
     for kind in [
         "ValidatingWebhookConfiguration",
         "MutatingWebhookConfiguration",
@@ -961,6 +1020,23 @@ fn schema_rejects_what_serve_or_the_api_server_would() {
             "tls.certmanager",
         ),
         (json!({"replicaCount": "2"}), "replicaCount"),
+        (
+            json!({"templateSource": "files"}),
+            "templateSource: \"files\" is not one of",
+        ),
+        (
+            json!({"webhook": {"statusTimeoutSeconds": 31}}),
+            "webhook.statusTimeoutSeconds",
+        ),
+        (
+            json!({"webhook": {"statusTimeoutSeconds": 0}}),
+            "webhook.statusTimeoutSeconds",
+        ),
+        (
+            json!({"podDisruptionBudget": {"unhealthyPodEvictionPolicy": "Always"}}),
+            "podDisruptionBudget.unhealthyPodEvictionPolicy",
+        ),
+        (json!({"listenAddress": "::"}), "listenAddress"),
     ] {
         let errors = schema_errors(&overrides);
         assert!(
@@ -970,7 +1046,9 @@ fn schema_rejects_what_serve_or_the_api_server_would() {
     }
 }
 
-/// The schema's enums are exactly what clap accepts for the matching `serve` flag.
+/// The schema's enums are exactly what clap accepts for the matching `serve` flag, less what
+/// the chart cannot support: `templateSource: files` needs a `--templates` directory the chart
+/// neither mounts nor passes.
 #[test]
 fn schema_enums_match_the_cli() {
     let schema = values_schema();
@@ -979,10 +1057,10 @@ fn schema_enums_match_the_cli() {
         .get_subcommands()
         .find(|c| c.get_name() == "serve")
         .unwrap();
-    for (value, flag) in [
-        ("mode", "mode"),
-        ("logFormat", "log-format"),
-        ("templateSource", "template-source"),
+    for (value, flag, unsupported) in [
+        ("mode", "mode", &[][..]),
+        ("logFormat", "log-format", &[]),
+        ("templateSource", "template-source", &["files"]),
     ] {
         let arg = serve
             .get_arguments()
@@ -992,6 +1070,16 @@ fn schema_enums_match_the_cli() {
             .get_possible_values()
             .iter()
             .map(|v| v.get_name().to_owned())
+            .collect();
+        for value in unsupported {
+            assert!(
+                accepted.contains(*value),
+                "--{flag} no longer accepts {value}"
+            );
+        }
+        let accepted: BTreeSet<String> = accepted
+            .into_iter()
+            .filter(|v| !unsupported.contains(&v.as_str()))
             .collect();
         let allowed: BTreeSet<String> = schema["properties"][value]["enum"]
             .as_array()
@@ -1031,4 +1119,93 @@ fn the_status_webhook_can_be_left_out() {
     // Everything else renders as before.
     let kinds = |docs: &[Value]| -> Vec<Value> { docs.iter().map(|d| d["kind"].clone()).collect() };
     assert_eq!(kinds(&without), kinds(&defaults()));
+}
+
+#[test]
+fn unhealthy_pod_eviction_policy_is_a_value() {
+    let policy = |docs: &[Value]| {
+        let pdb: PodDisruptionBudget = round_trip(one(docs, "PodDisruptionBudget"));
+        pdb.spec.unwrap().unhealthy_pod_eviction_policy
+    };
+    assert_eq!(policy(&defaults()).as_deref(), Some("AlwaysAllow"));
+    let strict = json!({"podDisruptionBudget": {"unhealthyPodEvictionPolicy": "IfHealthyBudget"}});
+    assert_eq!(schema_errors(&strict), Vec::<String>::new());
+    assert_eq!(
+        policy(&render(&strict, "rollout-guard")).as_deref(),
+        Some("IfHealthyBudget")
+    );
+    let mut everything = fixture("chart-values-everything.yaml");
+    helm::merge(&mut everything, &strict);
+    assert_eq!(schema_errors(&everything), Vec::<String>::new());
+    assert_eq!(
+        policy(&render(&everything, "prod")).as_deref(),
+        Some("IfHealthyBudget")
+    );
+}
+
+/// timeoutSeconds of each webhook, by name.
+fn webhook_timeouts(docs: &[Value]) -> BTreeMap<String, i64> {
+    [
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+    ]
+    .iter()
+    .flat_map(|kind| one(docs, kind)["webhooks"].as_array().unwrap().clone())
+    .map(|w| {
+        (
+            w["name"].as_str().unwrap().to_owned(),
+            w["timeoutSeconds"].as_i64().unwrap(),
+        )
+    })
+    .collect()
+}
+
+#[test]
+fn the_status_webhook_has_its_own_timeout() {
+    let expected = |object: i64, status: i64| {
+        BTreeMap::from([
+            ("validate.rollout-guard.io".to_owned(), object),
+            ("mutate.rollout-guard.io".to_owned(), object),
+            ("status.rollout-guard.io".to_owned(), status),
+        ])
+    };
+    assert_eq!(webhook_timeouts(&defaults()), expected(5, 2));
+    let docs = render(
+        &json!({"webhook": {"timeoutSeconds": 10, "statusTimeoutSeconds": 3}}),
+        "rollout-guard",
+    );
+    assert_eq!(webhook_timeouts(&docs), expected(10, 3));
+    let everything = render(&fixture("chart-values-everything.yaml"), "prod");
+    assert_eq!(webhook_timeouts(&everything), expected(3, 2));
+
+    // The chart's defaults are the defaults of `rollout-guard manifests`.
+    let chart = helm::Chart::load(&chart_dir()).unwrap();
+    let cli = <Cli as clap::Parser>::try_parse_from(["rollout-guard", "manifests"]).unwrap();
+    let Command::Manifests(args) = cli.command else {
+        unreachable!()
+    };
+    assert_eq!(
+        chart.values["webhook"]["timeoutSeconds"],
+        json!(args.timeout_seconds)
+    );
+    assert_eq!(
+        chart.values["webhook"]["statusTimeoutSeconds"],
+        json!(args.status_timeout_seconds)
+    );
+}
+
+#[test]
+fn notes_warn_about_the_unpublished_default_image() {
+    let chart = helm::Chart::load(&chart_dir()).unwrap();
+    let notes = |values: &Value| {
+        chart.render(values, "rollout-guard", NAMESPACE).unwrap()["NOTES.txt"].clone()
+    };
+    let default = notes(&json!({}));
+    assert!(
+        default.contains("WARNING: image.repository") && default.contains("not\npublished"),
+        "{default}"
+    );
+    let own =
+        json!({"image": {"repository": "registry.example.com/rollout-guard", "tag": "0.1.0"}});
+    assert!(!notes(&own).contains("WARNING"), "{}", notes(&own));
 }
