@@ -124,6 +124,7 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         tls_reloads: state.tls.reloads(),
         tls_reload_errors: state.tls.reload_errors(),
         tls_reload_failing: state.tls.reload_failing(),
+        tls_expiry: state.tls.expires_at(),
     });
     let mut response = text.into_response();
     response.headers_mut().insert(

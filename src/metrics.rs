@@ -103,6 +103,8 @@ pub struct ScrapeExtras {
     pub tls_reloads: u64,
     pub tls_reload_errors: u64,
     pub tls_reload_failing: bool,
+    /// `notAfter` of the served certificate (Unix seconds), once one is loaded.
+    pub tls_expiry: Option<i64>,
 }
 
 fn endpoint_index(endpoint: Endpoint) -> usize {
@@ -339,6 +341,20 @@ impl Metrics {
             "rollout_guard_tls_reload_failing {}",
             u8::from(extras.tls_reload_failing)
         )?;
+        if let Some(expiry) = extras.tls_expiry {
+            writeln!(
+                out,
+                "# HELP rollout_guard_tls_certificate_expiry_timestamp_seconds When the served certificate expires (notAfter, Unix time): alert well before it."
+            )?;
+            writeln!(
+                out,
+                "# TYPE rollout_guard_tls_certificate_expiry_timestamp_seconds gauge"
+            )?;
+            writeln!(
+                out,
+                "rollout_guard_tls_certificate_expiry_timestamp_seconds {expiry}"
+            )?;
+        }
 
         writeln!(
             out,
@@ -458,6 +474,7 @@ mod tests {
             tls_reloads: 2,
             tls_reload_errors: 1,
             tls_reload_failing: true,
+            tls_expiry: Some(1_900_000_000),
         });
         drop(guard);
         assert!(
@@ -501,6 +518,18 @@ mod tests {
         assert_eq!(
             line(&text, "rollout_guard_tls_reload_failing "),
             "rollout_guard_tls_reload_failing 1"
+        );
+        assert_eq!(
+            line(
+                &text,
+                "rollout_guard_tls_certificate_expiry_timestamp_seconds "
+            ),
+            "rollout_guard_tls_certificate_expiry_timestamp_seconds 1900000000"
+        );
+        // No certificate yet: no value rather than a made-up one.
+        assert!(
+            !m.render(&ScrapeExtras::default())
+                .contains("rollout_guard_tls_certificate_expiry_timestamp_seconds")
         );
         assert_eq!(
             line(&text, "rollout_guard_inflight_reviews "),

@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -104,6 +104,8 @@ pub struct CertResolver {
     seen: Mutex<Option<Tried>>,
     reloads: AtomicU64,
     errors: AtomicU64,
+    /// `notAfter` of the served leaf certificate in Unix seconds; `i64::MIN` while unknown.
+    expires: AtomicI64,
     /// The files hold what cannot be served (unreadable, or a pair that did not load): true
     /// until they hold a usable pair again, however often the same bad pair is seen.
     failing: AtomicBool,
@@ -137,6 +139,7 @@ impl CertResolver {
             seen: Mutex::new(None),
             reloads: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            expires: AtomicI64::new(i64::MIN),
             failing: AtomicBool::new(false),
         }
     }
@@ -172,6 +175,12 @@ impl CertResolver {
         drop(seen);
         let certified = certified?;
         self.failing.store(false, Ordering::Relaxed);
+        let expires = certified
+            .cert
+            .first()
+            .and_then(|leaf| not_after(leaf))
+            .unwrap_or(i64::MIN);
+        self.expires.store(expires, Ordering::Relaxed);
         let previous = self
             .current
             .write()
@@ -204,6 +213,12 @@ impl CertResolver {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .is_some()
+    }
+
+    /// When the served leaf certificate expires (`notAfter`, Unix seconds), once one is
+    /// loaded and its validity could be read.
+    pub fn expires_at(&self) -> Option<i64> {
+        Some(self.expires.load(Ordering::Relaxed)).filter(|t| *t != i64::MIN)
     }
 
     /// Certificates swapped in after the first one.
@@ -259,6 +274,100 @@ impl ResolvesServerCert for CertResolver {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         self.current()
     }
+}
+
+/// `notAfter` of an X.509 certificate (DER) in Unix seconds, read with just enough DER to
+/// reach it: Certificate, tbsCertificate, then past the optional version, the serial number,
+/// the signature algorithm and the issuer to the validity's second time. `None` for anything
+/// that is not shaped like that (rustls has accepted the certificate by then, so only an
+/// exotic one).
+pub fn not_after(der: &[u8]) -> Option<i64> {
+    const SEQUENCE: u8 = 0x30;
+    let (certificate, _) = tlv(der, SEQUENCE)?;
+    let (mut tbs, _) = tlv(certificate, SEQUENCE)?;
+    if tbs.first() == Some(&0xa0) {
+        tbs = tlv(tbs, 0xa0)?.1; // [0] EXPLICIT version
+    }
+    let rest = tlv(tbs, 0x02)?.1; // serialNumber
+    let rest = tlv(rest, SEQUENCE)?.1; // signature
+    let rest = tlv(rest, SEQUENCE)?.1; // issuer
+    let (validity, _) = tlv(rest, SEQUENCE)?;
+    let not_before_tag = *validity.first()?;
+    let rest = tlv(validity, not_before_tag)?.1;
+    match rest.first()? {
+        0x17 => x509_time(tlv(rest, 0x17)?.0, false),
+        0x18 => x509_time(tlv(rest, 0x18)?.0, true),
+        _ => None,
+    }
+}
+
+/// One DER value with tag `tag` at the start of `input`: (its contents, what follows).
+fn tlv(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    let (&first, rest) = input.split_first()?;
+    if first != tag {
+        return None;
+    }
+    let (&len, mut rest) = rest.split_first()?;
+    let len = if len < 0x80 {
+        usize::from(len)
+    } else {
+        let count = usize::from(len & 0x7f);
+        if count == 0 || count > 4 || rest.len() < count {
+            return None;
+        }
+        let (digits, after) = rest.split_at(count);
+        rest = after;
+        digits.iter().fold(0usize, |n, d| n << 8 | usize::from(*d))
+    };
+    (rest.len() >= len).then(|| rest.split_at(len))
+}
+
+/// UTCTime `YYMMDDHHMMSSZ` (years 1950-2049, RFC 5280) or GeneralizedTime
+/// `YYYYMMDDHHMMSSZ`, in Unix seconds.
+fn x509_time(text: &[u8], generalized: bool) -> Option<i64> {
+    let text = std::str::from_utf8(text).ok()?.strip_suffix('Z')?;
+    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = text.get(range)?;
+        part.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let (year, at) = if generalized {
+        (digits(0..4)?, 4)
+    } else {
+        let yy = digits(0..2)?;
+        (if yy >= 50 { 1900 + yy } else { 2000 + yy }, 2)
+    };
+    if text.len() != at + 10 {
+        return None;
+    }
+    let month = digits(at..at + 2)?;
+    let day = digits(at + 2..at + 4)?;
+    let (hour, minute, second) = (
+        digits(at + 4..at + 6)?,
+        digits(at + 6..at + 8)?,
+        digits(at + 8..at + 10)?,
+    );
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -322,6 +431,56 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    fn certificate_until(year: i32, month: u8, day: u8) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(vec!["a.example".to_owned()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(year, month, day);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn reads_not_after_in_both_time_encodings() {
+        // RFC 5280: UTCTime through 2049, GeneralizedTime from 2050.
+        assert_eq!(
+            not_after(&certificate_until(2049, 12, 31)),
+            Some(2_524_521_600)
+        );
+        assert_eq!(
+            not_after(&certificate_until(2050, 1, 1)),
+            Some(2_524_608_000)
+        );
+        assert_eq!(
+            not_after(&certificate_until(2027, 3, 1)),
+            Some(1_803_859_200)
+        );
+        assert_eq!(x509_time(b"000229000000Z", false), Some(951_782_400));
+        assert_eq!(x509_time(b"20000229000000Z", true), Some(951_782_400));
+        // Not a certificate, cut short, or a time that is not one.
+        let der = certificate_until(2049, 12, 31);
+        assert_eq!(not_after(&der[..der.len() / 2]), None);
+        assert_eq!(not_after(b""), None);
+        assert_eq!(not_after(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(x509_time(b"491331000000Z", false), None);
+        assert_eq!(x509_time(b"4912310000Z", false), None);
+        assert_eq!(x509_time(b"491231000000", false), None);
+    }
+
+    #[test]
+    fn the_served_certificate_says_when_it_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let resolver = CertResolver::new(dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        assert_eq!(resolver.expires_at(), None);
+        let (cert, key) = pair("a.example");
+        write(dir.path(), &cert, &key);
+        resolver.reload().unwrap();
+        let expires = resolver.expires_at().expect("known once loaded");
+        assert_eq!(Some(expires), not_after(&leaf(&resolver)));
+        // A bad rotation keeps serving, and reporting, the old certificate.
+        write(dir.path(), "not a certificate", &key);
+        assert!(resolver.reload().is_err());
+        assert_eq!(resolver.expires_at(), Some(expires));
     }
 
     #[test]
