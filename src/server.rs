@@ -98,8 +98,9 @@ struct Inner {
 ///
 /// A body that waits keeps what it holds, so bodies that together need more than the room
 /// could wait on each other until their deadlines. So one waiting body at a time may read on
-/// past the room (`overdraft`): memory stays within the room plus one body, and some body
-/// always makes progress.
+/// past the room (`overdraft`), and only that one: a body larger than all the room needs the
+/// same overdraft to go on. Memory stays within the room plus one body, and some body always
+/// makes progress.
 #[derive(Debug)]
 struct BodyRoom {
     total: usize,
@@ -166,16 +167,18 @@ impl Held {
     }
 
     /// Takes room for `bytes` more, waiting until that much is free, unless no other body
-    /// reads past the room: then this one does. A body holds at most all the room: one larger
-    /// than that goes on once it holds all of it, alone.
+    /// reads past the room: then this one does. A body holds at most all the room: bytes that
+    /// would take it past that read on past the room, which only one body may do at a time,
+    /// so a body larger than the room waits for the overdraft and then goes on alone.
     async fn grow(&mut self, bytes: usize) {
-        let wanted = bytes.min(self.room.total - self.bytes);
-        if wanted == 0 || self.overdraft {
+        if bytes == 0 || self.overdraft {
             return;
         }
+        // Within what this body may hold; otherwise only the overdraft lets it go on.
+        let fits = bytes <= self.room.total - self.bytes;
         // The usual case: room is free, and no waiter is registered.
-        if self.room.try_take(wanted) {
-            self.bytes += wanted;
+        if fits && self.room.try_take(bytes) {
+            self.bytes += bytes;
             return;
         }
         /// Counts a waiting body while it lives, also when the wait is cancelled (its deadline).
@@ -194,8 +197,8 @@ impl Held {
             let given_back = room.given_back.notified();
             tokio::pin!(given_back);
             given_back.as_mut().enable();
-            if room.try_take(wanted) {
-                self.bytes += wanted;
+            if fits && room.try_take(bytes) {
+                self.bytes += bytes;
                 return;
             }
             if room
@@ -1003,7 +1006,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_body_larger_than_all_the_room_takes_all_of_it_then_goes_on_alone() {
+    async fn a_body_larger_than_all_the_room_goes_on_alone_past_it() {
         let room = Arc::new(BodyRoom::new(100));
         let mut large = Held::new(&room);
         for _ in 0..5 {
@@ -1011,19 +1014,56 @@ mod tests {
                 .await
                 .expect("a body alone never waits");
         }
-        assert_eq!((large.bytes, large.overdraft), (100, false));
-        let over = past_the_room(&room).await;
+        // 70 fit, the next 70 would not: the body reads on past the room, holding what it took.
+        assert_eq!((large.bytes, large.overdraft), (70, true));
+        assert!(room.overdraft.load(Ordering::SeqCst));
         let mut other = Held::new(&room);
+        other.grow(30).await;
         assert!(
             tokio::time::timeout(Duration::from_millis(50), other.grow(1))
                 .await
-                .is_err()
+                .is_err(),
+            "the room is all held and the one overdraft taken"
         );
         drop(large);
         tokio::time::timeout(Duration::from_secs(5), other.grow(1))
             .await
             .unwrap();
-        drop(over);
+        drop(other);
+        assert_eq!(room.free.load(Ordering::SeqCst), 100);
+        assert!(!room.overdraft.load(Ordering::SeqCst));
+    }
+
+    /// Regression: a body that held all the room went on past it without the overdraft, so a
+    /// second large body took the overdraft too and both read past the room at once.
+    #[tokio::test]
+    async fn only_one_body_at_a_time_reads_past_the_room() {
+        let room = Arc::new(BodyRoom::new(100));
+        let (mut a, mut b) = (Held::new(&room), Held::new(&room));
+        tokio::time::timeout(Duration::from_secs(5), a.grow(3000))
+            .await
+            .expect("the first large body goes on");
+        assert!(a.overdraft, "larger than the room: past it");
+        let waited = tokio::time::timeout(Duration::from_millis(50), b.grow(3000)).await;
+        assert!(
+            waited.is_err(),
+            "a second large body must wait for the first"
+        );
+        assert!(!b.overdraft);
+        // Small bodies still get the room the large one did not take.
+        let mut small = Held::new(&room);
+        tokio::time::timeout(Duration::from_secs(5), small.grow(100))
+            .await
+            .expect("the room is free");
+        drop(small);
+        drop(a);
+        tokio::time::timeout(Duration::from_secs(5), b.grow(3000))
+            .await
+            .expect("the overdraft given back lets the second go on");
+        assert!(b.overdraft);
+        drop(b);
+        assert_eq!(room.free.load(Ordering::SeqCst), 100);
+        assert!(!room.overdraft.load(Ordering::SeqCst));
     }
 
     /// Room follows the bytes that arrived, not the declared length.
