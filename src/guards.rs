@@ -269,11 +269,24 @@ pub fn status_guard(new: &mut Value, old: &Value) -> Option<String> {
 /// Fail-closed: make an inconclusive measurement count as a failure, so the Rollout aborts
 /// instead of pausing: `failureCondition := (F) || !(S)` for metrics with both conditions,
 /// `marginal := pass` for Kayenta.
+///
+/// The record keeps, per metric, what the guard replaced, and only while the guard's edit is
+/// still in place. A metric that no longer qualifies (a condition removed, a provider changed,
+/// the metric gone) loses its entry; its original is put back when the field still holds
+/// exactly what the guard wrote from it, and left as the user wrote it otherwise.
 pub fn fail_closed(template: &mut Value) -> Option<String> {
-    let recorded = existing_record(template, FAIL_CLOSED_ANNOTATION);
-    let metrics = template.pointer_mut("/spec/metrics")?.as_array_mut()?;
-    let mut changed: Vec<(String, Value)> = Vec::new();
-    for metric in metrics.iter_mut() {
+    let recorded = read_record(template, FAIL_CLOSED_ANNOTATION);
+    let metrics = match template.pointer_mut("/spec/metrics") {
+        None => None,
+        Some(Value::Array(metrics)) => Some(metrics),
+        // Not a list: nothing here is read, so nothing is touched.
+        Some(_) => return None,
+    };
+    let old_record = recorded.clone().unwrap_or_default();
+    let mut record = Map::new();
+    let mut closed: Vec<String> = Vec::new();
+    let mut restored: Vec<String> = Vec::new();
+    for metric in metrics.into_iter().flatten() {
         let Some(m) = metric.as_object_mut() else {
             continue;
         };
@@ -282,68 +295,193 @@ pub fn fail_closed(template: &mut Value) -> Option<String> {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let kayenta = m
-            .get_mut("provider")
-            .and_then(|p| p.get_mut("kayenta"))
-            .and_then(|k| k.get_mut("threshold"))
-            .and_then(Value::as_object_mut);
-        if let Some(threshold) = kayenta {
-            if let (Some(pass), Some(marginal)) = (
-                threshold.get("pass").and_then(Value::as_i64),
-                threshold.get("marginal").and_then(Value::as_i64),
-            ) && marginal < pass
-            {
-                threshold.insert("marginal".into(), Value::from(pass));
-                changed.push((name, serde_json::json!({"marginal": marginal})));
-            }
-            continue;
+        let entry = old_record.get(&name).and_then(Value::as_object);
+        let mut kept = Map::new();
+        let edits = [
+            close_kayenta(m, entry, &mut kept),
+            close_conditions(m, entry, &mut kept),
+        ];
+        if edits.contains(&Some(Edit::Closed)) {
+            closed.push(format!("`{name}`"));
         }
-        let text = |m: &Map<String, Value>, k: &str| {
-            m.get(k)
-                .and_then(Value::as_str)
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-        };
-        let (Some(s), Some(f)) = (text(m, "successCondition"), text(m, "failureCondition")) else {
-            continue;
-        };
-        if !has_condition_provider(m) || is_fail_closed(&f, &s) {
-            continue;
+        if edits.contains(&Some(Edit::Restored)) {
+            restored.push(format!("`{name}`"));
         }
-        // Already closed for an earlier success condition (the user edited only that one):
-        // close the recorded original again, not the rewritten condition.
-        let f = match recorded
-            .get(&name)
-            .and_then(|r| r.get("failureCondition"))
-            .and_then(Value::as_str)
-        {
-            Some(original) if f.starts_with(&format!("({original}) || !(")) => original.to_owned(),
-            _ => f,
-        };
-        m.insert(
-            "failureCondition".into(),
-            Value::from(format!("({f}) || !({s})")),
-        );
-        changed.push((name, serde_json::json!({"failureCondition": f})));
+        if !kept.is_empty() {
+            record.insert(name, Value::Object(kept));
+        }
     }
-    if changed.is_empty() {
+    let dropped: Vec<String> = old_record
+        .keys()
+        .filter(|name| !record.contains_key(*name))
+        .map(|name| format!("`{name}`"))
+        .collect();
+    let record_changed = record != old_record;
+    if closed.is_empty() && restored.is_empty() && !record_changed {
         return None;
     }
-    let mut record = existing_record(template, FAIL_CLOSED_ANNOTATION);
-    let names: Vec<String> = changed.iter().map(|(n, _)| format!("`{n}`")).collect();
-    for (name, original) in changed {
-        record.insert(name, original);
+    if record.is_empty() {
+        // Only an annotation that was read as a record is removed; one that cannot be read was
+        // not written by the guard in this form, and is left alone.
+        if recorded.is_some() {
+            remove_annotation(template, FAIL_CLOSED_ANNOTATION);
+        }
+    } else if record_changed {
+        set_annotation(
+            template,
+            FAIL_CLOSED_ANNOTATION,
+            Value::Object(record).to_string(),
+        );
     }
-    set_annotation(
-        template,
-        FAIL_CLOSED_ANNOTATION,
-        Value::Object(record).to_string(),
+    let mut said = Vec::new();
+    if !closed.is_empty() {
+        said.push(format!(
+            "fail-closed: inconclusive {} now fails (aborts, not pauses); originals: {FAIL_CLOSED_ANNOTATION}",
+            closed.join(", ")
+        ));
+    }
+    if !restored.is_empty() {
+        said.push(format!(
+            "fail-closed: original put back for {}, whose edit no longer applies",
+            restored.join(", ")
+        ));
+    }
+    let forgotten: Vec<String> = dropped
+        .into_iter()
+        .filter(|n| !restored.contains(n))
+        .collect();
+    if !forgotten.is_empty() {
+        said.push(format!(
+            "fail-closed: record of {} dropped (no longer the guard's edit)",
+            forgotten.join(", ")
+        ));
+    }
+    if said.is_empty() {
+        said.push(format!("fail-closed: {FAIL_CLOSED_ANNOTATION} updated"));
+    }
+    Some(said.join("; "))
+}
+
+/// What a fail-closed step did to one metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Edit {
+    Closed,
+    Restored,
+}
+
+/// Kayenta: `marginal := pass` while `marginal < pass`. The record keeps the original marginal
+/// and the pass it was raised to, so an edit of `pass` alone is told from an edit of the
+/// marginal: while the marginal still equals the recorded pass it is the guard's value.
+fn close_kayenta(
+    m: &mut Map<String, Value>,
+    entry: Option<&Map<String, Value>>,
+    kept: &mut Map<String, Value>,
+) -> Option<Edit> {
+    let recorded_marginal = entry.and_then(|e| e.get("marginal"));
+    let threshold = m
+        .get_mut("provider")
+        .and_then(|p| p.get_mut("kayenta"))
+        .and_then(|k| k.get_mut("threshold"))
+        .and_then(Value::as_object_mut)?;
+    let (Some(pass), Some(marginal)) = (
+        threshold.get("pass").and_then(Value::as_i64),
+        threshold.get("marginal").and_then(Value::as_i64),
+    ) else {
+        // A threshold field removed or not a number: nothing the guard wrote to put back.
+        return None;
+    };
+    if let Some(original) = recorded_marginal
+        && marginal == pass
+    {
+        // As the guard left it.
+        kept.insert("marginal".into(), original.clone());
+        if let Some(p) = entry.and_then(|e| e.get("pass")) {
+            kept.insert("pass".into(), p.clone());
+        }
+        return None;
+    }
+    let guard_wrote = recorded_marginal.is_some()
+        && entry
+            .and_then(|e| e.get("pass"))
+            .and_then(Value::as_i64)
+            .is_some_and(|p| p == marginal);
+    let (original, original_value) = match recorded_marginal.and_then(Value::as_i64) {
+        Some(r) if guard_wrote => (r, recorded_marginal.cloned()),
+        _ => (marginal, None),
+    };
+    if original < pass {
+        threshold.insert("marginal".into(), Value::from(pass));
+        kept.insert(
+            "marginal".into(),
+            original_value.unwrap_or_else(|| Value::from(original)),
+        );
+        kept.insert("pass".into(), Value::from(pass));
+        Some(Edit::Closed)
+    } else if let Some(value) = original_value {
+        // Only `pass` was edited, now at or below the original marginal: nothing to close.
+        threshold.insert("marginal".into(), value);
+        Some(Edit::Restored)
+    } else {
+        None
+    }
+}
+
+/// Conditions: `failureCondition := (F) || !(S)` for a condition provider with both set.
+/// The record keeps F. A failure condition the guard wrote from the recorded F for an earlier
+/// success condition is rebuilt from F, or, when the metric no longer has both conditions (or
+/// no longer a condition provider), set back to F.
+fn close_conditions(
+    m: &mut Map<String, Value>,
+    entry: Option<&Map<String, Value>>,
+    kept: &mut Map<String, Value>,
+) -> Option<Edit> {
+    let text = |m: &Map<String, Value>, k: &str| {
+        m.get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let recorded = entry
+        .and_then(|e| e.get("failureCondition"))
+        .and_then(Value::as_str);
+    let (s, f) = (text(m, "successCondition"), text(m, "failureCondition"));
+    // The recorded F while the failure condition is still what the guard wrote from it.
+    let original = recorded.filter(|r| f.as_deref().is_some_and(|f| written_from(f, r)));
+    let (Some(s), Some(f)) = (s, f) else {
+        return restore_failure(m, original);
+    };
+    if !has_condition_provider(m) {
+        return restore_failure(m, original);
+    }
+    if is_fail_closed(&f, &s) {
+        if let Some(original) = original {
+            kept.insert("failureCondition".into(), Value::from(original));
+        }
+        return None;
+    }
+    // Already closed for an earlier success condition (the user edited only that one):
+    // close the recorded original again, not the rewritten condition.
+    let f = original.map_or(f, str::to_owned);
+    m.insert(
+        "failureCondition".into(),
+        Value::from(format!("({f}) || !({s})")),
     );
-    Some(format!(
-        "fail-closed: inconclusive {} now fails (aborts, not pauses); originals: {FAIL_CLOSED_ANNOTATION}",
-        names.join(", ")
-    ))
+    kept.insert("failureCondition".into(), Value::from(f));
+    Some(Edit::Closed)
+}
+
+fn restore_failure(m: &mut Map<String, Value>, original: Option<&str>) -> Option<Edit> {
+    let original = original?;
+    m.insert("failureCondition".into(), Value::from(original));
+    Some(Edit::Restored)
+}
+
+/// Whether `failure` is `(F) || !(S)` as the guard writes it from this F, for some S.
+fn written_from(failure: &str, original: &str) -> bool {
+    failure
+        .strip_prefix(&format!("({original}) || !("))
+        .is_some_and(|rest| rest.ends_with(')'))
 }
 
 /// Whether a failure condition is already `(F) || !(S)` for this success condition.
@@ -363,12 +501,25 @@ fn has_condition_provider(metric: &Map<String, Value>) -> bool {
 }
 
 fn existing_record(object: &Value, key: &str) -> Map<String, Value> {
+    read_record(object, key).unwrap_or_default()
+}
+
+/// A record annotation as a map, `None` when it is absent or not a JSON object.
+fn read_record(object: &Value, key: &str) -> Option<Map<String, Value>> {
     object
         .pointer("/metadata/annotations")
         .and_then(|a| a.get(key))
         .and_then(Value::as_str)
         .and_then(|s| serde_json::from_str::<Map<String, Value>>(s).ok())
-        .unwrap_or_default()
+}
+
+fn remove_annotation(object: &mut Value, key: &str) {
+    if let Some(annotations) = object
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        annotations.remove(key);
+    }
 }
 
 fn set_annotation(object: &mut Value, key: &str, value: String) {
@@ -567,5 +718,160 @@ mod tests {
         let mut again = after.clone();
         assert!(fail_closed(&mut again).is_none());
         assert_eq!(apply(&before, &after), after);
+    }
+
+    fn record_of(v: &Value) -> Option<Value> {
+        v.pointer("/metadata/annotations")
+            .and_then(|a| a.get(FAIL_CLOSED_ANNOTATION))
+            .map(|r| serde_json::from_str(r.as_str().unwrap()).unwrap())
+    }
+
+    /// Guards `object`, checks the patch applies back to the result and that guarding the
+    /// result again changes nothing.
+    fn fail_closed_once(object: &Value) -> (Value, Option<String>) {
+        let mut after = object.clone();
+        let said = fail_closed(&mut after);
+        assert_eq!(apply(object, &after), after);
+        let mut again = after.clone();
+        assert_eq!(fail_closed(&mut again), None, "not idempotent: {after}");
+        (after, said)
+    }
+
+    fn closed_template() -> Value {
+        let mut t = json!({"metadata": {"name": "t", "annotations": {"keep": "me"}}, "spec": {"metrics": [
+            {"name": "a", "successCondition": "result[0] >= 0.95", "failureCondition": "result[0] < 0.9", "provider": {"prometheus": {}}},
+            {"name": "b", "successCondition": "x > 1", "failureCondition": "x < 0", "provider": {"web": {}}},
+            {"name": "k", "provider": {"kayenta": {"threshold": {"pass": 90, "marginal": 75}}}}
+        ]}});
+        assert!(fail_closed(&mut t).is_some());
+        t
+    }
+
+    #[test]
+    fn fail_closed_puts_the_original_back_when_a_condition_is_removed() {
+        let closed = closed_template();
+        let mut edited = closed.clone();
+        edited["spec"]["metrics"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("successCondition");
+        let (after, said) = fail_closed_once(&edited);
+        let said = said.expect("the guard's edit is undone");
+        assert!(said.contains("original put back for `a`"), "{said}");
+        assert_eq!(
+            after["spec"]["metrics"][0]["failureCondition"],
+            "result[0] < 0.9"
+        );
+        assert_eq!(after["spec"]["metrics"][1], closed["spec"]["metrics"][1]);
+        let record = record_of(&after).unwrap();
+        assert!(
+            record.get("a").is_none() && record.get("b").is_some(),
+            "{record}"
+        );
+        assert_eq!(after["metadata"]["annotations"]["keep"], "me");
+    }
+
+    #[test]
+    fn fail_closed_keeps_a_failure_condition_the_user_rewrote() {
+        let closed = closed_template();
+        let mut edited = closed.clone();
+        let a = edited["spec"]["metrics"][0].as_object_mut().unwrap();
+        a.remove("successCondition");
+        a.insert("failureCondition".into(), json!("result[0] < 0.5"));
+        let (after, said) = fail_closed_once(&edited);
+        assert!(said.unwrap().contains("record of `a` dropped"));
+        assert_eq!(
+            after["spec"]["metrics"][0]["failureCondition"],
+            "result[0] < 0.5"
+        );
+        assert!(record_of(&after).unwrap().get("a").is_none());
+        // The failure condition removed instead: nothing to put back either.
+        let mut edited = closed.clone();
+        edited["spec"]["metrics"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("failureCondition");
+        let (after, _) = fail_closed_once(&edited);
+        assert!(
+            after["spec"]["metrics"][0]
+                .get("failureCondition")
+                .is_none()
+        );
+        assert!(record_of(&after).unwrap().get("a").is_none());
+    }
+
+    #[test]
+    fn fail_closed_forgets_removed_metrics_and_drops_an_empty_record() {
+        let closed = closed_template();
+        let mut edited = closed.clone();
+        edited["spec"]["metrics"].as_array_mut().unwrap().remove(1);
+        let (after, said) = fail_closed_once(&edited);
+        assert!(said.unwrap().contains("record of `b` dropped"));
+        assert_eq!(after["spec"]["metrics"], edited["spec"]["metrics"]);
+        let record = record_of(&after).unwrap();
+        assert!(record.get("b").is_none() && record.get("a").is_some());
+        // Every guarded metric gone: the annotation goes, the others stay.
+        let mut edited = closed.clone();
+        edited["spec"]["metrics"] =
+            json!([{"name": "c", "successCondition": "x", "provider": {"web": {}}}]);
+        let (after, _) = fail_closed_once(&edited);
+        assert_eq!(after["metadata"]["annotations"], json!({"keep": "me"}));
+    }
+
+    #[test]
+    fn fail_closed_follows_kayenta_threshold_edits() {
+        let closed = closed_template();
+        assert_eq!(
+            record_of(&closed).unwrap()["k"],
+            json!({"marginal": 75, "pass": 90})
+        );
+        let threshold = "/spec/metrics/2/provider/kayenta/threshold";
+        // `pass` raised alone: closed again from the original marginal, not the guard's 90.
+        let mut raised = closed.clone();
+        raised.pointer_mut(threshold).unwrap()["pass"] = json!(95);
+        let (after, said) = fail_closed_once(&raised);
+        assert!(said.unwrap().contains("`k`"));
+        assert_eq!(
+            after.pointer(threshold).unwrap(),
+            &json!({"pass": 95, "marginal": 95})
+        );
+        assert_eq!(
+            record_of(&after).unwrap()["k"],
+            json!({"marginal": 75, "pass": 95})
+        );
+        // `pass` lowered to the original marginal or below: no band left, the original back.
+        let mut lowered = closed.clone();
+        lowered.pointer_mut(threshold).unwrap()["pass"] = json!(70);
+        let (after, said) = fail_closed_once(&lowered);
+        assert!(said.unwrap().contains("original put back for `k`"));
+        assert_eq!(
+            after.pointer(threshold).unwrap(),
+            &json!({"pass": 70, "marginal": 75})
+        );
+        assert!(record_of(&after).unwrap().get("k").is_none());
+        // The marginal edited by the user: theirs is closed and recorded.
+        let mut own = closed.clone();
+        own.pointer_mut(threshold).unwrap()["marginal"] = json!(80);
+        let (after, _) = fail_closed_once(&own);
+        assert_eq!(
+            record_of(&after).unwrap()["k"],
+            json!({"marginal": 80, "pass": 90})
+        );
+        // No longer Kayenta: the entry goes.
+        let mut other = closed.clone();
+        other["spec"]["metrics"][2]["provider"] = json!({"web": {}});
+        let (after, _) = fail_closed_once(&other);
+        assert!(record_of(&after).unwrap().get("k").is_none());
+    }
+
+    #[test]
+    fn fail_closed_leaves_records_it_cannot_read_and_older_records_alone() {
+        // A record written before the pass was kept, on a closed threshold: nothing to do.
+        let older = json!({"metadata": {"annotations": {FAIL_CLOSED_ANNOTATION: r#"{"k":{"marginal":75}}"#}},
+            "spec": {"metrics": [{"name": "k", "provider": {"kayenta": {"threshold": {"pass": 90, "marginal": 90}}}}]}});
+        assert_eq!(fail_closed_once(&older), (older.clone(), None));
+        let unreadable = json!({"metadata": {"annotations": {FAIL_CLOSED_ANNOTATION: "by hand"}},
+            "spec": {"metrics": [{"name": "b", "successCondition": "x", "provider": {"web": {}}}]}});
+        assert_eq!(fail_closed_once(&unreadable), (unreadable.clone(), None));
     }
 }

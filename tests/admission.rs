@@ -1283,6 +1283,96 @@ fn fail_closed_rebuilds_from_the_original_when_only_the_success_condition_change
     assert!(ask(&a, Endpoint::Mutate, &again).patch().is_none());
 }
 
+/// Regression: removing `successCondition` from a closed metric left the rewritten
+/// failureCondition and its record, so values between the thresholds kept failing.
+#[test]
+fn fail_closed_puts_the_original_back_when_the_success_condition_is_removed() {
+    let a = admission(Mode::Warn, "fail-closed", ControllerVersion::DEFAULT, &[]);
+    let t = template_web();
+    let review_of = |op: &str, object: &Value, old: Option<&Value>| {
+        review(
+            "AnalysisTemplate",
+            "analysistemplates",
+            None,
+            op,
+            object,
+            old,
+        )
+    };
+    let closed = apply(
+        &t,
+        &ask(&a, Endpoint::Mutate, &review_of("CREATE", &t, None))
+            .patch()
+            .unwrap(),
+    );
+    let mut edited = closed.clone();
+    edited["spec"]["metrics"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("successCondition");
+    let answer = ask(
+        &a,
+        Endpoint::Mutate,
+        &review_of("UPDATE", &edited, Some(&closed)),
+    );
+    assert_eq!(answer.outcome, Outcome::Mutated);
+    let after = apply(&edited, &answer.patch().unwrap());
+    assert_eq!(
+        after["spec"]["metrics"][0]["failureCondition"],
+        "result.ok == false"
+    );
+    assert!(
+        after["metadata"]
+            .get("annotations")
+            .and_then(|a| a.get("rollout-guard.io/fail-closed"))
+            .is_none(),
+        "the empty record goes: {after}"
+    );
+    let again = ask(
+        &a,
+        Endpoint::Mutate,
+        &review_of("UPDATE", &after, Some(&edited)),
+    );
+    assert!(again.patch().is_none(), "{:?}", again.patch());
+    // The user rewrote the failure condition in the same update: theirs stays, the record goes.
+    let mut rewritten = edited.clone();
+    rewritten["spec"]["metrics"][0]["failureCondition"] = json!("result.code == 500");
+    let answer = ask(
+        &a,
+        Endpoint::Mutate,
+        &review_of("UPDATE", &rewritten, Some(&closed)),
+    );
+    let after = apply(&rewritten, &answer.patch().unwrap());
+    assert_eq!(
+        after["spec"]["metrics"][0]["failureCondition"],
+        "result.code == 500"
+    );
+    assert!(
+        after["metadata"]
+            .get("annotations")
+            .is_none_or(|a| a.get("rollout-guard.io/fail-closed").is_none())
+    );
+    assert!(
+        ask(
+            &a,
+            Endpoint::Mutate,
+            &review_of("UPDATE", &after, Some(&rewritten))
+        )
+        .patch()
+        .is_none()
+    );
+    // Both conditions kept: the closed template is left as it is.
+    assert!(
+        ask(
+            &a,
+            Endpoint::Mutate,
+            &review_of("UPDATE", &closed, Some(&closed))
+        )
+        .patch()
+        .is_none()
+    );
+}
+
 #[test]
 fn the_hold_record_keeps_only_steps_that_are_still_held_pauses() {
     let a = admission(Mode::Warn, "hold", ControllerVersion::new(1, 8, 1), &[]);
