@@ -598,26 +598,41 @@ impl Admission {
             return Ok(Decision::default());
         }
         let eval = self.evaluate(&rollout);
-        let Some(trap) = eval.trap else {
+        // A record of held pauses is kept to the steps still held, also when there is nothing
+        // (more) to hold; without one and without a trap there is nothing to do.
+        let recorded = rollout
+            .metadata
+            .annotations
+            .contains_key(guards::HELD_PAUSES_ANNOTATION);
+        if eval.trap.is_none() && !recorded {
             return Ok(Decision::default());
-        };
+        }
         let original = guard_tree(raw, Part::RolloutSpec)?;
+        let pruned = || {
+            let mut pruned = original.clone();
+            guards::prune_held(&mut pruned).map(|said| (pruned, said))
+        };
         let mut held = original.clone();
-        let Some(said) = guards::hold(&mut held, &trap) else {
-            return Ok(Decision::default());
+        let Some(said) = eval.trap.and_then(|trap| guards::hold(&mut held, &trap)) else {
+            // The steps are left as they are: only the record changes.
+            return Ok(pruned().map_or_else(Decision::default, |(pruned, said)| {
+                patched(&original, &pruned, &said)
+            }));
         };
         if let Some(old_raw) = req.old_object {
             let old = guard_tree(old_raw, Part::RolloutSpec)?;
             let same_template = || pod_templates_agree(raw, old_raw);
             if would_restart_canary(&original, &held, &old, same_template)? {
-                return Ok(Decision {
-                    warnings: vec![sanitize(format!(
-                        "{}: hold skipped: converting the pauses now would restart the in-flight canary; it applies to the next revision",
-                        Rule::InconclusiveTimedPause
-                    ))],
-                    rules: vec![Rule::InconclusiveTimedPause.id()],
-                    ..Decision::default()
+                let skipped = sanitize(format!(
+                    "{}: hold skipped: converting the pauses now would restart the in-flight canary; it applies to the next revision",
+                    Rule::InconclusiveTimedPause
+                ));
+                let mut decision = pruned().map_or_else(Decision::default, |(pruned, said)| {
+                    patched(&original, &pruned, &said)
                 });
+                decision.warnings.push(skipped);
+                decision.rules = vec![Rule::InconclusiveTimedPause.id()];
+                return Ok(decision);
             }
         }
         Ok(patched(&original, &held, &said))

@@ -163,18 +163,7 @@ pub fn hold(rollout: &mut Value, trap: &Trap) -> Option<String> {
     let mut record = existing_record(rollout, HELD_PAUSES_ANNOTATION);
     // Entries for steps that are no longer held pauses (the steps were edited since) would
     // restore a duration onto a setWeight step, or onto a pause the user made indefinite.
-    let steps = rollout
-        .pointer("/spec/strategy/canary/steps")
-        .and_then(Value::as_array);
-    let is_held_pause = |index: &str| {
-        index
-            .parse::<usize>()
-            .ok()
-            .and_then(|i| steps?.get(i))
-            .and_then(|step| step.get("pause"))
-            .is_some_and(|pause| pause.get("duration").is_none())
-    };
-    record.retain(|index, _| is_held_pause(index));
+    retain_held(&mut record, rollout);
     for (index, original) in &held {
         record.insert(index.to_string(), original.clone());
     }
@@ -191,6 +180,57 @@ pub fn hold(rollout: &mut Value, trap: &Trap) -> Option<String> {
     Some(format!(
         "hold: timed pauses at steps {list} made indefinite; promote by hand (originals: {HELD_PAUSES_ANNOTATION})"
     ))
+}
+
+/// Hold, when there is nothing to hold: prune the record of held pauses to the steps that
+/// are still held (indefinite) pauses, removing it when none is left. The pauses themselves
+/// are left as they are, also when the Rollout no longer matches D1: putting a duration back
+/// changes the steps (restarting an in-flight canary), and D1 depends on templates that may
+/// be missing only for now; the record says what to restore by hand.
+pub fn prune_held(rollout: &mut Value) -> Option<String> {
+    let recorded = read_record(rollout, HELD_PAUSES_ANNOTATION)?;
+    let mut record = recorded.clone();
+    retain_held(&mut record, rollout);
+    if record == recorded {
+        return None;
+    }
+    let gone: Vec<&str> = recorded
+        .keys()
+        .filter(|k| !record.contains_key(*k))
+        .map(String::as_str)
+        .collect();
+    let said = format!(
+        "hold: steps {} are no longer held pauses, dropped from {HELD_PAUSES_ANNOTATION}",
+        gone.join(", ")
+    );
+    if record.is_empty() {
+        remove_annotation(rollout, HELD_PAUSES_ANNOTATION);
+    } else {
+        set_annotation(
+            rollout,
+            HELD_PAUSES_ANNOTATION,
+            Value::Object(record).to_string(),
+        );
+    }
+    Some(said)
+}
+
+/// Keeps the record's entries for steps that are still held pauses: a `pause` without a
+/// duration.
+fn retain_held(record: &mut Map<String, Value>, rollout: &Value) {
+    let steps = rollout
+        .pointer("/spec/strategy/canary/steps")
+        .and_then(Value::as_array);
+    let is_held_pause = |index: &str| {
+        index
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| steps?.get(i))
+            .and_then(|step| step.get("pause"))
+            .and_then(Value::as_object)
+            .is_some_and(|pause| pause.get("duration").is_none_or(Value::is_null))
+    };
+    record.retain(|index, _| is_held_pause(index));
 }
 
 /// Status guard: on a controller write while an `InconclusiveAnalysisRun` pause is present,
@@ -873,5 +913,53 @@ mod tests {
         let unreadable = json!({"metadata": {"annotations": {FAIL_CLOSED_ANNOTATION: "by hand"}},
             "spec": {"metrics": [{"name": "b", "successCondition": "x", "provider": {"web": {}}}]}});
         assert_eq!(fail_closed_once(&unreadable), (unreadable.clone(), None));
+    }
+
+    #[test]
+    fn prune_held_keeps_the_record_to_steps_still_held() {
+        let held = json!({"metadata": {"annotations": {"keep": "me", HELD_PAUSES_ANNOTATION: r#"{"1":"5m","3":120}"#}},
+            "spec": {"strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}, {"pause": {}}]}}}});
+        let mut same = held.clone();
+        assert_eq!(prune_held(&mut same), None, "all still held");
+        assert_eq!(same, held);
+        // Step 3 became a setWeight, and step 1 a timed pause the user chose.
+        for (step, value, left) in [
+            (3, json!({"setWeight": 80}), Some(json!({"1": "5m"}))),
+            (
+                1,
+                json!({"pause": {"duration": "1m"}}),
+                Some(json!({"3": 120})),
+            ),
+            (3, json!({"pause": null}), Some(json!({"1": "5m"}))),
+        ] {
+            let mut edited = held.clone();
+            edited["spec"]["strategy"]["canary"]["steps"][step] = value;
+            let mut after = edited.clone();
+            let said = prune_held(&mut after).unwrap();
+            assert!(said.contains(&format!("steps {step} ")), "{said}");
+            assert_eq!(after["spec"], edited["spec"], "the steps are never touched");
+            let record = after["metadata"]["annotations"][HELD_PAUSES_ANNOTATION]
+                .as_str()
+                .map(|r| serde_json::from_str::<Value>(r).unwrap());
+            assert_eq!(record, left);
+            assert_eq!(apply(&edited, &after), after);
+            let mut again = after.clone();
+            assert_eq!(prune_held(&mut again), None);
+        }
+        // No held pause left: the annotation goes, the others stay.
+        let mut edited = held.clone();
+        edited["spec"]["strategy"]["canary"]["steps"] = json!([{"setWeight": 100}]);
+        let mut after = edited.clone();
+        assert!(prune_held(&mut after).is_some());
+        assert_eq!(after["metadata"]["annotations"], json!({"keep": "me"}));
+        assert_eq!(apply(&edited, &after), after);
+        // Nothing recorded, or a record that cannot be read: nothing to do.
+        for annotations in [json!({}), json!({HELD_PAUSES_ANNOTATION: "1, 3"})] {
+            let mut plain = edited.clone();
+            plain["metadata"]["annotations"] = annotations;
+            let before = plain.clone();
+            assert_eq!(prune_held(&mut plain), None);
+            assert_eq!(plain, before);
+        }
     }
 }

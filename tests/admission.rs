@@ -1405,6 +1405,147 @@ fn the_hold_record_keeps_only_steps_that_are_still_held_pauses() {
     );
 }
 
+fn held_record(rollout: &Value) -> Option<Value> {
+    rollout["metadata"]["annotations"]
+        .get("rollout-guard.io/held-pauses")
+        .map(|r| serde_json::from_str(r.as_str().unwrap()).unwrap())
+}
+
+/// Regression: once nothing was left to hold, the record was never pruned: a held step turned
+/// into a setWeight (no timed pause left, so no D1) kept its entry.
+#[test]
+fn the_hold_record_is_pruned_when_there_is_nothing_left_to_hold() {
+    let a = admission(Mode::Warn, "hold", ControllerVersion::new(1, 8, 1), &[]);
+    let rollout = dangerous_rollout();
+    let create = review("Rollout", "rollouts", None, "CREATE", &rollout, None);
+    let held = apply(
+        &rollout,
+        &ask(&a, Endpoint::Mutate, &create).patch().unwrap(),
+    );
+    let update =
+        |new: &Value, old: &Value| review("Rollout", "rollouts", None, "UPDATE", new, Some(old));
+    // Step 3 becomes a setWeight: its entry goes, step 1's stays; the steps are left alone.
+    let mut edited = held.clone();
+    edited["spec"]["strategy"]["canary"]["steps"][3] = json!({"setWeight": 80});
+    let answer = ask(&a, Endpoint::Mutate, &update(&edited, &held));
+    assert_eq!(answer.outcome, Outcome::Mutated);
+    assert!(
+        answer.warnings()[0].contains("no longer held"),
+        "{:?}",
+        answer.warnings()
+    );
+    let after = apply(&edited, &answer.patch().unwrap());
+    assert_eq!(after["spec"], edited["spec"]);
+    assert_eq!(held_record(&after), Some(json!({"1": "5m"})));
+    assert_eq!(after["metadata"]["annotations"]["team"], "payments");
+    assert!(
+        ask(&a, Endpoint::Mutate, &update(&after, &edited))
+            .patch()
+            .is_none()
+    );
+    // Every held step gone: so is the record.
+    let mut emptied = held.clone();
+    emptied["spec"]["strategy"]["canary"]["steps"] = json!([{"setWeight": 50}, {"setWeight": 100}]);
+    let after = apply(
+        &emptied,
+        &ask(&a, Endpoint::Mutate, &update(&emptied, &held))
+            .patch()
+            .unwrap(),
+    );
+    assert_eq!(held_record(&after), None);
+    assert_eq!(
+        after["metadata"]["annotations"],
+        json!({"team": "payments"})
+    );
+    assert!(
+        ask(&a, Endpoint::Mutate, &update(&after, &emptied))
+            .patch()
+            .is_none()
+    );
+    // The hold switched off for the object: it edits nothing, the record included.
+    let mut off = edited.clone();
+    off["metadata"]["annotations"]["rollout-guard.io/guards"] = json!("none");
+    assert!(
+        ask(&a, Endpoint::Mutate, &update(&off, &held))
+            .patch()
+            .is_none()
+    );
+    // Deletes are never patched.
+    let delete = review("Rollout", "rollouts", None, "DELETE", &edited, Some(&held));
+    assert!(ask(&a, Endpoint::Mutate, &delete).patch().is_none());
+}
+
+/// A Rollout that stops matching D1 keeps its held pauses indefinite: putting durations back
+/// would change the steps (restarting an in-flight canary) and could reopen the trap when D1
+/// was lost only for a while (a template applied later). Its record still follows the steps.
+#[test]
+fn held_pauses_stay_held_when_the_rollout_no_longer_matches() {
+    let a = admission(Mode::Warn, "hold", ControllerVersion::new(1, 8, 1), &[]);
+    let rollout = dangerous_rollout();
+    let create = review("Rollout", "rollouts", None, "CREATE", &rollout, None);
+    let mut held = apply(
+        &rollout,
+        &ask(&a, Endpoint::Mutate, &create).patch().unwrap(),
+    );
+    held["status"] = json!({"currentPodHash": "new", "stableRS": "old", "currentStepIndex": 1});
+    let update =
+        |new: &Value, old: &Value| review("Rollout", "rollouts", None, "UPDATE", new, Some(old));
+    let mut unmatched = held.clone();
+    unmatched["spec"]["strategy"]["canary"]
+        .as_object_mut()
+        .unwrap()
+        .remove("analysis");
+    assert!(
+        ask(&a, Endpoint::Mutate, &update(&unmatched, &held))
+            .patch()
+            .is_none(),
+        "no durations put back, and the record still matches the steps"
+    );
+    // The user times pause 3 again themselves: only the record follows.
+    let mut retimed = unmatched.clone();
+    retimed["spec"]["strategy"]["canary"]["steps"][3] = json!({"pause": {"duration": "2m"}});
+    let after = apply(
+        &retimed,
+        &ask(&a, Endpoint::Mutate, &update(&retimed, &unmatched))
+            .patch()
+            .unwrap(),
+    );
+    assert_eq!(after["spec"], retimed["spec"]);
+    assert_eq!(held_record(&after), Some(json!({"1": "5m"})));
+}
+
+/// The controller's own update of an in-flight canary is never made to change the steps, but
+/// a stale record is still pruned (the record is metadata, not steps).
+#[test]
+fn a_skipped_hold_still_prunes_a_stale_record() {
+    let a = admission(Mode::Warn, "hold", ControllerVersion::new(1, 8, 1), &[]);
+    let mut stored = dangerous_rollout();
+    stored["metadata"]["annotations"]["rollout-guard.io/held-pauses"] = json!(r#"{"2":"1m"}"#);
+    stored["status"] = json!({"currentPodHash": "new", "stableRS": "old", "currentStepIndex": 1});
+    let mut update = stored.clone();
+    update["metadata"]["annotations"]["rollout.argoproj.io/revision"] = json!("2");
+    let answer = ask(
+        &a,
+        Endpoint::Mutate,
+        &review(
+            "Rollout",
+            "rollouts",
+            None,
+            "UPDATE",
+            &update,
+            Some(&stored),
+        ),
+    );
+    assert!(
+        answer.warnings().iter().any(|w| w.contains("hold skipped")),
+        "{:?}",
+        answer.warnings()
+    );
+    let after = apply(&update, &answer.patch().expect("the record is pruned"));
+    assert_eq!(after["spec"], update["spec"], "the steps are left alone");
+    assert_eq!(held_record(&after), None);
+}
+
 #[test]
 fn hold_skips_a_template_edit_that_starts_no_new_revision() {
     // `resources: {}` is the same pod template to Argo (no new pod hash), so no new revision
