@@ -134,6 +134,10 @@ struct Request<'a> {
     /// Decoded by the lean reader ([`decode_review`]): the raw objects are read with it too.
     #[serde(skip)]
     lean: bool,
+    /// The whole review, for the rare answers that read `object` and `oldObject` again
+    /// ([`Admission::spec_unchanged`]).
+    #[serde(skip)]
+    body: &'a [u8],
 }
 
 impl Request<'_> {
@@ -485,33 +489,8 @@ impl Admission {
         }
         let findings = self.evaluate(&rollout).findings;
         let subject = ObjectRef::new(Kind::Rollout, &rollout.metadata);
-        let before = if would_deny(&findings, mode) {
-            self.before(req, |old: Rollout| self.evaluate(&old).findings)
-        } else {
-            Vec::new()
-        };
-        Ok(judge(&findings, &before, &subject, mode, Vec::new()))
-    }
-
-    /// The findings of an UPDATE's `oldObject` (read into view `T`, its namespace filled in
-    /// like the object's), for [`judge`] to tell what the update brings; none for other
-    /// operations or an old object that cannot be read. Only asked when enforce mode would
-    /// deny, so the usual review never reads `oldObject`.
-    fn before<'r, T: Deserialize<'r> + HasMeta>(
-        &self,
-        req: &Request<'r>,
-        check: impl FnOnce(T) -> Vec<Finding>,
-    ) -> Vec<Finding> {
-        if req.operation != "UPDATE" {
-            return Vec::new();
-        }
-        match req.old_object.map(|raw| view::<T>(raw, req.lean)) {
-            Some(Ok(mut old)) => {
-                fill_namespace(old.meta_mut(), req);
-                check(old)
-            }
-            _ => Vec::new(),
-        }
+        let unchanged = would_deny(&findings, mode) && spec_unchanged(req, Kind::Rollout)?;
+        Ok(judge(&findings, unchanged, &subject, mode, Vec::new()))
     }
 
     fn validate_template(
@@ -531,13 +510,7 @@ impl Admission {
         let cfg = self.config();
         let findings = check_template(&template, kind, self.catalog.as_ref(), &cfg);
         let subject = ObjectRef::new(kind, &template.metadata);
-        let before = if would_deny(&findings, mode) {
-            self.before(req, |old: AnalysisTemplate| {
-                check_template(&old, kind, self.catalog.as_ref(), &cfg)
-            })
-        } else {
-            Vec::new()
-        };
+        let unchanged = would_deny(&findings, mode) && spec_unchanged(req, kind)?;
         let namespace = template.metadata.namespace.clone().unwrap_or_default();
         let name = subject.name.clone();
         // Templates are read when a run starts, so an edit can make existing Rollouts
@@ -580,7 +553,7 @@ impl Admission {
                 ));
             }
         }
-        Ok(judge(&findings, &before, &subject, mode, extra))
+        Ok(judge(&findings, unchanged, &subject, mode, extra))
     }
 
     fn guard_rollout(
@@ -857,6 +830,7 @@ impl Admission {
         if req.uid.is_empty() {
             return Reply::bad_request("AdmissionReview request has no `uid`");
         }
+        req.body = body;
         let mut decision = self.decide(endpoint, &mut req);
         if decision.unreadable && req.lean && serde_json::from_slice::<IgnoredAny>(body).is_err() {
             // The object the lean pass skipped is not JSON after all: refuse the body as
@@ -905,11 +879,13 @@ impl Reviewer for Admission {
 
     fn overloaded(&self, endpoint: Endpoint, body: &[u8]) -> Reply {
         // The envelope only: the objects stay raw (skipped, never read into views).
-        match json::from_slice::<ReviewIn<'_>>(body)
+        let review = json::from_slice::<ReviewIn<'_>>(body)
             .or_else(|_| serde_json::from_slice::<ReviewIn<'_>>(body))
-            .ok()
-            .and_then(|review| review.request)
-        {
+            .ok();
+        if let Some(error) = review.as_ref().and_then(ReviewIn::version_error) {
+            return Reply::bad_request(&error);
+        }
+        match review.and_then(|review| review.request) {
             Some(r) => {
                 // In enforce mode an unchecked write is refused (retryable, 429), as the
                 // operator asked for; otherwise it passes with a warning, like failurePolicy
@@ -1105,25 +1081,6 @@ fn fill_namespace(meta: &mut ObjectMeta, req: &Request<'_>) {
     }
 }
 
-/// Turns findings into a verdict: in `enforce`, findings at or above the deny threshold deny;
-/// everything else becomes a warning (one line each, rule id first, deterministic order).
-/// The object and namespace of a view, for [`Admission::before`].
-trait HasMeta {
-    fn meta_mut(&mut self) -> &mut ObjectMeta;
-}
-
-impl HasMeta for Rollout {
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
-
-impl HasMeta for AnalysisTemplate {
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
-
 /// Whether `mode` refuses a finding of this severity.
 fn deny_class(f: &Finding, mode: Mode) -> bool {
     mode == Mode::Enforce && f.severity >= Severity::DENY_THRESHOLD
@@ -1133,14 +1090,68 @@ fn would_deny(findings: &[Finding], mode: Mode) -> bool {
     findings.iter().any(|f| deny_class(f, mode))
 }
 
-/// Findings to answers. In enforce mode a deny-class finding is refused unless `before` (the
-/// findings of the object an UPDATE replaces) has the same rule on the same object and path:
-/// an update that brings nothing new (a promote, a restart, an unrelated edit of an object
-/// that was already flagged) is not refused, as Kubernetes' validation ratcheting lets
-/// unchanged invalid fields through; those findings stay warnings, with a line saying why.
+/// Whether an UPDATE leaves the object's spec as it was, but for pausing, resuming or
+/// restarting a Rollout (`spec.paused`, `spec.restartAt`): then enforce mode does not refuse
+/// it for findings the object already had, like Kubernetes' validation ratcheting (see
+/// [`judge`]). Anything else in the spec counts, a new revision (pod template) above all:
+/// that starts a canary into the flagged pause. A pod template that only gains nulls or
+/// empty values is no new revision ([`pod_templates_agree`]).
+///
+/// Asked only when enforce mode would deny, so the usual review never reads `oldObject`:
+/// the body is read again here, keeping both objects raw. A body serde_json refuses is an
+/// error (the review is then answered as the reference reader answers it); an object or old
+/// object that is not shaped like one is a change.
+fn spec_unchanged(req: &Request<'_>, kind: Kind) -> serde_json::Result<bool> {
+    #[derive(Deserialize)]
+    struct Review<'a> {
+        #[serde(borrow)]
+        request: Option<Objects<'a>>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Objects<'a> {
+        #[serde(borrow, default)]
+        object: Option<RawJson<'a>>,
+        #[serde(borrow, default)]
+        old_object: Option<RawJson<'a>>,
+    }
+    if req.operation != "UPDATE" {
+        return Ok(false);
+    }
+    let review: Review<'_> = serde_json::from_slice(req.body)?;
+    let Some((new, old)) = review.request.and_then(|r| r.object.zip(r.old_object)) else {
+        return Ok(false);
+    };
+    let part = if kind == Kind::Rollout {
+        Part::RolloutSpec
+    } else {
+        Part::Whole
+    };
+    let spec = |raw: RawJson<'_>| -> Option<Value> {
+        let mut spec = guard_tree(raw, part).ok()?.get_mut("spec")?.take();
+        if kind == Kind::Rollout {
+            let fields = spec.as_object_mut()?;
+            fields.remove("paused");
+            fields.remove("restartAt");
+        }
+        Some(spec)
+    };
+    Ok(match (spec(new), spec(old)) {
+        (Some(a), Some(b)) if a == b => {
+            kind != Kind::Rollout || pod_templates_agree(new, old).unwrap_or(false)
+        }
+        _ => false,
+    })
+}
+
+/// Turns findings into a verdict: in `enforce`, findings at or above the deny threshold deny;
+/// everything else becomes a warning (one line each, rule id first, deterministic order).
+/// With `unchanged` ([`spec_unchanged`]: an UPDATE that leaves the spec as it was, a promote,
+/// a restart or a label edit of an object that was flagged before) nothing is refused: the
+/// findings were there before the update and stay warnings, under a first line saying why.
 fn judge(
     findings: &[Finding],
-    before: &[Finding],
+    unchanged: bool,
     subject: &ObjectRef,
     mode: Mode,
     extra: Vec<(Rule, String)>,
@@ -1162,20 +1173,15 @@ fn judge(
             write!(out, "{} {}: {}", f.object, f.path, f.message)
         };
     };
-    let existed = |f: &Finding| {
-        before
-            .iter()
-            .any(|b| b.rule == f.rule && b.path == f.path && b.object == f.object)
-    };
-    let denies = |f: &&Finding| deny_class(f, mode) && !existed(f);
+    let denies = |f: &&Finding| deny_class(f, mode) && !unchanged;
     let kept = findings
         .iter()
-        .filter(|f| deny_class(f, mode) && existed(f))
+        .filter(|f| deny_class(f, mode) && unchanged)
         .count();
     let ratchet = (kept > 0).then(|| {
         format!(
-            "rollout-guard: mode enforce: {kept} finding(s) below were already there before this \
-             update, which does not add them, so they do not refuse it"
+            "rollout-guard: mode enforce: this update leaves the spec as it was (but for \
+             pausing or restarting), so the {kept} finding(s) it already had do not refuse it"
         )
     });
     // Budgeted once, with any other lines, in `decide`.
@@ -1664,7 +1670,7 @@ mod tests {
         };
         for count in [1, 2, 40] {
             let findings: Vec<Finding> = (0..count).map(long).collect();
-            let decision = judge(&findings, &[], &subject, Mode::Enforce, Vec::new());
+            let decision = judge(&findings, false, &subject, Mode::Enforce, Vec::new());
             let message = decision.denied.expect("denied").message;
             assert!(message.len() <= DENIAL_MAX, "{}", message.len());
             assert!(

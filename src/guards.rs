@@ -316,6 +316,16 @@ pub fn status_guard(new: &mut Value, old: &Value) -> Option<String> {
 /// exactly what the guard wrote from it, and left as the user wrote it otherwise.
 pub fn fail_closed(template: &mut Value) -> Option<String> {
     let recorded = read_record(template, FAIL_CLOSED_ANNOTATION);
+    let present: Vec<String> = template
+        .pointer("/spec/metrics")
+        .and_then(Value::as_array)
+        .map(|metrics| {
+            metrics
+                .iter()
+                .filter_map(|m| Some(m.get("name")?.as_str()?.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
     let metrics = match template.pointer_mut("/spec/metrics") {
         None => None,
         Some(Value::Array(metrics)) => Some(metrics),
@@ -323,6 +333,13 @@ pub fn fail_closed(template: &mut Value) -> Option<String> {
         Some(_) => return None,
     };
     let old_record = recorded.clone().unwrap_or_default();
+    // Entries whose metric is gone: a renamed metric still carrying the guard's edit takes
+    // its entry over, or the original would be lost with the old name.
+    let mut orphans: Vec<&String> = old_record
+        .keys()
+        .filter(|name| !present.contains(name))
+        .collect();
+    let mut renamed: Vec<(String, String)> = Vec::new();
     let mut record = Map::new();
     let mut closed: Vec<String> = Vec::new();
     let mut restored: Vec<String> = Vec::new();
@@ -335,7 +352,18 @@ pub fn fail_closed(template: &mut Value) -> Option<String> {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let entry = old_record.get(&name).and_then(Value::as_object);
+        let mut entry = old_record.get(&name).and_then(Value::as_object);
+        if entry.is_none()
+            && let Some(i) = orphans.iter().position(|old| {
+                old_record[old.as_str()]
+                    .as_object()
+                    .is_some_and(|e| still_edited(m, e))
+            })
+        {
+            let old = orphans.remove(i);
+            entry = old_record[old.as_str()].as_object();
+            renamed.push((format!("`{old}`"), format!("`{name}`")));
+        }
         let mut kept = Map::new();
         let edits = [
             close_kayenta(m, entry, &mut kept),
@@ -386,9 +414,14 @@ pub fn fail_closed(template: &mut Value) -> Option<String> {
             restored.join(", ")
         ));
     }
+    for (old, new) in &renamed {
+        said.push(format!(
+            "fail-closed: record of {old} now under {new} (renamed)"
+        ));
+    }
     let forgotten: Vec<String> = dropped
         .into_iter()
-        .filter(|n| !restored.contains(n))
+        .filter(|n| !restored.contains(n) && !renamed.iter().any(|(old, _)| old == n))
         .collect();
     if !forgotten.is_empty() {
         said.push(format!(
@@ -400,6 +433,26 @@ pub fn fail_closed(template: &mut Value) -> Option<String> {
         said.push(format!("fail-closed: {FAIL_CLOSED_ANNOTATION} updated"));
     }
     Some(said.join("; "))
+}
+
+/// Whether a metric still carries the edit recorded in `entry`: a failure condition written
+/// from the recorded one, or a Kayenta marginal at the recorded pass.
+fn still_edited(m: &Map<String, Value>, entry: &Map<String, Value>) -> bool {
+    let by_condition = entry
+        .get("failureCondition")
+        .and_then(Value::as_str)
+        .zip(m.get("failureCondition").and_then(Value::as_str))
+        .is_some_and(|(original, failure)| written_from(failure.trim(), original));
+    let marginal = m
+        .get("provider")
+        .and_then(|p| p.pointer("/kayenta/threshold/marginal"))
+        .and_then(Value::as_i64);
+    let by_kayenta = entry.contains_key("marginal")
+        && entry
+            .get("pass")
+            .and_then(Value::as_i64)
+            .is_some_and(|pass| Some(pass) == marginal);
+    by_condition || by_kayenta
 }
 
 /// What a fail-closed step did to one metric.
@@ -785,6 +838,53 @@ mod tests {
         ]}});
         assert!(fail_closed(&mut t).is_some());
         t
+    }
+
+    #[test]
+    fn fail_closed_carries_a_record_over_to_a_renamed_metric() {
+        let closed = closed_template();
+        let mut renamed = closed.clone();
+        renamed["spec"]["metrics"][0]["name"] = json!("a2");
+        renamed["spec"]["metrics"][2]["name"] = json!("k2");
+        let (after, said) = fail_closed_once(&renamed);
+        let said = said.expect("the record moves with the metrics");
+        assert!(
+            said.contains("record of `a` now under `a2` (renamed)"),
+            "{said}"
+        );
+        assert!(
+            said.contains("record of `k` now under `k2` (renamed)"),
+            "{said}"
+        );
+        assert!(!said.contains("dropped"), "{said}");
+        let record = record_of(&after).unwrap();
+        assert_eq!(record["a2"], record_of(&closed).unwrap()["a"]);
+        assert_eq!(record["k2"], record_of(&closed).unwrap()["k"]);
+        assert!(
+            record.get("a").is_none() && record.get("k").is_none(),
+            "{record}"
+        );
+        assert_eq!(after["spec"], renamed["spec"], "only the record changes");
+        // Removing S from the renamed metric still puts the original F back.
+        let mut without_s = after.clone();
+        without_s["spec"]["metrics"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("successCondition");
+        let (restored, _) = fail_closed_once(&without_s);
+        assert_eq!(
+            restored["spec"]["metrics"][0]["failureCondition"],
+            "result[0] < 0.9"
+        );
+        // A renamed metric the user rewrote takes nothing over: the entry is dropped.
+        let mut rewritten = renamed.clone();
+        rewritten["spec"]["metrics"][0]["failureCondition"] = json!("result[0] < 0.5");
+        let (after, said) = fail_closed_once(&rewritten);
+        assert!(said.unwrap().contains("record of `a` dropped"));
+        assert_eq!(
+            after["spec"]["metrics"][0]["failureCondition"],
+            "(result[0] < 0.5) || !(result[0] >= 0.95)"
+        );
     }
 
     #[test]
