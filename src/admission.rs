@@ -882,8 +882,20 @@ impl Reviewer for Admission {
         let review = json::from_slice::<ReviewIn<'_>>(body)
             .or_else(|_| serde_json::from_slice::<ReviewIn<'_>>(body))
             .ok();
+        // The envelope's errors as `answer` words them.
         if let Some(error) = review.as_ref().and_then(ReviewIn::version_error) {
             return Reply::bad_request(&error);
+        }
+        let request = review.as_ref().map(|r| r.request.is_some());
+        if request == Some(false) {
+            return Reply::bad_request("AdmissionReview has no `request`");
+        }
+        if review
+            .as_ref()
+            .and_then(|r| r.request.as_ref())
+            .is_some_and(|r| r.uid.is_empty())
+        {
+            return Reply::bad_request("AdmissionReview request has no `uid`");
         }
         match review.and_then(|review| review.request) {
             Some(r) => {

@@ -316,34 +316,56 @@ pub fn status_guard(new: &mut Value, old: &Value) -> Option<String> {
 /// exactly what the guard wrote from it, and left as the user wrote it otherwise.
 pub fn fail_closed(template: &mut Value) -> Option<String> {
     let recorded = read_record(template, FAIL_CLOSED_ANNOTATION);
-    let present: Vec<String> = template
-        .pointer("/spec/metrics")
-        .and_then(Value::as_array)
-        .map(|metrics| {
-            metrics
-                .iter()
-                .filter_map(|m| Some(m.get("name")?.as_str()?.to_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let metrics = match template.pointer_mut("/spec/metrics") {
-        None => None,
-        Some(Value::Array(metrics)) => Some(metrics),
+    let old_record = recorded.clone().unwrap_or_default();
+    let none = Vec::new();
+    let metrics = match template.pointer("/spec/metrics") {
+        // No metrics: a record of metrics that are all gone is dropped below.
+        None => &none,
+        Some(Value::Array(metrics)) => metrics,
         // Not a list: nothing here is read, so nothing is touched.
         Some(_) => return None,
     };
-    let old_record = recorded.clone().unwrap_or_default();
-    // Entries whose metric is gone: a renamed metric still carrying the guard's edit takes
-    // its entry over, or the original would be lost with the old name.
-    let mut orphans: Vec<&String> = old_record
-        .keys()
-        .filter(|name| !present.contains(name))
+    // Argo refuses a template whose metric names repeat (`duplicate-metric-name`), and a
+    // record keyed by name cannot tell such metrics apart: left as it is.
+    let names: Vec<&str> = metrics
+        .iter()
+        .filter_map(|m| m.get("name")?.as_str())
         .collect();
+    if names
+        .iter()
+        .enumerate()
+        .any(|(i, n)| names[..i].contains(n))
+    {
+        return None;
+    }
+    // Entries their own metric still carries; the others may be taken over by a metric that
+    // carries their condition edit under another name (renamed, or names swapped), or the
+    // original would be lost with the name. Kayenta entries are not taken over: a marginal at
+    // the pass is also what people write by hand. An entry the guard just wrote is carried by
+    // its own metric, so the next pass takes nothing over and changes nothing.
+    let claimed: Vec<String> = metrics
+        .iter()
+        .filter_map(|m| {
+            let m = m.as_object()?;
+            let name = m.get("name")?.as_str()?;
+            let entry = old_record.get(name)?.as_object()?;
+            still_edited(m, entry).then(|| name.to_owned())
+        })
+        .collect();
+    let adoptable: Vec<&String> = old_record
+        .keys()
+        .filter(|name| !claimed.contains(name))
+        .collect();
+    let mut no_metrics = Vec::new();
+    let metrics = match template.pointer_mut("/spec/metrics") {
+        Some(Value::Array(metrics)) => metrics,
+        _ => &mut no_metrics,
+    };
     let mut renamed: Vec<(String, String)> = Vec::new();
     let mut record = Map::new();
     let mut closed: Vec<String> = Vec::new();
     let mut restored: Vec<String> = Vec::new();
-    for metric in metrics.into_iter().flatten() {
+    for metric in metrics.iter_mut() {
         let Some(m) = metric.as_object_mut() else {
             continue;
         };
@@ -353,16 +375,16 @@ pub fn fail_closed(template: &mut Value) -> Option<String> {
             .unwrap_or_default()
             .to_owned();
         let mut entry = old_record.get(&name).and_then(Value::as_object);
-        if entry.is_none()
-            && let Some(i) = orphans.iter().position(|old| {
-                old_record[old.as_str()]
-                    .as_object()
-                    .is_some_and(|e| still_edited(m, e))
+        if !claimed.contains(&name)
+            && let Some(other) = adoptable.iter().find(|other| {
+                **other != &name
+                    && old_record[other.as_str()]
+                        .as_object()
+                        .is_some_and(|e| carries_condition_edit(m, e))
             })
         {
-            let old = orphans.remove(i);
-            entry = old_record[old.as_str()].as_object();
-            renamed.push((format!("`{old}`"), format!("`{name}`")));
+            entry = old_record[other.as_str()].as_object();
+            renamed.push((format!("`{other}`"), format!("`{name}`")));
         }
         let mut kept = Map::new();
         let edits = [
@@ -435,14 +457,20 @@ pub fn fail_closed(template: &mut Value) -> Option<String> {
     Some(said.join("; "))
 }
 
-/// Whether a metric still carries the edit recorded in `entry`: a failure condition written
-/// from the recorded one, or a Kayenta marginal at the recorded pass.
-fn still_edited(m: &Map<String, Value>, entry: &Map<String, Value>) -> bool {
-    let by_condition = entry
+/// Whether a metric's failure condition is one the guard wrote from the condition recorded in
+/// `entry`.
+fn carries_condition_edit(m: &Map<String, Value>, entry: &Map<String, Value>) -> bool {
+    entry
         .get("failureCondition")
         .and_then(Value::as_str)
         .zip(m.get("failureCondition").and_then(Value::as_str))
-        .is_some_and(|(original, failure)| written_from(failure.trim(), original));
+        .is_some_and(|(original, failure)| written_from(failure.trim(), original))
+}
+
+/// Whether a metric still carries the edit recorded in `entry`: a failure condition written
+/// from the recorded one, or a Kayenta marginal at the recorded pass.
+fn still_edited(m: &Map<String, Value>, entry: &Map<String, Value>) -> bool {
+    let by_condition = carries_condition_edit(m, entry);
     let marginal = m
         .get("provider")
         .and_then(|p| p.pointer("/kayenta/threshold/marginal"))
@@ -845,23 +873,20 @@ mod tests {
         let closed = closed_template();
         let mut renamed = closed.clone();
         renamed["spec"]["metrics"][0]["name"] = json!("a2");
+        // A renamed Kayenta metric takes nothing over (a marginal at the pass is also what
+        // people write by hand): its entry is dropped, the threshold stays as it is.
         renamed["spec"]["metrics"][2]["name"] = json!("k2");
         let (after, said) = fail_closed_once(&renamed);
-        let said = said.expect("the record moves with the metrics");
+        let said = said.expect("the record moves with the metric");
         assert!(
             said.contains("record of `a` now under `a2` (renamed)"),
             "{said}"
         );
-        assert!(
-            said.contains("record of `k` now under `k2` (renamed)"),
-            "{said}"
-        );
-        assert!(!said.contains("dropped"), "{said}");
+        assert!(said.contains("record of `k` dropped"), "{said}");
         let record = record_of(&after).unwrap();
         assert_eq!(record["a2"], record_of(&closed).unwrap()["a"]);
-        assert_eq!(record["k2"], record_of(&closed).unwrap()["k"]);
         assert!(
-            record.get("a").is_none() && record.get("k").is_none(),
+            record.get("a").is_none() && record.get("k2").is_none(),
             "{record}"
         );
         assert_eq!(after["spec"], renamed["spec"], "only the record changes");
@@ -880,11 +905,87 @@ mod tests {
         let mut rewritten = renamed.clone();
         rewritten["spec"]["metrics"][0]["failureCondition"] = json!("result[0] < 0.5");
         let (after, said) = fail_closed_once(&rewritten);
-        assert!(said.unwrap().contains("record of `a` dropped"));
+        let said = said.unwrap();
+        assert!(said.contains("record of `a`, `k` dropped"), "{said}");
         assert_eq!(
             after["spec"]["metrics"][0]["failureCondition"],
             "(result[0] < 0.5) || !(result[0] >= 0.95)"
         );
+    }
+
+    #[test]
+    fn fail_closed_follows_swapped_and_reused_names() {
+        let closed = closed_template();
+        let original = |t: &Value, name: &str| record_of(t).unwrap()[name].clone();
+        // Names swapped: each entry follows the metric that carries its edit.
+        let mut swapped = closed.clone();
+        swapped["spec"]["metrics"][0]["name"] = json!("b");
+        swapped["spec"]["metrics"][1]["name"] = json!("a");
+        let (after, said) = fail_closed_once(&swapped);
+        assert!(said.is_some());
+        assert_eq!(original(&after, "b"), original(&closed, "a"));
+        assert_eq!(original(&after, "a"), original(&closed, "b"));
+        // Renamed, and a new metric takes the old name: the renamed one keeps the original.
+        let mut reused = closed.clone();
+        reused["spec"]["metrics"][0]["name"] = json!("a2");
+        reused["spec"]["metrics"].as_array_mut().unwrap().push(json!(
+            {"name": "a", "successCondition": "y > 1", "failureCondition": "y < 0", "provider": {"web": {}}}
+        ));
+        let (after, _) = fail_closed_once(&reused);
+        assert_eq!(original(&after, "a2"), original(&closed, "a"));
+        assert_eq!(original(&after, "a"), json!({"failureCondition": "y < 0"}));
+        // Copied under a new name: both carry the edit, both keep the original.
+        let mut copied = closed.clone();
+        let copy = json!(closed["spec"]["metrics"][0].clone());
+        copied["spec"]["metrics"][0]["name"] = json!("a2");
+        let mut copy = copy;
+        copy["name"] = json!("c");
+        copied["spec"]["metrics"]
+            .as_array_mut()
+            .unwrap()
+            .insert(0, copy);
+        let (after, _) = fail_closed_once(&copied);
+        assert_eq!(original(&after, "a2"), original(&closed, "a"));
+        assert_eq!(original(&after, "c"), original(&closed, "a"));
+    }
+
+    #[test]
+    fn fail_closed_gives_no_kayenta_record_to_another_metric() {
+        let mut t = closed_template();
+        // A metric the user closed by hand, then the guarded Kayenta metric deleted.
+        t["spec"]["metrics"].as_array_mut().unwrap().push(json!(
+            {"name": "u", "provider": {"kayenta": {"threshold": {"pass": 90, "marginal": 90}}}}
+        ));
+        t["spec"]["metrics"].as_array_mut().unwrap().remove(2);
+        let (after, said) = fail_closed_once(&t);
+        let said = said.unwrap();
+        assert!(said.contains("record of `k` dropped"), "{said}");
+        assert!(record_of(&after).unwrap().get("u").is_none());
+    }
+
+    #[test]
+    fn fail_closed_leaves_a_template_with_repeated_metric_names_alone() {
+        // Argo refuses it, and a record keyed by name cannot tell the two apart.
+        let mut t = closed_template();
+        t["spec"]["metrics"].as_array_mut().unwrap().push(json!(
+            {"name": "a", "failureCondition": "(result[0] < 0.9) || !(z)", "provider": {"web": {}}}
+        ));
+        let before = t.clone();
+        assert_eq!(fail_closed(&mut t), None);
+        assert_eq!(t, before);
+    }
+
+    /// Found by fuzzing: a metric without a success condition whose failure condition has the
+    /// guard's shape took over the entry the first pass wrote for another metric.
+    #[test]
+    fn fail_closed_takes_over_no_entry_it_just_wrote() {
+        let t = json!({"metadata": {"name": "t"}, "spec": {"metrics": [
+            {"name": "c", "successCondition": "result[0] < 0.9", "failureCondition": "result[0] < 0.9", "provider": {"prometheus": {}}},
+            {"name": "d", "failureCondition": "(result[0] < 0.9) || !(x)", "provider": {"prometheus": {}}}
+        ]}});
+        let (after, said) = fail_closed_once(&t);
+        assert!(said.is_some());
+        assert_eq!(after["spec"]["metrics"][1], t["spec"]["metrics"][1]);
     }
 
     #[test]
