@@ -89,7 +89,22 @@ struct ReviewIn<'a> {
 /// The only AdmissionReview version rollout-guard reads and writes.
 const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
 
-impl ReviewIn<'_> {
+impl<'a> ReviewIn<'a> {
+    /// The request of a v1 AdmissionReview that has one with a uid; otherwise what is
+    /// missing, for a 400. Every answer, overloaded or not, checks the envelope here.
+    fn into_request(self) -> Result<Request<'a>, Cow<'static, str>> {
+        if let Some(error) = self.version_error() {
+            return Err(error.into());
+        }
+        let Some(req) = self.request else {
+            return Err("AdmissionReview has no `request`".into());
+        };
+        if req.uid.is_empty() {
+            return Err("AdmissionReview request has no `uid`".into());
+        }
+        Ok(req)
+    }
+
     /// Why the envelope is not an `admission.k8s.io/v1` AdmissionReview: the API server
     /// refuses an answer in another version than its request, so answering v1 to a v1beta1
     /// review would only move the error there.
@@ -821,15 +836,10 @@ impl Admission {
             Ok(r) => r,
             Err(e) => return Reply::bad_request(&format!("body is not an AdmissionReview: {e}")),
         };
-        if let Some(error) = review.version_error() {
-            return Reply::bad_request(&error);
-        }
-        let Some(mut req) = review.request else {
-            return Reply::bad_request("AdmissionReview has no `request`");
+        let mut req = match review.into_request() {
+            Ok(req) => req,
+            Err(error) => return Reply::bad_request(&error),
         };
-        if req.uid.is_empty() {
-            return Reply::bad_request("AdmissionReview request has no `uid`");
-        }
         req.body = body;
         let mut decision = self.decide(endpoint, &mut req);
         if decision.unreadable && req.lean && serde_json::from_slice::<IgnoredAny>(body).is_err() {
@@ -880,25 +890,11 @@ impl Reviewer for Admission {
     fn overloaded(&self, endpoint: Endpoint, body: &[u8]) -> Reply {
         // The envelope only: the objects stay raw (skipped, never read into views).
         let review = json::from_slice::<ReviewIn<'_>>(body)
-            .or_else(|_| serde_json::from_slice::<ReviewIn<'_>>(body))
-            .ok();
-        // The envelope's errors as `answer` words them.
-        if let Some(error) = review.as_ref().and_then(ReviewIn::version_error) {
-            return Reply::bad_request(&error);
-        }
-        let request = review.as_ref().map(|r| r.request.is_some());
-        if request == Some(false) {
-            return Reply::bad_request("AdmissionReview has no `request`");
-        }
-        if review
-            .as_ref()
-            .and_then(|r| r.request.as_ref())
-            .is_some_and(|r| r.uid.is_empty())
-        {
-            return Reply::bad_request("AdmissionReview request has no `uid`");
-        }
-        match review.and_then(|review| review.request) {
-            Some(r) => {
+            .or_else(|_| serde_json::from_slice::<ReviewIn<'_>>(body));
+        match review.map(ReviewIn::into_request) {
+            Err(_) => Reply::bad_request("body is not an AdmissionReview"),
+            Ok(Err(error)) => Reply::bad_request(&error),
+            Ok(Ok(r)) => {
                 // In enforce mode an unchecked write is refused (retryable, 429), as the
                 // operator asked for; otherwise it passes with a warning, like failurePolicy
                 // Ignore. Guards are skipped either way: no patch without a decision. The
@@ -939,7 +935,6 @@ impl Reviewer for Admission {
                     }),
                 }
             }
-            None => Reply::bad_request("body is not an AdmissionReview"),
         }
     }
 
