@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Peak memory of the webhook under large /mutate reviews: the hold guard's JSON trees are the
-# server's largest allocation per request, and the chart limits the pod to 256 Mi.
+# server's largest allocation per request, and the chart limits the pod to 384 Mi.
 #
 #   benches/large_bodies.sh            # build, then measure (about a minute)
 #   NO_BUILD=1 benches/large_bodies.sh # reuse target/release
+#   ENV_VARS=110000 ...                # larger env bodies (6.6 MB; the default 40,000: 2.4 MB)
 #
 # Three bodies, each the load-test review (tests/fixtures/load/rollout-update-review.json)
 # grown in both `object` and `oldObject`, written to a temporary directory:
@@ -39,9 +40,10 @@ cleanup() {
 trap cleanup EXIT
 
 "$BIN" certs --out-dir "$TMP/certs" >/dev/null
-python3 - "$TMP" <<'EOF'
+python3 - "$TMP" "${ENV_VARS:-40000}" <<'EOF'
 import json, sys
 out = sys.argv[1]
+env_vars = int(sys.argv[2])
 base = json.load(open("tests/fixtures/load/rollout-update-review.json"))
 
 def write(name, grow):
@@ -58,7 +60,7 @@ def managed_fields(obj):
 
 def env(obj):
     container = obj["spec"]["template"]["spec"]["containers"][0]
-    container["env"] = [{"name": f"V{i}", "value": "x"} for i in range(40000)]
+    container["env"] = [{"name": f"V{i}", "value": "x"} for i in range(env_vars)]
 
 def env_in_flight(obj):
     env(obj)
