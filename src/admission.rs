@@ -231,35 +231,33 @@ impl<'de> Visitor<'de> for FastReview {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let (mut request, mut api_version, mut kind) = (None, None, None);
+        // As `FastRequest` does: a field seen twice is an error, as serde's derive says.
+        const FIELDS: [&str; 3] = ["request", "apiVersion", "kind"];
+        let mut seen = [false; FIELDS.len()];
+        let mut review = ReviewIn {
+            api_version: None,
+            kind: None,
+            request: None,
+        };
         while let Some(key) = map.next_key::<&'de str>()? {
-            let seen = match key {
-                "request" => request.is_some(),
-                "apiVersion" => api_version.is_some(),
-                "kind" => kind.is_some(),
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
+            let Some(field) = FIELDS.iter().position(|f| *f == key) else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
             };
-            if seen {
-                return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+            if std::mem::replace(&mut seen[field], true) {
+                return Err(de::Error::duplicate_field(FIELDS[field]));
             }
-            match key {
-                "request" => {
-                    request = Some(map.next_value_seed(FastRequest {
+            match field {
+                0 => {
+                    review.request = Some(map.next_value_seed(FastRequest {
                         endpoint: self.endpoint,
                     })?)
                 }
-                "apiVersion" => api_version = map.next_value::<Option<Str<'de>>>()?.map(|t| t.0),
-                _ => kind = map.next_value::<Option<Str<'de>>>()?.map(|t| t.0),
+                1 => review.api_version = map.next_value::<Option<Str<'de>>>()?.map(|t| t.0),
+                _ => review.kind = map.next_value::<Option<Str<'de>>>()?.map(|t| t.0),
             }
         }
-        Ok(ReviewIn {
-            api_version,
-            kind,
-            request,
-        })
+        Ok(review)
     }
 }
 

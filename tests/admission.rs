@@ -543,6 +543,21 @@ fn only_v1_admission_reviews_are_answered() {
             }
         }
     }
+    // A field given twice is refused alike by both readers, a first `null` included.
+    let twice = String::from_utf8(api_server_order(&good))
+        .unwrap()
+        .replacen(
+            r#""apiVersion":"admission.k8s.io/v1""#,
+            r#""apiVersion":null,"apiVersion":"admission.k8s.io/v1""#,
+            1,
+        );
+    let reply = a.review(Endpoint::Validate, twice.as_bytes());
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        reply.body,
+        a.review_reference(Endpoint::Validate, twice.as_bytes())
+            .body
+    );
     // The envelope's type may be left out (reviews built by hand); v1 is assumed.
     let mut bare = good.clone();
     bare.as_object_mut().unwrap().remove("apiVersion");
