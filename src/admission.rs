@@ -607,12 +607,13 @@ impl Admission {
         };
         if let Some(old_raw) = req.old_object {
             let old = guard_tree(old_raw, Part::RolloutSpec)?;
-            let same_template = || pod_templates_agree(raw, old_raw);
-            if would_restart_canary(&original, &held, &old, same_template)? {
-                let skipped = sanitize(format!(
+            // The pod templates last: only read when the steps and status leave it open.
+            if would_restart_canary(&original, &held, &old) && pod_templates_agree(raw, old_raw)? {
+                // Sanitized with every other line in `decide`'s budget.
+                let skipped = format!(
                     "{}: hold skipped: converting the pauses now would restart the in-flight canary; it applies to the next revision",
                     Rule::InconclusiveTimedPause
-                ));
+                );
                 let mut decision = pruned().map_or_else(Decision::default, |(pruned, said)| {
                     patched(&original, &pruned, &said)
                 });
@@ -734,10 +735,11 @@ impl Admission {
         expected: &str,
     ) -> Option<T> {
         let mut not_understood = |place: &str, text: &str| {
-            notes.push(sanitize(format!(
+            // Sanitized with every other line in `decide`'s budget.
+            notes.push(format!(
                 "rollout-guard: {place} annotation {key}: {:?} is not understood (expected {expected}); ignored",
                 truncate(text.to_owned(), 64)
-            )));
+            ));
         };
         if let Some(text) = meta.annotation(key) {
             match parse(text) {
@@ -1399,24 +1401,22 @@ impl<'de> Visitor<'de> for SignificantVisitor {
 /// Changing the steps changes `status.currentStepHash`, which restarts an in-flight canary
 /// from step 0. The hold guard may change them only when that restarts nothing new: the
 /// result equals the stored steps, the update changes the steps or the pod template anyway,
-/// or no canary is in flight (a fully promoted Rollout is not restarted). The pod templates
-/// are compared last, and only read then (`same_template`).
-fn would_restart_canary(
-    new: &Value,
-    held: &Value,
-    old: &Value,
-    same_template: impl FnOnce() -> serde_json::Result<bool>,
-) -> serde_json::Result<bool> {
+/// or no canary is in flight (a fully promoted Rollout is not restarted). The caller compares
+/// the pod templates last, when this says a canary would restart.
+fn would_restart_canary(new: &Value, held: &Value, old: &Value) -> bool {
     let steps = "/spec/strategy/canary/steps";
     if held.pointer(steps) == old.pointer(steps) || new.pointer(steps) != old.pointer(steps) {
-        return Ok(false);
+        return false;
     }
-    let status = |f: &str| old.pointer(&format!("/status/{f}")).and_then(Value::as_str);
-    let in_flight = matches!(
+    let status = |f: &str| {
+        old.get("status")
+            .and_then(|s| s.get(f))
+            .and_then(Value::as_str)
+    };
+    matches!(
         (status("currentPodHash"), status("stableRS")),
         (Some(current), Some(stable)) if current != stable
-    );
-    Ok(in_flight && same_template()?)
+    )
 }
 
 #[cfg(test)]

@@ -85,13 +85,13 @@ impl<'a> Walker<'a> {
                     replicas: Some(n), ..
                 }),
                 true,
-            ) if dynamic => self.at_least_min(*n),
-            (
-                Some(SetCanaryScale {
-                    replicas: Some(n), ..
-                }),
-                true,
-            ) => *n,
+            ) => {
+                if dynamic {
+                    self.at_least_min(*n)
+                } else {
+                    *n
+                }
+            }
             (
                 Some(SetCanaryScale {
                     weight: Some(w), ..
