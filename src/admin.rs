@@ -5,7 +5,6 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -62,33 +61,24 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let http = conn::http1();
     let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    let watcher = graceful.watcher();
-                    let http = http.clone();
-                    let router = router.clone();
-                    tokio::spawn(async move {
-                        let served =
-                            conn::serve_connection(&http, tcp, timeouts, router, watcher, |_| {})
-                                .await;
-                        if let Err(error) = served {
-                            tracing::debug!(%peer, %error, "admin connection ended with an error");
-                        }
-                    });
+    let listener = conn::accept_until(
+        listener,
+        "admin",
+        &graceful,
+        shutdown,
+        |tcp, peer, watcher| {
+            let http = http.clone();
+            let router = router.clone();
+            tokio::spawn(async move {
+                let served =
+                    conn::serve_connection(&http, tcp, timeouts, router, watcher, |_| {}).await;
+                if let Err(error) = served {
+                    tracing::debug!(%peer, %error, "admin connection ended with an error");
                 }
-                Err(error) => {
-                    // Typically EMFILE: back off instead of spinning on the error.
-                    tracing::warn!(%error, "admin accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-        }
-    }
+            });
+        },
+    )
+    .await;
     drop(listener);
     graceful.shutdown().await;
     Ok(())

@@ -14,7 +14,9 @@
 //! Both ports serve their connections through [`serve_connection`]: the HTTPS port over TLS,
 //! the admin port over plain TCP.
 
+use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,8 +28,9 @@ use axum::response::Response;
 use futures::task::AtomicWaker;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::Watcher;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt as _;
 
@@ -78,6 +81,35 @@ impl Activity {
         self.busy.store(true, Ordering::Release);
         self.started.fetch_add(1, Ordering::AcqRel);
         Busy(Arc::clone(self))
+    }
+}
+
+/// Accepts connections on `listener` until `shutdown` resolves (checked first, so a steady
+/// stream of connections cannot hold it off), handing each to `serve` with a watcher of
+/// `graceful` taken at accept, so that the drain also waits for connections still in their
+/// handshake. A failed accept (typically EMFILE) backs off for 50 ms instead of spinning on
+/// the error. `port` names the listener in that warning. Returns the listener, for the
+/// caller to close when it chooses.
+pub async fn accept_until(
+    listener: TcpListener,
+    port: &'static str,
+    graceful: &GracefulShutdown,
+    shutdown: impl Future<Output = ()>,
+    mut serve: impl FnMut(TcpStream, SocketAddr, Watcher),
+) -> TcpListener {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => return listener,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => serve(tcp, peer, graceful.watcher()),
+                Err(error) => {
+                    tracing::warn!(port, %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
     }
 }
 

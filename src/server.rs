@@ -776,61 +776,45 @@ impl Server {
                 tokio::time::sleep(shutdown_delay).await;
             }
         };
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                biased;
-                () = &mut shutdown => break,
-                accepted = self.https.accept() => match accepted {
-                    Ok((tcp, peer)) => {
-                        // Watch from accept on, so shutdown also waits for connections that
-                        // are still in their handshake.
-                        let watcher = graceful.watcher();
-                        let acceptor = acceptor.clone();
-                        let http = http.clone();
-                        let router = router.clone();
-                        let draining = Arc::clone(&draining);
-                        tokio::spawn(async move {
-                            let _ = tcp.set_nodelay(true);
-                            let tls = match tokio::time::timeout(
-                                header_timeout,
-                                acceptor.accept(tcp),
-                            )
-                            .await
-                            {
-                                Ok(Ok(tls)) => tls,
-                                Ok(Err(error)) => return log_handshake_error(peer, &error),
-                                Err(_) => {
-                                    tracing::debug!(%peer, "tls handshake timed out");
-                                    return;
-                                }
-                            };
-                            let amend = move |response: &mut Response| {
-                                if draining.load(Ordering::SeqCst) {
-                                    response.headers_mut().insert(
-                                        header::CONNECTION,
-                                        HeaderValue::from_static("close"),
-                                    );
-                                }
-                            };
-                            let served =
-                                conn::serve_connection(&http, tls, timeouts, router, watcher, amend)
-                                    .await;
-                            if let Err(error) = served {
-                                tracing::debug!(%peer, %error, "connection ended with an error");
-                            }
-                        });
+        let https = conn::accept_until(
+            self.https,
+            "https",
+            &graceful,
+            shutdown,
+            |tcp, peer, watcher| {
+                let acceptor = acceptor.clone();
+                let http = http.clone();
+                let router = router.clone();
+                let draining = Arc::clone(&draining);
+                tokio::spawn(async move {
+                    let _ = tcp.set_nodelay(true);
+                    let tls = match tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await
+                    {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(error)) => return log_handshake_error(peer, &error),
+                        Err(_) => {
+                            tracing::debug!(%peer, "tls handshake timed out");
+                            return;
+                        }
+                    };
+                    let amend = move |response: &mut Response| {
+                        if draining.load(Ordering::SeqCst) {
+                            response
+                                .headers_mut()
+                                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                        }
+                    };
+                    let served =
+                        conn::serve_connection(&http, tls, timeouts, router, watcher, amend).await;
+                    if let Err(error) = served {
+                        tracing::debug!(%peer, %error, "connection ended with an error");
                     }
-                    Err(error) => {
-                        // Typically EMFILE: back off instead of spinning on the error.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
-            }
-        }
+                });
+            },
+        )
+        .await;
 
-        drop(self.https);
+        drop(https);
         tracing::info!(connections = graceful.count(), "listener closed, draining");
         match tokio::time::timeout(self.shutdown_timeout, graceful.shutdown()).await {
             Ok(()) => tracing::info!("drained"),
