@@ -321,29 +321,22 @@ pub fn can_inconclude<'a>(m: &RunMetric<'a>, version: ControllerVersion) -> Verd
     }
 }
 
-/// An argument that a template checked on its own (and the templates it nests) uses but
-/// does not declare: another template of the same run may declare it (Argo merges every
-/// template's arguments), so it is a warning, not a denial.
-pub fn undeclared_in_template(m: &RunMetric, arg: &str, field: &str) -> Finding {
-    Finding::new(
-        Rule::UnresolvedArgument,
-        Severity::Warning,
-        m.template,
-        m.field(field),
-        format!(
-            "metric `{}` uses {{{{args.{arg}}}}}, not declared here: another template of the same run must declare `{arg}`",
-            m.name
-        ),
-    )
-    .explain(
-        "Argo Rollouts merges the arguments of every template of a run, so a template may use one that \
-         another template referenced by the same analysis declares. A Rollout whose run has no template \
-         declaring it cannot start the run; each Rollout using this template is checked with its whole run.",
-    )
+/// How a run judges an argument that its templates use and none declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undeclared {
+    /// A Rollout's run: Argo Rollouts cannot start it. An error.
+    Refused,
+    /// A template checked on its own: another template of a Rollout's run may declare it
+    /// (Argo merges every template's arguments), so a warning.
+    MayBeDeclaredElsewhere,
+    /// A template checked on its own whose nested namespaced templates were left out: one of
+    /// them may declare it. Nothing is said; each Rollout's run is judged whole.
+    Unknown,
 }
 
-/// Metric-level findings of the deny and warn classes.
-pub fn metric_findings(m: &RunMetric) -> Vec<Finding> {
+/// Metric-level findings of the deny and warn classes; `undeclared` says how arguments
+/// nobody declares are judged.
+pub fn metric_findings(m: &RunMetric, undeclared: Undeclared) -> Vec<Finding> {
     let mut out = Vec::new();
     let obj = m.template;
     let name = m.name;
@@ -525,20 +518,36 @@ pub fn metric_findings(m: &RunMetric) -> Vec<Finding> {
             );
         }
     }
-    for (arg, field) in &m.undeclared_args {
-        deny(
-            Rule::UnresolvedArgument,
-            field,
-            format!(
-                "metric `{name}` uses {{{{args.{arg}}}}} but no template declares `{arg}`: add it to spec.args"
-            ),
-            "Argo Rollouts fails to start a run whose templates use an argument nobody declares.",
-        );
+    if undeclared == Undeclared::Refused {
+        for (arg, field) in &m.undeclared_args {
+            deny(
+                Rule::UnresolvedArgument,
+                field,
+                format!(
+                    "metric `{name}` uses {{{{args.{arg}}}}} but no template declares `{arg}`: add it to spec.args"
+                ),
+                "Argo Rollouts fails to start a run whose templates use an argument nobody declares.",
+            );
+        }
     }
 
     let mut warn = |rule: Rule, field: &str, message: String, why: &'static str| {
         out.push(Finding::new(rule, Severity::Warning, obj, m.field(field), message).explain(why));
     };
+    if undeclared == Undeclared::MayBeDeclaredElsewhere {
+        for (arg, field) in &m.undeclared_args {
+            warn(
+                Rule::UnresolvedArgument,
+                field,
+                format!(
+                    "metric `{name}` uses {{{{args.{arg}}}}}, not declared here: another template of the same run must declare `{arg}`"
+                ),
+                "Argo Rollouts merges the arguments of every template of a run, so a template may use one that \
+                 another template referenced by the same analysis declares. A Rollout whose run has no template \
+                 declaring it cannot start the run; each Rollout using this template is checked with its whole run.",
+            );
+        }
+    }
     if let Some(count) = count.filter(|c| *c > 0) {
         if il == Some(count) {
             warn(
@@ -622,7 +631,10 @@ mod tests {
     }
 
     fn rules(m: &RunMetric) -> Vec<&'static str> {
-        metric_findings(m).iter().map(|f| f.rule.id()).collect()
+        metric_findings(m, Undeclared::Refused)
+            .iter()
+            .map(|f| f.rule.id())
+            .collect()
     }
 
     #[test]
@@ -682,7 +694,7 @@ mod tests {
             json!({"name": "k", "interval": "5m", "provider": {"kayenta": {"thresholds": {"pass": 90}}}}),
         );
         assert_eq!(can_inconclude(&m, V19), Verdict::No);
-        let f = metric_findings(&m);
+        let f = metric_findings(&m, Undeclared::Refused);
         assert_eq!(f.len(), 2);
         assert!(f.iter().all(|f| f.rule == Rule::InvalidProvider
             && f.path == "spec.metrics[0].provider.kayenta.threshold"));
@@ -741,7 +753,7 @@ mod tests {
         };
         let rm = RunMetric::new(&obj, 0, &m, &Args::merge(&declared, &[]));
         assert!(matches!(can_inconclude(&rm, V19), Verdict::Unknown(_)));
-        assert!(metric_findings(&rm).is_empty());
+        assert!(metric_findings(&rm, Undeclared::Refused).is_empty());
     }
 
     /// Upstream resolves the whole metric (conditions and provider included) and fails the
@@ -751,7 +763,7 @@ mod tests {
         let m = prom(json!({"successCondition": "result[0] >= {{args.min}}",
             "failureCondition": "result[0] < {{ args.max }}",
             "provider": {"prometheus": {"query": "up{svc=\"{{args.svc}}\"}"}}}));
-        let fields: Vec<_> = metric_findings(&m)
+        let fields: Vec<_> = metric_findings(&m, Undeclared::Refused)
             .iter()
             .map(|f| (f.rule.id(), f.path.clone()))
             .collect();
@@ -786,9 +798,9 @@ mod tests {
         };
         let rm = RunMetric::new(&obj, 0, &spec, &Args::merge(&declared, &[]));
         assert!(
-            metric_findings(&rm).is_empty(),
+            metric_findings(&rm, Undeclared::Refused).is_empty(),
             "{:?}",
-            metric_findings(&rm)
+            metric_findings(&rm, Undeclared::Refused)
         );
     }
 
@@ -930,7 +942,7 @@ mod tests {
 
     #[test]
     fn paths_point_at_the_field() {
-        let f = &metric_findings(&prom(json!({"interval": "5"})))[0];
+        let f = &metric_findings(&prom(json!({"interval": "5"})), Undeclared::Refused)[0];
         assert_eq!(f.path, "spec.metrics[0].interval");
         assert!(!f.message.contains('\n'));
     }

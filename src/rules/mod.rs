@@ -17,7 +17,7 @@ use crate::templates::{
 use crate::version::ControllerVersion;
 
 use analysis::{Caller, Run, assemble};
-use metric::{Runs, metric_findings};
+use metric::{Runs, Undeclared, metric_findings};
 
 pub use inconclusive::Trap;
 
@@ -74,7 +74,7 @@ pub fn check_rollout(rollout: &Rollout, store: &dyn TemplateStore, cfg: &Config)
             let flat = flatten_analysis(bg, &object, path, namespace, store);
             let run = run_for(&flat.templates, flat.findings, bg, &object, path);
             trap = inconclusive::background_findings(rollout, &object, &run, cfg, &mut findings);
-            push_run(&mut findings, run);
+            push_run(&mut findings, run, Undeclared::Refused);
         }
     }
     for (path, a) in rollout.foreground_analyses() {
@@ -104,7 +104,7 @@ pub fn check_template(
     };
     let flat = flatten_from(root, namespace, store);
     let left_out_namespaced = flat.left_out_namespaced;
-    let mut run = assemble(
+    let run = assemble(
         &flat.templates,
         flat.findings,
         Caller {
@@ -113,23 +113,18 @@ pub fn check_template(
             analysis: None,
         },
     );
-    let mut findings = Vec::new();
     // A template on its own is not a run: Argo merges the arguments of every template of a
     // run (flattenArgs), so an argument this template and those it nests do not declare may
     // come from another template of a Rollout's analysis. That cannot be proven wrong here:
     // a warning, and nothing when namespaced nested templates were left out (one of them may
     // declare it). Each Rollout using the template is checked with its whole run.
-    for m in &mut run.metrics {
-        let undeclared = std::mem::take(&mut m.undeclared_args);
-        if !left_out_namespaced {
-            findings.extend(
-                undeclared
-                    .iter()
-                    .map(|(arg, field)| metric::undeclared_in_template(m, arg, field)),
-            );
-        }
-    }
-    push_run(&mut findings, run);
+    let undeclared = if left_out_namespaced {
+        Undeclared::Unknown
+    } else {
+        Undeclared::MayBeDeclaredElsewhere
+    };
+    let mut findings = Vec::new();
+    push_run(&mut findings, run, undeclared);
     normalize(&mut findings);
     findings
 }
@@ -166,9 +161,13 @@ fn run_for<'t>(
     assemble(templates, found, caller)
 }
 
-fn push_run(findings: &mut Vec<Finding>, run: Run) {
+fn push_run(findings: &mut Vec<Finding>, run: Run, undeclared: Undeclared) {
     findings.extend(run.findings);
-    findings.extend(run.metrics.iter().flat_map(metric_findings));
+    findings.extend(
+        run.metrics
+            .iter()
+            .flat_map(|m| metric_findings(m, undeclared)),
+    );
 }
 
 /// Step analyses and blue-green analyses block until their run completes: a metric that
@@ -198,7 +197,7 @@ fn foreground(
             );
         }
     }
-    push_run(findings, run);
+    push_run(findings, run, Undeclared::Refused);
 }
 
 #[cfg(test)]
