@@ -1035,7 +1035,6 @@ fn guard_tree(raw: RawJson<'_>, part: Part) -> serde_json::Result<Value> {
 /// ([`Significant`]). The same text is the same template; only when the texts differ are the
 /// templates read, into compact trees.
 fn pod_templates_agree(new: RawJson<'_>, old: RawJson<'_>) -> serde_json::Result<bool> {
-    use serde_json::value::RawValue;
     #[derive(Deserialize, Default)]
     #[serde(default)]
     struct Object<'a> {
@@ -1046,10 +1045,10 @@ fn pod_templates_agree(new: RawJson<'_>, old: RawJson<'_>) -> serde_json::Result
     #[serde(default)]
     struct Spec<'a> {
         #[serde(borrow)]
-        template: Option<&'a RawValue>,
+        template: Option<RawJson<'a>>,
     }
-    fn template(raw: RawJson<'_>) -> serde_json::Result<Option<&'_ RawValue>> {
-        serde_json::from_str::<Object<'_>>(raw.get()).map(|o| o.spec.and_then(|s| s.template))
+    fn template(raw: RawJson<'_>) -> serde_json::Result<Option<RawJson<'_>>> {
+        view::<Object<'_>>(raw, true).map(|o| o.spec.and_then(|s| s.template))
     }
     let (new, old) = (template(new)?, template(old)?);
     if let (Some(a), Some(b)) = (new, old)
@@ -1057,7 +1056,7 @@ fn pod_templates_agree(new: RawJson<'_>, old: RawJson<'_>) -> serde_json::Result
     {
         return Ok(true);
     }
-    let significant = |raw: Option<&RawValue>| match raw {
+    let significant = |raw: Option<RawJson<'_>>| match raw {
         Some(raw) => serde_json::from_str::<Significant>(raw.get()).map(|s| s.0),
         None => Ok(None),
     };
