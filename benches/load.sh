@@ -8,6 +8,9 @@
 #   LOG_LEVEL=warn ...         # both servers without the per-review log line
 #   CALIBRATE_US="3 7 11" ...  # also: the do-nothing server with reviews that spin N µs,
 #                              # at $CALIBRATE_CONNECTIONS (16), as a share of the plain one
+#   LOADGEN_SCHED=batch ...    # run wrk and oha as SCHED_BATCH (`chrt --batch 0`): the load
+#                              # generator then no longer preempts a server thread when an
+#                              # answer wakes it (see benches/README.md, "Who takes the cores")
 #
 # Needs wrk (Debian's wrk speaks HTTPS) for saturation and oha for the fixed rate
 # (`cargo install oha --locked`); curl and jq. Everything is bounded: each load runs for
@@ -30,6 +33,13 @@ TEMPLATES=tests/fixtures/load/templates
 CALIBRATE_US=${CALIBRATE_US:-}
 CALIBRATE_CONNECTIONS=${CALIBRATE_CONNECTIONS:-16}
 REAL_PORT=18443 REAL_ADMIN=18080 NULL_PORT=19443 NULL_ADMIN=19080 BUSY_PORT=20443 BUSY_ADMIN=20080
+
+# The load generator's scheduling policy: as is (the default), or SCHED_BATCH.
+case ${LOADGEN_SCHED:-normal} in
+  normal) LOADGEN=() ;;
+  batch) LOADGEN=(chrt --batch 0) ;;
+  *) echo "load.sh: LOADGEN_SCHED must be normal or batch, not ${LOADGEN_SCHED}" >&2; exit 2 ;;
+esac
 
 for tool in wrk oha curl jq; do
   command -v "$tool" >/dev/null || { echo "load.sh: $tool is not installed" >&2; exit 2; }
@@ -96,7 +106,7 @@ saturate() {
   local switched_before switched_after
   read -r _ switched_before < <(switches "$pid")
   before=$(cpu_us "$pid")
-  line=$(wrk -t"$threads" -c"$c" -d"${SECONDS_PER_RUN}s" --timeout 5s -s benches/review.lua \
+  line=$("${LOADGEN[@]}" wrk -t"$threads" -c"$c" -d"${SECONDS_PER_RUN}s" --timeout 5s -s benches/review.lua \
     "https://127.0.0.1:$port" | grep '^WRK')
   after=$(cpu_us "$pid")
   read -r _ switched_after < <(switches "$pid")
@@ -120,7 +130,7 @@ saturate() {
 fixed() {
   local name=$1 port=$2 out
   out="$TMP/oha-$name.json"
-  oha --no-tui --output-format json -z "${SECONDS_PER_RUN}s" -q "$RATE" -c "$RATE_CONNECTIONS" \
+  "${LOADGEN[@]}" oha --no-tui --output-format json -z "${SECONDS_PER_RUN}s" -q "$RATE" -c "$RATE_CONNECTIONS" \
     --latency-correction --insecure -m POST -T application/json -D "$BODY" \
     "https://127.0.0.1:$port/validate?timeout=10s" >"$out"
   SENT[$name]=$((SENT[$name] + $(jq '[.statusCodeDistribution[]] | add // 0' "$out")))
@@ -137,13 +147,14 @@ declare -A P999 ERRORS
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "concurrent fuzzing processes: $(pgrep -fc 'fuzz' || true)"
+echo "load generator scheduling: ${LOADGEN_SCHED:-normal}"
 echo "body: $BODY ($(wc -c <"$BODY") bytes), POST /validate; ${SECONDS_PER_RUN}s per run"
 echo "RSS after start: null $(rss_kib "$NULL_PID") KiB, real $(rss_kib "$REAL_PID") KiB"
 
 # Warm-up (TLS sessions, allocator, caches), not reported.
 warm() {
   local line
-  line=$(wrk -t2 -c16 -d2s -s benches/review.lua "https://127.0.0.1:$2" | grep '^WRK')
+  line=$("${LOADGEN[@]}" wrk -t2 -c16 -d2s -s benches/review.lua "https://127.0.0.1:$2" | grep '^WRK')
   SENT[$1]=$((SENT[$1] + $(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")))
 }
 warm null "$NULL_PORT"
