@@ -606,7 +606,7 @@ impl Admission {
             }));
         };
         if let Some(old_raw) = req.old_object {
-            let old = guard_tree(old_raw, Part::RolloutSpec)?;
+            let old = guard_tree(old_raw, Part::RolloutBefore)?;
             // The pod templates last: only read when the steps and status leave it open.
             if would_restart_canary(&original, &held, &old) && pod_templates_agree(raw, old_raw)? {
                 // Sanitized with every other line in `decide`'s budget.
@@ -955,6 +955,9 @@ enum Part {
     /// `metadata` (without `managedFields`), `spec` without `template` and `status`: what hold
     /// reads and edits. The pod template is compared on its own ([`pod_templates_agree`]).
     RolloutSpec,
+    /// `spec` without `template`, and `status`: what hold compares the new object with in the
+    /// old one, and what an update's spec is compared on ([`spec_unchanged`]).
+    RolloutBefore,
     /// All but `metadata.managedFields`: a template, for fail-closed.
     Whole,
 }
@@ -1003,12 +1006,17 @@ fn guard_tree(raw: RawJson<'_>, part: Part) -> serde_json::Result<Value> {
                 let next = match (self, key.as_str()) {
                     (At::Top(Part::Status), "status") => Some(At::Inside),
                     (At::Top(Part::Status), _) => None,
+                    (At::Top(Part::RolloutBefore), "metadata") => None,
                     (At::Top(_), "metadata") => Some(At::Metadata),
-                    (At::Top(part @ Part::RolloutSpec), "spec") => Some(At::Spec(part)),
-                    (At::Top(Part::RolloutSpec), "status") => Some(At::Inside),
-                    (At::Top(Part::RolloutSpec), _) => None,
+                    (At::Top(part @ (Part::RolloutSpec | Part::RolloutBefore)), "spec") => {
+                        Some(At::Spec(part))
+                    }
+                    (At::Top(Part::RolloutSpec | Part::RolloutBefore), "status") => {
+                        Some(At::Inside)
+                    }
+                    (At::Top(Part::RolloutSpec | Part::RolloutBefore), _) => None,
                     (At::Metadata, "managedFields") => None,
-                    (At::Spec(Part::RolloutSpec), "template") => None,
+                    (At::Spec(Part::RolloutSpec | Part::RolloutBefore), "template") => None,
                     _ => Some(At::Inside),
                 };
                 match next {
@@ -1129,7 +1137,7 @@ fn spec_unchanged(req: &Request<'_>, kind: Kind) -> serde_json::Result<bool> {
         return Ok(false);
     };
     let part = if kind == Kind::Rollout {
-        Part::RolloutSpec
+        Part::RolloutBefore
     } else {
         Part::Whole
     };
@@ -1455,6 +1463,11 @@ mod tests {
             spec.as_object_mut().unwrap().remove(top);
         }
         assert_eq!(tree(text, Part::RolloutSpec).unwrap(), spec);
+        assert_eq!(
+            tree(text, Part::RolloutBefore).unwrap(),
+            serde_json::json!({"spec": spec["spec"], "status": full["status"]}),
+            "the old object's tree leaves metadata out"
+        );
         assert_eq!(
             tree(text, Part::Status).unwrap(),
             serde_json::json!({"status": full["status"]})

@@ -357,6 +357,28 @@ fn the_spec_comparison_reads_old_object_as_the_reference_reader_does() {
         fine.body,
         a.review_reference(endpoint, body.as_bytes()).body
     );
+    // Only the spec is compared: a lone surrogate escape (grammatical JSON, which serde_json
+    // refuses to decode into a string) in oldObject's metadata is never read, by either reader.
+    let metadata =
+        r#""oldObject":{"apiVersion":"argoproj.io/v1alpha1","kind":"Rollout","metadata":{"#;
+    let at = body.find(metadata).unwrap() + metadata.len();
+    let odd = format!(
+        "{}{}{}",
+        &body[..at],
+        r#""labels":{"odd":"\ud800"},"#,
+        &body[at..]
+    );
+    let reply = a.review(endpoint, odd.as_bytes());
+    assert_eq!(
+        reply.outcome,
+        Outcome::Warned,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(
+        reply.body,
+        a.review_reference(endpoint, odd.as_bytes()).body
+    );
 }
 
 #[test]
