@@ -502,7 +502,8 @@ impl Admission {
         }
         let findings = self.evaluate(&rollout).findings;
         let subject = ObjectRef::new(Kind::Rollout, &rollout.metadata);
-        let unchanged = would_deny(&findings, mode) && spec_unchanged(req, Kind::Rollout)?;
+        let unchanged =
+            would_deny(&findings, mode) && spec_unchanged(req, Kind::Rollout, || false)?;
         Ok(judge(&findings, unchanged, &subject, mode, Vec::new()))
     }
 
@@ -523,7 +524,14 @@ impl Admission {
         let cfg = self.config();
         let findings = check_template(&template, kind, self.catalog.as_ref(), &cfg);
         let subject = ObjectRef::new(kind, &template.metadata);
-        let unchanged = would_deny(&findings, mode) && spec_unchanged(req, kind)?;
+        // With fail-closed on, the mutating webhook has already edited this object: its spec
+        // is compared with the old one as fail-closed would leave it too. The guard's own
+        // notes were said on the mutating side.
+        let guarded = || {
+            self.guards_for(&template.metadata, req, &mut Vec::new())
+                .contains(Guard::FailClosed)
+        };
+        let unchanged = would_deny(&findings, mode) && spec_unchanged(req, kind, guarded)?;
         let namespace = template.metadata.namespace.clone().unwrap_or_default();
         let name = subject.name.clone();
         // Templates are read when a run starts, so an edit can make existing Rollouts
@@ -1111,11 +1119,20 @@ fn would_deny(findings: &[Finding], mode: Mode) -> bool {
 /// that starts a canary into the flagged pause. A pod template that only gains nulls or
 /// empty values is no new revision ([`pod_templates_agree`]).
 ///
+/// A template's spec also counts as unchanged when it is the old one as the fail-closed guard
+/// leaves it, when `fail_closed` says that guard is on for it: the mutating webhook edits
+/// the object before this review sees it, so a label edit of a template stored before the
+/// guard was switched on arrives with the guard's edit in its spec.
+///
 /// Asked only when enforce mode would deny, so the usual review never reads `oldObject`:
 /// the body is read again here, keeping both objects raw. A body serde_json refuses is an
 /// error (the review is then answered as the reference reader answers it); an object or old
 /// object that is not shaped like one is a change.
-fn spec_unchanged(req: &Request<'_>, kind: Kind) -> serde_json::Result<bool> {
+fn spec_unchanged(
+    req: &Request<'_>,
+    kind: Kind,
+    fail_closed: impl FnOnce() -> bool,
+) -> serde_json::Result<bool> {
     #[derive(Deserialize)]
     struct Review<'a> {
         #[serde(borrow)]
@@ -1141,8 +1158,12 @@ fn spec_unchanged(req: &Request<'_>, kind: Kind) -> serde_json::Result<bool> {
     } else {
         Part::Whole
     };
-    let spec = |raw: RawJson<'_>| -> Option<Value> {
-        let mut spec = guard_tree(raw, part).ok()?.get_mut("spec")?.take();
+    let spec = |raw: RawJson<'_>, guard: bool| -> Option<Value> {
+        let mut tree = guard_tree(raw, part).ok()?;
+        if guard {
+            guards::fail_closed(&mut tree);
+        }
+        let mut spec = tree.get_mut("spec")?.take();
         if kind == Kind::Rollout {
             let fields = spec.as_object_mut()?;
             fields.remove("paused");
@@ -1150,11 +1171,14 @@ fn spec_unchanged(req: &Request<'_>, kind: Kind) -> serde_json::Result<bool> {
         }
         Some(spec)
     };
-    Ok(match (spec(new), spec(old)) {
-        (Some(a), Some(b)) if a == b => {
-            kind != Kind::Rollout || pod_templates_agree(new, old).unwrap_or(false)
-        }
-        _ => false,
+    let Some(new_spec) = spec(new, false) else {
+        return Ok(false);
+    };
+    let same = |guard| spec(old, guard).is_some_and(|old_spec| old_spec == new_spec);
+    Ok(if kind == Kind::Rollout {
+        same(false) && pod_templates_agree(new, old).unwrap_or(false)
+    } else {
+        same(false) || (fail_closed() && same(true))
     })
 }
 

@@ -422,6 +422,62 @@ fn enforce_lets_an_unrelated_edit_of_a_flagged_template_through() {
 }
 
 #[test]
+fn enforce_judges_a_template_edit_against_the_old_spec_as_fail_closed_leaves_it() {
+    // A template stored before fail-closed was switched on, with a deny-class finding that
+    // fail-closed does not touch (a limit Argo refuses on a second metric). A label edit
+    // reaches the validating webhook with fail-closed's edit in its spec: still no spec
+    // change of the user's, so not refused.
+    let a = admission(
+        Mode::Enforce,
+        "fail-closed",
+        ControllerVersion::DEFAULT,
+        &[],
+    );
+    let mut broken = template_web();
+    let mut limits = broken["spec"]["metrics"][0].clone();
+    limits["name"] = json!("limits");
+    limits["inconclusiveLimit"] = json!(-1);
+    broken["spec"]["metrics"]
+        .as_array_mut()
+        .unwrap()
+        .push(limits);
+    let update = |new: &Value, op: &str| {
+        let old = (op == "UPDATE").then_some(&broken);
+        review("AnalysisTemplate", "analysistemplates", None, op, new, old)
+    };
+    // What the API server sends the validating webhook: the object after the mutating one.
+    let admitted = |new: &Value, op: &str| {
+        let mutated = ask(&a, Endpoint::Mutate, &update(new, op));
+        let patch = mutated.patch().expect("fail-closed edits the template");
+        let guarded = apply(new, &patch);
+        assert_ne!(guarded["spec"], new["spec"]);
+        ask(&a, Endpoint::Validate, &update(&guarded, op))
+    };
+    let mut relabelled = broken.clone();
+    relabelled["metadata"]["labels"] = json!({"team": "web"});
+    let answer = admitted(&relabelled, "UPDATE");
+    assert_eq!(answer.outcome, Outcome::Warned, "{}", answer.body);
+    assert!(
+        answer.warnings()[0].starts_with("rollout-guard: mode enforce: this update leaves"),
+        "{:?}",
+        answer.warnings()
+    );
+    // A change of the user's own is judged whole, guard or not.
+    let mut retimed = relabelled.clone();
+    retimed["spec"]["metrics"][0]["interval"] = json!("20s");
+    assert_eq!(admitted(&retimed, "UPDATE").outcome, Outcome::Denied);
+    assert_eq!(admitted(&relabelled, "CREATE").outcome, Outcome::Denied);
+    // Without the guard on for the object, its edit is the user's (here: written by hand).
+    let mutated = ask(&a, Endpoint::Mutate, &update(&relabelled, "UPDATE"));
+    let mut by_hand = apply(&relabelled, &mutated.patch().unwrap());
+    by_hand["metadata"]["annotations"] = json!({"rollout-guard.io/guards": "none"});
+    assert_eq!(
+        ask(&a, Endpoint::Validate, &update(&by_hand, "UPDATE")).outcome,
+        Outcome::Denied
+    );
+}
+
+#[test]
 fn per_object_annotation_sets_the_mode_or_opts_out() {
     let a = admission(Mode::Enforce, "auto", ControllerVersion::DEFAULT, &[]);
     let mut r = dangerous_rollout();
