@@ -4,7 +4,7 @@
 //! stay raw JSON and are decoded straight into the partial typed views; a JSON tree of the
 //! part a guard edits is built only when it acts (`guard_tree`). Validating a Rollout write,
 //! the hot path, reads `object` into its view during the envelope's own pass (see
-//! [`decode_review`]). The response is written directly (`Admission::encode`), with the
+//! `decode_review`). The response is written directly (`Admission::encode`), with the
 //! patch as base64 of an RFC 6902 patch (what the API server reads).
 
 use std::borrow::Cow;

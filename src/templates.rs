@@ -2,10 +2,10 @@
 //!
 //! A [`TemplateStore`] answers "which AnalysisTemplate is `name` in `namespace`" and "which
 //! ClusterAnalysisTemplate is `name`" from memory: [`MemoryStore`] is filled from files for
-//! `check` and `serve --templates`, and the cluster cache fills one from a watch. [`resolve`]
+//! `check` and `serve --templates`, and the cluster cache fills one from a watch. [`flatten`]
 //! flattens a list of references the way Argo Rollouts does when it starts a run: recursively,
-//! de-duplicated by name and scope, with the cycle detection upstream lacks, then substitutes
-//! `{{args.x}}` placeholders (the Rollout's values over template defaults).
+//! de-duplicated by name and scope, with the cycle detection upstream lacks; [`Args`] then
+//! substitutes `{{args.x}}` placeholders (the Rollout's values over template defaults).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
