@@ -502,8 +502,20 @@ impl Admission {
         }
         let findings = self.evaluate(&rollout).findings;
         let subject = ObjectRef::new(Kind::Rollout, &rollout.metadata);
-        let unchanged =
-            would_deny(&findings, mode) && spec_unchanged(req, Kind::Rollout, || false)?;
+        // With hold on, the mutating webhook has already held the timed pauses the old spec
+        // trapped: the old spec is also compared as hold leaves it. Its notes were said on the
+        // mutating side.
+        let hold = |old_raw: RawJson<'_>, old_tree: &mut Value| {
+            let on = self
+                .guards_for(&rollout.metadata, req, &mut Vec::new())
+                .contains(Guard::Hold);
+            on && view::<Rollout>(old_raw, req.lean).is_ok_and(|mut old| {
+                fill_namespace(&mut old.metadata, req);
+                let trap = self.evaluate(&old).trap;
+                trap.is_some_and(|trap| guards::hold(old_tree, &trap).is_some())
+            })
+        };
+        let unchanged = would_deny(&findings, mode) && spec_unchanged(req, Kind::Rollout, hold)?;
         Ok(judge(&findings, unchanged, &subject, mode, Vec::new()))
     }
 
@@ -527,11 +539,12 @@ impl Admission {
         // With fail-closed on, the mutating webhook has already edited this object: its spec
         // is compared with the old one as fail-closed would leave it too. The guard's own
         // notes were said on the mutating side.
-        let guarded = || {
+        let fail_closed = |_: RawJson<'_>, old_tree: &mut Value| {
             self.guards_for(&template.metadata, req, &mut Vec::new())
                 .contains(Guard::FailClosed)
+                && guards::fail_closed(old_tree).is_some()
         };
-        let unchanged = would_deny(&findings, mode) && spec_unchanged(req, kind, guarded)?;
+        let unchanged = would_deny(&findings, mode) && spec_unchanged(req, kind, fail_closed)?;
         let namespace = template.metadata.namespace.clone().unwrap_or_default();
         let name = subject.name.clone();
         // Templates are read when a run starts, so an edit can make existing Rollouts
@@ -1119,10 +1132,11 @@ fn would_deny(findings: &[Finding], mode: Mode) -> bool {
 /// that starts a canary into the flagged pause. A pod template that only gains nulls or
 /// empty values is no new revision ([`pod_templates_agree`]).
 ///
-/// A template's spec also counts as unchanged when it is the old one as the fail-closed guard
-/// leaves it, when `fail_closed` says that guard is on for it: the mutating webhook edits
-/// the object before this review sees it, so a label edit of a template stored before the
-/// guard was switched on arrives with the guard's edit in its spec.
+/// The spec also counts as unchanged when it is the old one as the object's guard leaves it:
+/// `guard` applies hold (Rollouts) or fail-closed (templates) to the old object's tree, when
+/// that guard is on for the object, and says whether it changed anything. The mutating webhook
+/// edits the object before this review sees it, so a label edit of an object stored before
+/// the guard was switched on arrives with the guard's edit in its spec.
 ///
 /// Asked only when enforce mode would deny, so the usual review never reads `oldObject`:
 /// the body is read again here, keeping both objects raw. A body serde_json refuses is an
@@ -1131,7 +1145,7 @@ fn would_deny(findings: &[Finding], mode: Mode) -> bool {
 fn spec_unchanged(
     req: &Request<'_>,
     kind: Kind,
-    fail_closed: impl FnOnce() -> bool,
+    guard: impl FnOnce(RawJson<'_>, &mut Value) -> bool,
 ) -> serde_json::Result<bool> {
     #[derive(Deserialize)]
     struct Review<'a> {
@@ -1158,11 +1172,8 @@ fn spec_unchanged(
     } else {
         Part::Whole
     };
-    let spec = |raw: RawJson<'_>, guard: bool| -> Option<Value> {
-        let mut tree = guard_tree(raw, part).ok()?;
-        if guard {
-            guards::fail_closed(&mut tree);
-        }
+    let tree = |raw: RawJson<'_>| guard_tree(raw, part).ok();
+    let spec = |mut tree: Value| -> Option<Value> {
         let mut spec = tree.get_mut("spec")?.take();
         if kind == Kind::Rollout {
             let fields = spec.as_object_mut()?;
@@ -1171,15 +1182,13 @@ fn spec_unchanged(
         }
         Some(spec)
     };
-    let Some(new_spec) = spec(new, false) else {
+    let Some(new_spec) = tree(new).and_then(spec) else {
         return Ok(false);
     };
-    let same = |guard| spec(old, guard).is_some_and(|old_spec| old_spec == new_spec);
-    Ok(if kind == Kind::Rollout {
-        same(false) && pod_templates_agree(new, old).unwrap_or(false)
-    } else {
-        same(false) || (fail_closed() && same(true))
-    })
+    let agrees = |tree: Value| spec(tree).is_some_and(|old_spec| old_spec == new_spec);
+    let same = tree(old).is_some_and(agrees)
+        || tree(old).is_some_and(|mut guarded| guard(old, &mut guarded) && agrees(guarded));
+    Ok(same && (kind != Kind::Rollout || pod_templates_agree(new, old).unwrap_or(false)))
 }
 
 /// Turns findings into a verdict: in `enforce`, findings at or above the deny threshold deny;

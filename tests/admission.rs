@@ -478,6 +478,55 @@ fn enforce_judges_a_template_edit_against_the_old_spec_as_fail_closed_leaves_it(
 }
 
 #[test]
+fn enforce_judges_a_rollout_edit_against_the_old_spec_as_hold_leaves_it() {
+    // A flagged Rollout, fully promoted, stored before hold was switched on; its template has
+    // a deny-class finding hold does not touch (a limit Argo refuses on a second metric). A
+    // label edit reaches the validating webhook with hold's edit (indefinite pauses) in its
+    // spec: no spec change of the user's, so not refused.
+    let mut template = template_web();
+    let mut limits = template["spec"]["metrics"][0].clone();
+    limits["name"] = json!("limits");
+    limits["inconclusiveLimit"] = json!(-1);
+    template["spec"]["metrics"]
+        .as_array_mut()
+        .unwrap()
+        .push(limits);
+    let mut old = dangerous_rollout();
+    old["status"] = json!({"currentPodHash": "abc", "stableRS": "abc"});
+    let update = |new: &Value| review("Rollout", "rollouts", None, "UPDATE", new, Some(&old));
+    for guards in ["none", "hold"] {
+        let a = admission_over(
+            Mode::Enforce,
+            guards,
+            ControllerVersion::DEFAULT,
+            std::slice::from_ref(&template),
+            &[],
+        );
+        let admitted = |new: &Value| {
+            let mutated = ask(&a, Endpoint::Mutate, &update(new));
+            let guarded = mutated
+                .patch()
+                .map_or_else(|| new.clone(), |p| apply(new, &p));
+            assert_eq!(guarded["spec"] != new["spec"], guards == "hold", "{guards}");
+            ask(&a, Endpoint::Validate, &update(&guarded))
+        };
+        let mut relabelled = old.clone();
+        relabelled["metadata"]["labels"] = json!({"team": "web"});
+        let answer = admitted(&relabelled);
+        assert_eq!(answer.outcome, Outcome::Warned, "{guards}: {}", answer.body);
+        assert!(
+            answer.warnings()[0].starts_with("rollout-guard: mode enforce: this update leaves"),
+            "{guards}: {:?}",
+            answer.warnings()
+        );
+        // A new revision is judged whole, guard or not.
+        let mut new_image = relabelled.clone();
+        new_image["spec"]["template"]["spec"]["containers"][0]["image"] = json!("shop:3");
+        assert_eq!(admitted(&new_image).outcome, Outcome::Denied, "{guards}");
+    }
+}
+
+#[test]
 fn per_object_annotation_sets_the_mode_or_opts_out() {
     let a = admission(Mode::Enforce, "auto", ControllerVersion::DEFAULT, &[]);
     let mut r = dangerous_rollout();
