@@ -41,7 +41,7 @@ case ${LOADGEN_SCHED:-normal} in
   *) echo "load.sh: LOADGEN_SCHED must be normal or batch, not ${LOADGEN_SCHED}" >&2; exit 2 ;;
 esac
 
-for tool in wrk oha curl jq; do
+for tool in wrk oha curl jq ${LOADGEN[0]:-}; do
   command -v "$tool" >/dev/null || { echo "load.sh: $tool is not installed" >&2; exit 2; }
 done
 

@@ -629,7 +629,9 @@ impl Admission {
         if let Some(old_raw) = req.old_object {
             let old = guard_tree(old_raw, Part::RolloutBefore)?;
             // The pod templates last: only read when the steps and status leave it open.
-            if would_restart_canary(&original, &held, &old) && pod_templates_agree(raw, old_raw)? {
+            if would_restart_canary(&original, &held, &old)
+                && pod_templates_agree(raw, old_raw, req.lean)?
+            {
                 // Sanitized with every other line in `decide`'s budget.
                 let skipped = format!(
                     "{}: hold skipped: converting the pauses now would restart the in-flight canary; it applies to the next revision",
@@ -1063,7 +1065,11 @@ fn guard_tree(raw: RawJson<'_>, part: Part) -> serde_json::Result<Value> {
 /// Whether two objects' pod templates (`spec.template`) are the same where it counts
 /// ([`Significant`]). The same text is the same template; only when the texts differ are the
 /// templates read, into compact trees.
-fn pod_templates_agree(new: RawJson<'_>, old: RawJson<'_>) -> serde_json::Result<bool> {
+fn pod_templates_agree<'a>(
+    new: RawJson<'a>,
+    old: RawJson<'a>,
+    lean: bool,
+) -> serde_json::Result<bool> {
     #[derive(Deserialize, Default)]
     #[serde(default)]
     struct Object<'a> {
@@ -1076,9 +1082,9 @@ fn pod_templates_agree(new: RawJson<'_>, old: RawJson<'_>) -> serde_json::Result
         #[serde(borrow)]
         template: Option<RawJson<'a>>,
     }
-    fn template(raw: RawJson<'_>) -> serde_json::Result<Option<RawJson<'_>>> {
-        view::<Object<'_>>(raw, true).map(|o| o.spec.and_then(|s| s.template))
-    }
+    let template = |raw: RawJson<'a>| -> serde_json::Result<Option<RawJson<'a>>> {
+        view::<Object<'_>>(raw, lean).map(|o| o.spec.and_then(|s| s.template))
+    };
     let (new, old) = (template(new)?, template(old)?);
     if let (Some(a), Some(b)) = (new, old)
         && a.get() == b.get()
@@ -1188,7 +1194,7 @@ fn spec_unchanged(
     let agrees = |tree: Value| spec(tree).is_some_and(|old_spec| old_spec == new_spec);
     let same = tree(old).is_some_and(agrees)
         || tree(old).is_some_and(|mut guarded| guard(old, &mut guarded) && agrees(guarded));
-    Ok(same && (kind != Kind::Rollout || pod_templates_agree(new, old).unwrap_or(false)))
+    Ok(same && (kind != Kind::Rollout || pod_templates_agree(new, old, req.lean).unwrap_or(false)))
 }
 
 /// Turns findings into a verdict: in `enforce`, findings at or above the deny threshold deny;
@@ -1593,6 +1599,7 @@ mod tests {
             pod_templates_agree(
                 serde_json::from_str(&a).unwrap(),
                 serde_json::from_str(&b).unwrap(),
+                true,
             )
             .unwrap()
         };
