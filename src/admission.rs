@@ -503,16 +503,22 @@ impl Admission {
         let findings = self.evaluate(&rollout).findings;
         let subject = ObjectRef::new(Kind::Rollout, &rollout.metadata);
         // With hold on, the mutating webhook has already held the timed pauses the old spec
-        // trapped: the old spec is also compared as hold leaves it. Its notes were said on the
-        // mutating side.
+        // trapped: the old spec is also compared as hold leaves it, which is what a no-op edit
+        // would store. Hold skips a canary in flight (changing its steps restarts it), so
+        // there a no-op edit stores the old spec itself. Its notes were said on the mutating
+        // side.
         let hold = |old_raw: RawJson<'_>, old_tree: &mut Value| {
             let on = self
                 .guards_for(&rollout.metadata, req, &mut Vec::new())
                 .contains(Guard::Hold);
             on && view::<Rollout>(old_raw, req.lean).is_ok_and(|mut old| {
                 fill_namespace(&mut old.metadata, req);
-                let trap = self.evaluate(&old).trap;
-                trap.is_some_and(|trap| guards::hold(old_tree, &trap).is_some())
+                let Some(trap) = self.evaluate(&old).trap else {
+                    return false;
+                };
+                let before = old_tree.clone();
+                guards::hold(old_tree, &trap).is_some()
+                    && !would_restart_canary(&before, old_tree, &before)
             })
         };
         let unchanged = would_deny(&findings, mode) && spec_unchanged(req, Kind::Rollout, hold)?;
@@ -1192,9 +1198,15 @@ fn spec_unchanged(
         return Ok(false);
     };
     let agrees = |tree: Value| spec(tree).is_some_and(|old_spec| old_spec == new_spec);
-    let same = tree(old).is_some_and(agrees)
-        || tree(old).is_some_and(|mut guarded| guard(old, &mut guarded) && agrees(guarded));
-    Ok(same && (kind != Kind::Rollout || pod_templates_agree(new, old, req.lean).unwrap_or(false)))
+    let templates_agree =
+        || kind != Kind::Rollout || pod_templates_agree(new, old, req.lean).unwrap_or(false);
+    // The guard last: for a Rollout it evaluates the old object.
+    let guarded = || tree(old).is_some_and(|mut tree| guard(old, &mut tree) && agrees(tree));
+    Ok(if tree(old).is_some_and(agrees) {
+        templates_agree()
+    } else {
+        templates_agree() && guarded()
+    })
 }
 
 /// Turns findings into a verdict: in `enforce`, findings at or above the deny threshold deny;

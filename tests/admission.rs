@@ -519,11 +519,52 @@ fn enforce_judges_a_rollout_edit_against_the_old_spec_as_hold_leaves_it() {
             "{guards}: {:?}",
             answer.warnings()
         );
-        // A new revision is judged whole, guard or not.
+        // A new revision or other steps are judged whole, guard or not.
         let mut new_image = relabelled.clone();
         new_image["spec"]["template"]["spec"]["containers"][0]["image"] = json!("shop:3");
         assert_eq!(admitted(&new_image).outcome, Outcome::Denied, "{guards}");
+        let mut reweighted = relabelled.clone();
+        reweighted["spec"]["strategy"]["canary"]["steps"][0]["setWeight"] = json!(30);
+        assert_eq!(admitted(&reweighted).outcome, Outcome::Denied, "{guards}");
     }
+
+    // A canary in flight: hold leaves its steps alone (holding them would restart it), so a
+    // label edit stores the old spec and passes, while an edit of a held pause's duration,
+    // or removing the durations by hand, changes the steps Argo walks and is judged whole.
+    let mut old = dangerous_rollout();
+    old["status"] = json!({"currentPodHash": "new", "stableRS": "old", "currentStepIndex": 1});
+    let update = |new: &Value| review("Rollout", "rollouts", None, "UPDATE", new, Some(&old));
+    let a = admission_over(
+        Mode::Enforce,
+        "hold",
+        ControllerVersion::DEFAULT,
+        std::slice::from_ref(&template),
+        &[],
+    );
+    let admitted = |new: &Value| {
+        let mutated = ask(&a, Endpoint::Mutate, &update(new));
+        let guarded = mutated
+            .patch()
+            .map_or_else(|| new.clone(), |p| apply(new, &p));
+        ask(&a, Endpoint::Validate, &update(&guarded))
+    };
+    let mut relabelled = old.clone();
+    relabelled["metadata"]["labels"] = json!({"team": "web"});
+    assert_eq!(admitted(&relabelled).outcome, Outcome::Warned);
+    let mut retimed = old.clone();
+    retimed["spec"]["strategy"]["canary"]["steps"][1]["pause"]["duration"] = json!("10m");
+    assert_eq!(admitted(&retimed).outcome, Outcome::Denied);
+    let mut unpaused = old.clone();
+    for step in unpaused["spec"]["strategy"]["canary"]["steps"]
+        .as_array_mut()
+        .unwrap()
+    {
+        if let Some(pause) = step.get_mut("pause") {
+            *pause = json!({});
+        }
+    }
+    unpaused["spec"]["paused"] = json!(true);
+    assert_eq!(admitted(&unpaused).outcome, Outcome::Denied);
 }
 
 #[test]
