@@ -1246,7 +1246,8 @@ fn judge(
     let ratchet = (kept > 0).then(|| {
         format!(
             "rollout-guard: mode enforce: this update leaves the spec as it was (but for \
-             pausing or restarting), so the {kept} finding(s) it already had do not refuse it"
+             pausing, restarting and what a guard rewrites anyway), so the {kept} finding(s) it \
+             already had do not refuse it"
         )
     });
     // Budgeted once, with any other lines, in `decide`.
