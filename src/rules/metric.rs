@@ -518,15 +518,41 @@ pub fn metric_findings(m: &RunMetric, undeclared: Undeclared) -> Vec<Finding> {
             );
         }
     }
-    if undeclared == Undeclared::Refused {
+    // Arguments nobody declares: an error in a Rollout's run; a warning for a template on its
+    // own, since another template of the run may declare them; nothing when that is unknown.
+    let judged = match undeclared {
+        Undeclared::Refused => Some((
+            Severity::Error,
+            "Argo Rollouts fails to start a run whose templates use an argument nobody declares.",
+        )),
+        Undeclared::MayBeDeclaredElsewhere => Some((
+            Severity::Warning,
+            "Argo Rollouts merges the arguments of every template of a run, so a template may use one that \
+             another template referenced by the same analysis declares. A Rollout whose run has no template \
+             declaring it cannot start the run; each Rollout using this template is checked with its whole run.",
+        )),
+        Undeclared::Unknown => None,
+    };
+    if let Some((severity, why)) = judged {
         for (arg, field) in &m.undeclared_args {
-            deny(
-                Rule::UnresolvedArgument,
-                field,
+            let message = if severity == Severity::Error {
                 format!(
                     "metric `{name}` uses {{{{args.{arg}}}}} but no template declares `{arg}`: add it to spec.args"
-                ),
-                "Argo Rollouts fails to start a run whose templates use an argument nobody declares.",
+                )
+            } else {
+                format!(
+                    "metric `{name}` uses {{{{args.{arg}}}}}, not declared here: another template of the same run must declare `{arg}`"
+                )
+            };
+            out.push(
+                Finding::new(
+                    Rule::UnresolvedArgument,
+                    severity,
+                    obj,
+                    m.field(field),
+                    message,
+                )
+                .explain(why),
             );
         }
     }
@@ -534,20 +560,6 @@ pub fn metric_findings(m: &RunMetric, undeclared: Undeclared) -> Vec<Finding> {
     let mut warn = |rule: Rule, field: &str, message: String, why: &'static str| {
         out.push(Finding::new(rule, Severity::Warning, obj, m.field(field), message).explain(why));
     };
-    if undeclared == Undeclared::MayBeDeclaredElsewhere {
-        for (arg, field) in &m.undeclared_args {
-            warn(
-                Rule::UnresolvedArgument,
-                field,
-                format!(
-                    "metric `{name}` uses {{{{args.{arg}}}}}, not declared here: another template of the same run must declare `{arg}`"
-                ),
-                "Argo Rollouts merges the arguments of every template of a run, so a template may use one that \
-                 another template referenced by the same analysis declares. A Rollout whose run has no template \
-                 declaring it cannot start the run; each Rollout using this template is checked with its whole run.",
-            );
-        }
-    }
     if let Some(count) = count.filter(|c| *c > 0) {
         if il == Some(count) {
             warn(
