@@ -621,16 +621,15 @@ impl Admission {
             return Ok(Decision::default());
         }
         let original = guard_tree(raw, Part::RolloutSpec)?;
-        let pruned = || {
+        // The steps are left as they are: only the record changes, if it has to.
+        let record_only = || {
             let mut pruned = original.clone();
-            guards::prune_held(&mut pruned).map(|said| (pruned, said))
+            guards::prune_held(&mut pruned)
+                .map_or_else(Decision::default, |said| patched(&original, &pruned, &said))
         };
         let mut held = original.clone();
         let Some(said) = eval.trap.and_then(|trap| guards::hold(&mut held, &trap)) else {
-            // The steps are left as they are: only the record changes.
-            return Ok(pruned().map_or_else(Decision::default, |(pruned, said)| {
-                patched(&original, &pruned, &said)
-            }));
+            return Ok(record_only());
         };
         if let Some(old_raw) = req.old_object {
             let old = guard_tree(old_raw, Part::RolloutBefore)?;
@@ -643,9 +642,7 @@ impl Admission {
                     "{}: hold skipped: converting the pauses now would restart the in-flight canary; it applies to the next revision",
                     Rule::InconclusiveTimedPause
                 );
-                let mut decision = pruned().map_or_else(Decision::default, |(pruned, said)| {
-                    patched(&original, &pruned, &said)
-                });
+                let mut decision = record_only();
                 decision.warnings.push(skipped);
                 decision.rules = vec![Rule::InconclusiveTimedPause.id()];
                 return Ok(decision);
