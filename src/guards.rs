@@ -499,6 +499,7 @@ fn close_kayenta(
     kept: &mut Map<String, Value>,
 ) -> Option<Edit> {
     let recorded_marginal = entry.and_then(|e| e.get("marginal"));
+    let recorded_pass = entry.and_then(|e| e.get("pass"));
     let threshold = m
         .get_mut("provider")
         .and_then(|p| p.get_mut("kayenta"))
@@ -516,16 +517,13 @@ fn close_kayenta(
     {
         // As the guard left it.
         kept.insert("marginal".into(), original.clone());
-        if let Some(p) = entry.and_then(|e| e.get("pass")) {
+        if let Some(p) = recorded_pass {
             kept.insert("pass".into(), p.clone());
         }
         return None;
     }
-    let guard_wrote = recorded_marginal.is_some()
-        && entry
-            .and_then(|e| e.get("pass"))
-            .and_then(Value::as_i64)
-            .is_some_and(|p| p == marginal);
+    let guard_wrote =
+        recorded_marginal.is_some() && recorded_pass.and_then(Value::as_i64) == Some(marginal);
     let (original, original_value) = match recorded_marginal.and_then(Value::as_i64) {
         Some(r) if guard_wrote => (r, recorded_marginal.cloned()),
         _ => (marginal, None),
