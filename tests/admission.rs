@@ -67,6 +67,40 @@ fn safe_template() -> Value {
     safe
 }
 
+/// `template` with a second metric whose limit Argo refuses (`inconclusiveLimit: -1`): a
+/// deny-class finding that no guard touches.
+fn with_refused_limit(mut template: Value) -> Value {
+    let mut limits = template["spec"]["metrics"][0].clone();
+    limits["name"] = json!("limits");
+    limits["inconclusiveLimit"] = json!(-1);
+    template["spec"]["metrics"]
+        .as_array_mut()
+        .unwrap()
+        .push(limits);
+    template
+}
+
+/// The status of a canary in flight at `step` (a new pod hash, not yet stable).
+fn in_flight(step: u64) -> Value {
+    json!({"currentPodHash": "new", "stableRS": "old", "currentStepIndex": step})
+}
+
+/// What the API server does with a write: the mutating review of `new`, its patch applied,
+/// then the validating review of the result. Returns the object as it would be stored and the
+/// validating answer.
+fn mutate_then_validate(
+    a: &Admission,
+    review_of: &dyn Fn(&Value) -> Value,
+    new: &Value,
+) -> (Value, Answer) {
+    let mutated = ask(a, Endpoint::Mutate, &review_of(new));
+    let stored = mutated
+        .patch()
+        .map_or_else(|| new.clone(), |p| apply(new, &p));
+    let answer = ask(a, Endpoint::Validate, &review_of(&stored));
+    (stored, answer)
+}
+
 fn default_admission() -> Admission {
     admission(Mode::Warn, "auto", ControllerVersion::DEFAULT, &[])
 }
@@ -433,25 +467,18 @@ fn enforce_judges_a_template_edit_against_the_old_spec_as_fail_closed_leaves_it(
         ControllerVersion::DEFAULT,
         &[],
     );
-    let mut broken = template_web();
-    let mut limits = broken["spec"]["metrics"][0].clone();
-    limits["name"] = json!("limits");
-    limits["inconclusiveLimit"] = json!(-1);
-    broken["spec"]["metrics"]
-        .as_array_mut()
-        .unwrap()
-        .push(limits);
+    let broken = with_refused_limit(template_web());
     let update = |new: &Value, op: &str| {
         let old = (op == "UPDATE").then_some(&broken);
         review("AnalysisTemplate", "analysistemplates", None, op, new, old)
     };
-    // What the API server sends the validating webhook: the object after the mutating one.
     let admitted = |new: &Value, op: &str| {
-        let mutated = ask(&a, Endpoint::Mutate, &update(new, op));
-        let patch = mutated.patch().expect("fail-closed edits the template");
-        let guarded = apply(new, &patch);
-        assert_ne!(guarded["spec"], new["spec"]);
-        ask(&a, Endpoint::Validate, &update(&guarded, op))
+        let (stored, answer) = mutate_then_validate(&a, &|new| update(new, op), new);
+        assert_ne!(
+            stored["spec"], new["spec"],
+            "fail-closed edits the template"
+        );
+        answer
     };
     let mut relabelled = broken.clone();
     relabelled["metadata"]["labels"] = json!({"team": "web"});
@@ -483,14 +510,7 @@ fn enforce_judges_a_rollout_edit_against_the_old_spec_as_hold_leaves_it() {
     // a deny-class finding hold does not touch (a limit Argo refuses on a second metric). A
     // label edit reaches the validating webhook with hold's edit (indefinite pauses) in its
     // spec: no spec change of the user's, so not refused.
-    let mut template = template_web();
-    let mut limits = template["spec"]["metrics"][0].clone();
-    limits["name"] = json!("limits");
-    limits["inconclusiveLimit"] = json!(-1);
-    template["spec"]["metrics"]
-        .as_array_mut()
-        .unwrap()
-        .push(limits);
+    let template = with_refused_limit(template_web());
     let mut old = dangerous_rollout();
     old["status"] = json!({"currentPodHash": "abc", "stableRS": "abc"});
     let update = |new: &Value| review("Rollout", "rollouts", None, "UPDATE", new, Some(&old));
@@ -503,12 +523,9 @@ fn enforce_judges_a_rollout_edit_against_the_old_spec_as_hold_leaves_it() {
             &[],
         );
         let admitted = |new: &Value| {
-            let mutated = ask(&a, Endpoint::Mutate, &update(new));
-            let guarded = mutated
-                .patch()
-                .map_or_else(|| new.clone(), |p| apply(new, &p));
-            assert_eq!(guarded["spec"] != new["spec"], guards == "hold", "{guards}");
-            ask(&a, Endpoint::Validate, &update(&guarded))
+            let (stored, answer) = mutate_then_validate(&a, &update, new);
+            assert_eq!(stored["spec"] != new["spec"], guards == "hold", "{guards}");
+            answer
         };
         let mut relabelled = old.clone();
         relabelled["metadata"]["labels"] = json!({"team": "web"});
@@ -532,7 +549,7 @@ fn enforce_judges_a_rollout_edit_against_the_old_spec_as_hold_leaves_it() {
     // label edit stores the old spec and passes, while an edit of a held pause's duration,
     // or removing the durations by hand, changes the steps Argo walks and is judged whole.
     let mut old = dangerous_rollout();
-    old["status"] = json!({"currentPodHash": "new", "stableRS": "old", "currentStepIndex": 1});
+    old["status"] = in_flight(1);
     let update = |new: &Value| review("Rollout", "rollouts", None, "UPDATE", new, Some(&old));
     let a = admission_over(
         Mode::Enforce,
@@ -541,13 +558,7 @@ fn enforce_judges_a_rollout_edit_against_the_old_spec_as_hold_leaves_it() {
         std::slice::from_ref(&template),
         &[],
     );
-    let admitted = |new: &Value| {
-        let mutated = ask(&a, Endpoint::Mutate, &update(new));
-        let guarded = mutated
-            .patch()
-            .map_or_else(|| new.clone(), |p| apply(new, &p));
-        ask(&a, Endpoint::Validate, &update(&guarded))
-    };
+    let admitted = |new: &Value| mutate_then_validate(&a, &update, new).1;
     let mut relabelled = old.clone();
     relabelled["metadata"]["labels"] = json!({"team": "web"});
     assert_eq!(admitted(&relabelled).outcome, Outcome::Warned);
@@ -831,7 +842,7 @@ fn hold_guard_patches_d1_rollouts_and_is_idempotent() {
 fn hold_guard_never_restarts_an_in_flight_canary() {
     let a = admission(Mode::Warn, "hold", ControllerVersion::new(1, 8, 1), &[]);
     let mut stored = dangerous_rollout();
-    stored["status"] = json!({"currentPodHash": "new", "stableRS": "old", "currentStepIndex": 1});
+    stored["status"] = in_flight(1);
     // The controller's own update of an in-flight canary, steps unchanged.
     let mut update = stored.clone();
     update["metadata"]["annotations"]["rollout.argoproj.io/revision"] = json!("2");
@@ -1742,7 +1753,7 @@ fn held_pauses_stay_held_when_the_rollout_no_longer_matches() {
         &rollout,
         &ask(&a, Endpoint::Mutate, &create).patch().unwrap(),
     );
-    held["status"] = json!({"currentPodHash": "new", "stableRS": "old", "currentStepIndex": 1});
+    held["status"] = in_flight(1);
     let update =
         |new: &Value, old: &Value| review("Rollout", "rollouts", None, "UPDATE", new, Some(old));
     let mut unmatched = held.clone();
@@ -1776,7 +1787,7 @@ fn a_skipped_hold_still_prunes_a_stale_record() {
     let a = admission(Mode::Warn, "hold", ControllerVersion::new(1, 8, 1), &[]);
     let mut stored = dangerous_rollout();
     stored["metadata"]["annotations"]["rollout-guard.io/held-pauses"] = json!(r#"{"2":"1m"}"#);
-    stored["status"] = json!({"currentPodHash": "new", "stableRS": "old", "currentStepIndex": 1});
+    stored["status"] = in_flight(1);
     let mut update = stored.clone();
     update["metadata"]["annotations"]["rollout.argoproj.io/revision"] = json!("2");
     let answer = ask(
@@ -1807,7 +1818,7 @@ fn hold_skips_a_template_edit_that_starts_no_new_revision() {
     // starts, and changing the steps now would restart the in-flight canary.
     let a = admission(Mode::Warn, "hold", ControllerVersion::new(1, 8, 1), &[]);
     let mut stored = dangerous_rollout();
-    stored["status"] = json!({"currentPodHash": "new", "stableRS": "old", "currentStepIndex": 2});
+    stored["status"] = in_flight(2);
     let mut update = stored.clone();
     update["spec"]["template"]["spec"]["containers"][0]["resources"] = json!({});
     let r = review(
