@@ -80,6 +80,11 @@ fn with_refused_limit(mut template: Value) -> Value {
     template
 }
 
+/// A review of a person's UPDATE of a Rollout from `old` to `new`.
+fn rollout_update(new: &Value, old: &Value) -> Value {
+    review("Rollout", "rollouts", None, "UPDATE", new, Some(old))
+}
+
 /// The status of a canary in flight at `step` (a new pod hash, not yet stable).
 fn in_flight(step: u64) -> Value {
     json!({"currentPodHash": "new", "stableRS": "old", "currentStepIndex": step})
@@ -267,7 +272,7 @@ fn enforce_warns_the_controller_instead_of_denying_it() {
 fn enforce_lets_an_update_that_leaves_the_spec_alone_through() {
     let a = admission(Mode::Enforce, "auto", ControllerVersion::DEFAULT, &[]);
     let flagged = dangerous_rollout();
-    let update = |new: &Value| review("Rollout", "rollouts", None, "UPDATE", new, Some(&flagged));
+    let update = |new: &Value| rollout_update(new, &flagged);
     let edited = |edit: &dyn Fn(&mut Value)| {
         let mut new = flagged.clone();
         edit(&mut new);
@@ -352,15 +357,7 @@ fn the_spec_comparison_reads_old_object_as_the_reference_reader_does() {
     let flagged = dangerous_rollout();
     let mut promoted = flagged.clone();
     promoted["spec"]["paused"] = json!(false);
-    let body = String::from_utf8(api_server_order(&review(
-        "Rollout",
-        "rollouts",
-        None,
-        "UPDATE",
-        &promoted,
-        Some(&flagged),
-    )))
-    .unwrap();
+    let body = String::from_utf8(api_server_order(&rollout_update(&promoted, &flagged))).unwrap();
     // The lean reader skips oldObject; once a would-be denial reads it, a body serde_json
     // refuses gets the reference reader's 400, not an answer.
     // Only oldObject's steps (the second occurrence) are broken.
@@ -513,7 +510,7 @@ fn enforce_judges_a_rollout_edit_against_the_old_spec_as_hold_leaves_it() {
     let template = with_refused_limit(template_web());
     let mut old = dangerous_rollout();
     old["status"] = json!({"currentPodHash": "abc", "stableRS": "abc"});
-    let update = |new: &Value| review("Rollout", "rollouts", None, "UPDATE", new, Some(&old));
+    let update = |new: &Value| rollout_update(new, &old);
     for guards in ["none", "hold"] {
         let a = admission_over(
             Mode::Enforce,
@@ -550,7 +547,7 @@ fn enforce_judges_a_rollout_edit_against_the_old_spec_as_hold_leaves_it() {
     // or removing the durations by hand, changes the steps Argo walks and is judged whole.
     let mut old = dangerous_rollout();
     old["status"] = in_flight(1);
-    let update = |new: &Value| review("Rollout", "rollouts", None, "UPDATE", new, Some(&old));
+    let update = |new: &Value| rollout_update(new, &old);
     let a = admission_over(
         Mode::Enforce,
         "hold",
@@ -629,11 +626,7 @@ fn safe_rollouts_and_deletes_are_allowed_silently() {
     let mut safe = dangerous_rollout();
     safe["spec"]["strategy"]["canary"]["steps"] = json!([{"setWeight": 20}, {"pause": {}}]);
     safe["spec"]["strategy"]["canary"]["analysis"]["startingStep"] = json!(2);
-    let answer = ask(
-        &a,
-        Endpoint::Validate,
-        &review("Rollout", "rollouts", None, "UPDATE", &safe, Some(&safe)),
-    );
+    let answer = ask(&a, Endpoint::Validate, &rollout_update(&safe, &safe));
     assert_eq!(
         (answer.outcome, answer.warnings().len()),
         (Outcome::Allowed, 0),
@@ -822,18 +815,7 @@ fn hold_guard_patches_d1_rollouts_and_is_idempotent() {
     );
     assert!(answer.warnings()[0].contains("hold"));
     // Mutating the mutated object yields no patch.
-    let again = ask(
-        &a,
-        Endpoint::Mutate,
-        &review(
-            "Rollout",
-            "rollouts",
-            None,
-            "UPDATE",
-            &patched,
-            Some(&patched),
-        ),
-    );
+    let again = ask(&a, Endpoint::Mutate, &rollout_update(&patched, &patched));
     assert!(again.patch().is_none());
     assert_eq!(again.outcome, Outcome::Allowed);
 }
@@ -846,18 +828,7 @@ fn hold_guard_never_restarts_an_in_flight_canary() {
     // The controller's own update of an in-flight canary, steps unchanged.
     let mut update = stored.clone();
     update["metadata"]["annotations"]["rollout.argoproj.io/revision"] = json!("2");
-    let answer = ask(
-        &a,
-        Endpoint::Mutate,
-        &review(
-            "Rollout",
-            "rollouts",
-            None,
-            "UPDATE",
-            &update,
-            Some(&stored),
-        ),
-    );
+    let answer = ask(&a, Endpoint::Mutate, &rollout_update(&update, &stored));
     assert!(answer.patch().is_none());
     assert!(
         answer.warnings()[0].contains("hold skipped"),
@@ -871,14 +842,7 @@ fn hold_guard_never_restarts_an_in_flight_canary() {
         ask(
             &a,
             Endpoint::Mutate,
-            &review(
-                "Rollout",
-                "rollouts",
-                None,
-                "UPDATE",
-                &new_revision,
-                Some(&stored)
-            )
+            &rollout_update(&new_revision, &stored)
         )
         .patch()
         .is_some()
@@ -889,20 +853,9 @@ fn hold_guard_never_restarts_an_in_flight_canary() {
     let mut update = promoted.clone();
     update["metadata"]["labels"] = json!({"x": "y"});
     assert!(
-        ask(
-            &a,
-            Endpoint::Mutate,
-            &review(
-                "Rollout",
-                "rollouts",
-                None,
-                "UPDATE",
-                &update,
-                Some(&promoted)
-            )
-        )
-        .patch()
-        .is_some()
+        ask(&a, Endpoint::Mutate, &rollout_update(&update, &promoted))
+            .patch()
+            .is_some()
     );
 }
 
@@ -1653,7 +1606,7 @@ fn the_hold_record_keeps_only_steps_that_are_still_held_pauses() {
     update["spec"]["strategy"]["canary"]["steps"] = json!([
         {"setWeight": 10}, {"setWeight": 20}, {"pause": {"duration": "5m"}}, {"setWeight": 60}
     ]);
-    let second = review("Rollout", "rollouts", None, "UPDATE", &update, Some(&held));
+    let second = rollout_update(&update, &held);
     let after = apply(
         &update,
         &ask(&a, Endpoint::Mutate, &second).patch().expect("held"),
@@ -1688,8 +1641,7 @@ fn the_hold_record_is_pruned_when_there_is_nothing_left_to_hold() {
         &rollout,
         &ask(&a, Endpoint::Mutate, &create).patch().unwrap(),
     );
-    let update =
-        |new: &Value, old: &Value| review("Rollout", "rollouts", None, "UPDATE", new, Some(old));
+    let update = |new: &Value, old: &Value| rollout_update(new, old);
     // Step 3 becomes a setWeight: its entry goes, step 1's stays; the steps are left alone.
     let mut edited = held.clone();
     edited["spec"]["strategy"]["canary"]["steps"][3] = json!({"setWeight": 80});
@@ -1754,8 +1706,7 @@ fn held_pauses_stay_held_when_the_rollout_no_longer_matches() {
         &ask(&a, Endpoint::Mutate, &create).patch().unwrap(),
     );
     held["status"] = in_flight(1);
-    let update =
-        |new: &Value, old: &Value| review("Rollout", "rollouts", None, "UPDATE", new, Some(old));
+    let update = |new: &Value, old: &Value| rollout_update(new, old);
     let mut unmatched = held.clone();
     unmatched["spec"]["strategy"]["canary"]
         .as_object_mut()
@@ -1790,18 +1741,7 @@ fn a_skipped_hold_still_prunes_a_stale_record() {
     stored["status"] = in_flight(1);
     let mut update = stored.clone();
     update["metadata"]["annotations"]["rollout.argoproj.io/revision"] = json!("2");
-    let answer = ask(
-        &a,
-        Endpoint::Mutate,
-        &review(
-            "Rollout",
-            "rollouts",
-            None,
-            "UPDATE",
-            &update,
-            Some(&stored),
-        ),
-    );
+    let answer = ask(&a, Endpoint::Mutate, &rollout_update(&update, &stored));
     assert!(
         answer.warnings().iter().any(|w| w.contains("hold skipped")),
         "{:?}",
@@ -1821,14 +1761,7 @@ fn hold_skips_a_template_edit_that_starts_no_new_revision() {
     stored["status"] = in_flight(2);
     let mut update = stored.clone();
     update["spec"]["template"]["spec"]["containers"][0]["resources"] = json!({});
-    let r = review(
-        "Rollout",
-        "rollouts",
-        None,
-        "UPDATE",
-        &update,
-        Some(&stored),
-    );
+    let r = rollout_update(&update, &stored);
     let answer = ask(&a, Endpoint::Mutate, &r);
     assert!(answer.patch().is_none(), "{:?}", answer.patch());
     assert!(
@@ -1838,14 +1771,7 @@ fn hold_skips_a_template_edit_that_starts_no_new_revision() {
     );
     // A real template change is a new revision: the hold applies.
     update["spec"]["template"]["spec"]["containers"][0]["image"] = json!("shop:3");
-    let r = review(
-        "Rollout",
-        "rollouts",
-        None,
-        "UPDATE",
-        &update,
-        Some(&stored),
-    );
+    let r = rollout_update(&update, &stored);
     assert!(ask(&a, Endpoint::Mutate, &r).patch().is_some());
 }
 
