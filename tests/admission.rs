@@ -80,6 +80,18 @@ fn with_refused_limit(mut template: Value) -> Value {
     template
 }
 
+/// An enforce-mode answer that let an update through because its spec is unchanged: warned,
+/// under the line that says why its findings do not refuse it.
+fn assert_let_through_unchanged(answer: &Answer, what: &str) {
+    assert_eq!(answer.outcome, Outcome::Warned, "{what}: {}", answer.body);
+    let warnings = answer.warnings();
+    assert!(
+        warnings[0]
+            .starts_with("rollout-guard: mode enforce: this update leaves the spec as it was"),
+        "{what}: {warnings:?}"
+    );
+}
+
 /// A review of a person's UPDATE of a Rollout from `old` to `new`.
 fn rollout_update(new: &Value, old: &Value) -> Value {
     review("Rollout", "rollouts", None, "UPDATE", new, Some(old))
@@ -303,13 +315,8 @@ fn enforce_lets_an_update_that_leaves_the_spec_alone_through() {
             "{what}: {}",
             answer.body
         );
-        assert_eq!(answer.outcome, Outcome::Warned, "{what}");
+        assert_let_through_unchanged(&answer, what);
         let warnings = answer.warnings();
-        assert!(
-            warnings[0]
-                .starts_with("rollout-guard: mode enforce: this update leaves the spec as it was"),
-            "{what}: {warnings:?}"
-        );
         assert!(
             warnings
                 .iter()
@@ -479,13 +486,7 @@ fn enforce_judges_a_template_edit_against_the_old_spec_as_fail_closed_leaves_it(
     };
     let mut relabelled = broken.clone();
     relabelled["metadata"]["labels"] = json!({"team": "web"});
-    let answer = admitted(&relabelled, "UPDATE");
-    assert_eq!(answer.outcome, Outcome::Warned, "{}", answer.body);
-    assert!(
-        answer.warnings()[0].starts_with("rollout-guard: mode enforce: this update leaves"),
-        "{:?}",
-        answer.warnings()
-    );
+    assert_let_through_unchanged(&admitted(&relabelled, "UPDATE"), "label");
     // A change of the user's own is judged whole, guard or not.
     let mut retimed = relabelled.clone();
     retimed["spec"]["metrics"][0]["interval"] = json!("20s");
@@ -526,13 +527,7 @@ fn enforce_judges_a_rollout_edit_against_the_old_spec_as_hold_leaves_it() {
         };
         let mut relabelled = old.clone();
         relabelled["metadata"]["labels"] = json!({"team": "web"});
-        let answer = admitted(&relabelled);
-        assert_eq!(answer.outcome, Outcome::Warned, "{guards}: {}", answer.body);
-        assert!(
-            answer.warnings()[0].starts_with("rollout-guard: mode enforce: this update leaves"),
-            "{guards}: {:?}",
-            answer.warnings()
-        );
+        assert_let_through_unchanged(&admitted(&relabelled), guards);
         // A new revision or other steps are judged whole, guard or not.
         let mut new_image = relabelled.clone();
         new_image["spec"]["template"]["spec"]["containers"][0]["image"] = json!("shop:3");
