@@ -411,7 +411,34 @@ impl<'de> Reader<'de> {
     fn skip_container_in<const ISA: u8>(&mut self) -> Result<()> {
         let mut scan = Scan::new(self.pos, false);
         let mut open: usize = 0;
+        let room = MAX_DEPTH - self.depth;
         loop {
+            // Most blocks are whole, hold no backslash and cannot end the container: they only
+            // move the count and the string state, without the tail mask, the escape pass and
+            // the per-block error branch of `next_block` (a sixth less time for a Rollout's
+            // managedFields). Any other block is classified again below, from the same state.
+            if let Some(whole) = self
+                .bytes
+                .get(scan.at..)
+                .and_then(|r| r.first_chunk::<BLOCK>())
+                && !scan.escaped_first
+            {
+                let m = classify_any::<ISA>(whole);
+                if m.backslashes == 0 {
+                    let inside = prefix_xor_any::<ISA>(m.quotes) ^ scan.in_string;
+                    let opens = m.opens & !inside;
+                    let closes = m.closes & !inside;
+                    let empty = opens & (closes >> 1);
+                    let o = (opens & !empty).count_ones() as usize;
+                    let c = (closes & !(empty << 1)).count_ones() as usize;
+                    if m.ctl & inside == 0 && open > c && open + o < room {
+                        scan.in_string = ((inside as i64) >> 63) as u64;
+                        open = open + o - c;
+                        scan.at += BLOCK;
+                        continue;
+                    }
+                }
+            }
             let block = scan.next_block::<ISA>(self.bytes)?;
             let inside = block.inside;
             if (block.ctl & inside) | (block.backslashes & !inside) != 0 {
@@ -426,7 +453,6 @@ impl<'de> Reader<'de> {
             // An empty `{}` or `[]` never takes the count below where it started.
             let empty = opens & (closes >> 1);
             let (o, c) = (opens & !empty, closes & !(empty << 1));
-            let room = MAX_DEPTH - self.depth;
             if open > c.count_ones() as usize && (open + o.count_ones() as usize) < room {
                 // Cannot end in this block, nor nest too deep in it.
                 open = open + o.count_ones() as usize - c.count_ones() as usize;
@@ -1480,6 +1506,47 @@ mod tests {
                         && w[0].as_ref().ok() == w[1].as_ref().ok()),
                 "{text}: {ends:?}"
             );
+        }
+    }
+
+    /// The whole-block shortcut of `skip_container_in` hands every block it cannot settle
+    /// alone to the full path: where the container ends, where it nests too deep, a control
+    /// character in a string and a backslash outside one, each past the first blocks.
+    #[test]
+    fn whole_blocks_leave_the_ends_and_the_errors_to_the_full_path() {
+        let filler = format!(r#"{{"a":[1,{{}},"{}"]}},"#, "s".repeat(40)).repeat(6);
+        let ok = format!(r#"[{filler}{{"b":"}}"}}] tail"#);
+        // A whole block that holds one closing bracket, at the depth it started at.
+        let alone = format!(r#"["{}"]{}"#, "s".repeat(4 * BLOCK), " ".repeat(BLOCK));
+        let deep = format!(
+            "[{filler}{}{}]",
+            "[".repeat(MAX_DEPTH),
+            "]".repeat(MAX_DEPTH)
+        );
+        let fits = format!(
+            "[{filler}{}{}]",
+            "[".repeat(MAX_DEPTH - 2),
+            "]".repeat(MAX_DEPTH - 2)
+        );
+        let ctl = format!("[{filler}\"raw \u{1}\",{filler}1]");
+        let backslash = format!(r"[{filler}1, \\ 2]");
+        let cases: [(&str, std::result::Result<usize, &str>); 6] = [
+            (&ok, Ok(ok.len() - " tail".len())),
+            (&alone, Ok(alone.len() - BLOCK)),
+            (&deep, Err("nested too deep")),
+            (&fits, Ok(fits.len())),
+            (&ctl, Err("control character in string")),
+            (&backslash, Err("backslash outside a string")),
+        ];
+        for (text, expected) in cases {
+            assert!(text.len() > 3 * BLOCK, "{text}");
+            for end in container_skips(text) {
+                match (&end, expected) {
+                    (Ok(at), Ok(want)) => assert_eq!(*at, want, "{text}"),
+                    (Err(e), Err(want)) => assert!(e.to_string().contains(want), "{e}: {text}"),
+                    _ => panic!("{text}: {end:?}, expected {expected:?}"),
+                }
+            }
         }
     }
 
