@@ -216,10 +216,17 @@ impl Overlay<'_> {
 
 impl TemplateStore for Overlay<'_> {
     fn analysis_template(&self, namespace: &str, name: &str) -> Option<Arc<AnalysisTemplate>> {
-        // Where the store would find the replaced template: a lookup from a Rollout that names
-        // no namespace is in `default`, and a template kept without one answers any namespace.
+        // Where the store would find the replaced template: a template kept without a
+        // namespace answers any lookup, and one in `default` also answers a Rollout that names
+        // none, unless a template naming none has the name (`MemoryStore` prefers that one).
         let here = self.namespace.is_empty()
-            || crate::templates::rollout_namespace(Some(namespace)) == self.namespace;
+            || namespace == self.namespace
+            || (namespace.is_empty()
+                && self.namespace == "default"
+                && self
+                    .base
+                    .analysis_template("", name)
+                    .is_none_or(|t| t.metadata.namespace.is_some()));
         if self.kind == Kind::AnalysisTemplate && name == self.name() && here {
             return Some(self.template.clone());
         }

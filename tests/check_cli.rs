@@ -265,6 +265,56 @@ fn bad_pause(name: &str) -> String {
     BAD_PAUSE.replace("NAME", name)
 }
 
+/// A Rollout and its template that name no namespace (applied together, they share one) are
+/// judged together, whatever a template of the same name in `default` elsewhere in the input
+/// says, and whichever file is read first.
+#[test]
+fn a_rollout_naming_no_namespace_uses_the_template_naming_none() {
+    let rollout = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/shop-rollout.yaml"),
+    )
+    .unwrap();
+    let template = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("docs/examples/success-rate-template.yaml"),
+    )
+    .unwrap();
+    assert!(!rollout.contains("namespace:") && !template.contains("namespace:"));
+    let elsewhere = "apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: success-rate
+  namespace: default
+spec:
+  metrics:
+  - name: success-rate
+    interval: 1m
+    successCondition: result[0] >= 0.99
+    provider:
+      prometheus: {address: http://p, query: q}
+";
+    let together = format!("{rollout}\n---\n{template}");
+    for (first, second) in [("a-app", "b-other"), ("b-app", "a-other")] {
+        let dir = dir_with(&[
+            (&format!("{first}/shop.yaml"), &together),
+            (&format!("{second}/template.yaml"), elsewhere),
+        ]);
+        let out = check(&[dir.path().to_str().unwrap(), "-o", "json"]);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let rules: Vec<&str> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rule"].as_str().unwrap())
+            .collect();
+        assert!(
+            rules.contains(&"inconclusive-timed-pause"),
+            "{first}: {rules:?}"
+        );
+        assert_eq!(out.status.code(), Some(1), "{first}: {rules:?}");
+    }
+}
+
 #[test]
 fn a_template_in_another_namespace_than_its_rollout_is_reported_once_where_it_was_read() {
     let template = "apiVersion: argoproj.io/v1alpha1
