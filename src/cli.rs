@@ -167,8 +167,14 @@ pub struct ServeArgs {
         value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..), usize::from)
     )]
     pub max_blocking_reviews: usize,
-    /// Largest accepted request body, in bytes (the API server sends up to about 7 MiB).
-    #[arg(long, env = "ROLLOUT_GUARD_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    /// Largest accepted request body, in bytes (the API server sends up to about 7 MiB). At
+    /// least 4 KiB: below that no review fits, and every one would get a 413.
+    #[arg(
+        long,
+        env = "ROLLOUT_GUARD_MAX_BODY_BYTES",
+        default_value_t = 8 * 1024 * 1024,
+        value_parser = at_least_4_kib
+    )]
     pub max_body_bytes: usize,
     /// Request bodies held in memory at once, in bytes, counted as they arrive (a declared
     /// Content-Length reserves nothing), plus one body that may read on past it; a request
@@ -177,7 +183,8 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "ROLLOUT_GUARD_MAX_BUFFERED_BODY_BYTES",
-        default_value_t = 64 * 1024 * 1024
+        default_value_t = 64 * 1024 * 1024,
+        value_parser = at_least_4_kib
     )]
     pub max_buffered_body_bytes: usize,
     /// Time a client has to send its request headers.
@@ -248,6 +255,15 @@ pub struct ManifestsArgs {
     pub status_timeout_seconds: u8,
 }
 
+/// A byte count of at least 4 KiB, for the body limits.
+fn at_least_4_kib(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 4096 => Ok(n),
+        Ok(_) => Err(format!("`{s}` bytes is too small: at least 4096")),
+        Err(e) => Err(format!("`{s}` is not a number of bytes: {e}")),
+    }
+}
+
 /// [`parse_duration`], refusing zero: for timeouts and intervals, where zero means nothing
 /// sensible (every review would be late, the reload timer could not tick).
 pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
@@ -257,14 +273,25 @@ pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-/// Parses `250ms`, `10s`, `2m` or a bare number of seconds.
+/// The longest duration a flag takes. Every timeout, delay and interval is far below it, and
+/// it keeps the deadlines computed from them (`now + timeout`) clear of overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Parses `250ms`, `10s`, `2m` or a bare number of seconds, up to [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    match crate::duration::parse_go_duration(s) {
-        Some(nanos) if nanos >= 0 => Ok(Duration::from_nanos(nanos as u64)),
-        _ => Err(format!("`{s}` is not a duration such as 500ms, 10s or 2m")),
+    let parsed = match s.parse::<u64>() {
+        Ok(secs) => Some(Duration::from_secs(secs)),
+        Err(_) => crate::duration::parse_go_duration(s)
+            .and_then(|nanos| u64::try_from(nanos).ok())
+            .map(Duration::from_nanos),
+    };
+    match parsed {
+        Some(d) if d <= MAX_DURATION => Ok(d),
+        Some(_) => Err(format!("`{s}` is longer than 24h")),
+        // Also a value too long to count in nanoseconds (about 292 years).
+        None => Err(format!(
+            "`{s}` is not a duration of at most 24h, such as 500ms, 10s or 2m"
+        )),
     }
 }
 
@@ -294,6 +321,29 @@ mod tests {
                 "{flag}: {error}"
             );
             assert!(serve(&[flag, "250ms"]).is_ok(), "{flag}");
+        }
+        for flag in [
+            "--review-timeout",
+            "--shutdown-delay",
+            "--shutdown-timeout",
+            "--tls-reload-interval",
+        ] {
+            for huge in ["25h", "100000000000h", "18446744073709551615", "86401"] {
+                let error = serve(&[flag, huge]).unwrap_err().to_string();
+                assert!(
+                    error.contains("longer than 24h") || error.contains("at most 24h"),
+                    "{flag} {huge}: {error}"
+                );
+            }
+            assert!(serve(&[flag, "24h"]).is_ok(), "{flag}");
+        }
+        assert!(serve(&["--shutdown-delay", "0s"]).is_ok());
+        for flag in ["--max-body-bytes", "--max-buffered-body-bytes"] {
+            for small in ["0", "4095"] {
+                let error = serve(&[flag, small]).unwrap_err().to_string();
+                assert!(error.contains("at least 4096"), "{flag} {small}: {error}");
+            }
+            assert!(serve(&[flag, "4096"]).is_ok(), "{flag}");
         }
         assert!(serve(&["--max-concurrent-reviews", "0"]).is_err());
         assert_eq!(

@@ -1050,6 +1050,61 @@ fn schema_rejects_what_serve_or_the_api_server_would() {
     }
 }
 
+/// The duration values agree with `serve`'s parsers on the forms of Go's duration grammar
+/// below (up to 24h): what the schema accepts, `serve` starts with, and the reverse. Longer values pass the schema (a pattern
+/// cannot count) and `serve` refuses them at start with "longer than 24h".
+#[test]
+fn schema_durations_agree_with_serve() {
+    use rollout_guard::cli::{parse_duration, parse_positive_duration};
+    let samples = [
+        "0",
+        "0s",
+        "0ms",
+        "00",
+        "0.0s",
+        "0h0m",
+        "1",
+        "30",
+        "250ms",
+        "1.5s",
+        "1m30s",
+        "2h",
+        "10us",
+        "100ns",
+        "24h",
+        "25 seconds",
+        "1d",
+        "-1s",
+        "s",
+        "",
+        "1.s",
+        "10S",
+        ".5s",
+        "0.s",
+        ".0s",
+        "+1s",
+        "+0s",
+        "1\u{b5}s",
+        "1\u{3bc}s",
+        "1.5.5s",
+        "1h-1m",
+    ];
+    for (key, parse) in [
+        (
+            "reviewTimeout",
+            parse_positive_duration as fn(&str) -> Result<_, _>,
+        ),
+        ("shutdownDelay", parse_duration),
+        ("shutdownTimeout", parse_duration),
+    ] {
+        for sample in samples {
+            let schema_ok = schema_errors(&json!({ key: sample })).is_empty();
+            let serve_ok = parse(sample).is_ok();
+            assert_eq!(schema_ok, serve_ok, "{key}: {sample:?}");
+        }
+    }
+}
+
 /// The schema's enums are exactly what clap accepts for the matching `serve` flag, less what
 /// the chart cannot support: `templateSource: files` needs a `--templates` directory the chart
 /// neither mounts nor passes.

@@ -14,6 +14,7 @@ const KEYWORDS: &[&str] = &[
     "pattern",
     "properties",
     "additionalProperties",
+    "not",
 ];
 const ANNOTATIONS: &[&str] = &["$schema", "title", "description"];
 
@@ -94,6 +95,15 @@ fn check(
             if !re.is_match(s) {
                 errors.push(format!("{at}: {s:?} does not match {pattern}"));
             }
+        }
+    }
+    if let Some(not) = schema.get("not") {
+        let mut inner = Vec::new();
+        check(not, value, path, &mut inner)?;
+        if inner.is_empty() {
+            errors.push(format!(
+                "{at}: {value} matches a form this value must not take"
+            ));
         }
     }
     if let Some(map) = value.as_object() {
