@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::cli::{CheckArgs, OutputFormat};
 use crate::finding::{Finding, Rule, Severity};
-use crate::input::{InputError, Loaded, Location, Object, load};
+use crate::input::{InputError, Loaded, Location, Object, load, load_named};
 use crate::locate::{field_lines as field_lines_of, line_of};
 use crate::model::{Kind, ObjectRef};
 use crate::rules::{Config, check_rollout, check_template};
@@ -177,7 +177,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> std::io::Result<u8> {
         version: args.argo_rollouts_version,
         explain: true,
     };
-    let inputs = load(&args.paths);
+    let inputs = load_named(&args.paths, &args.stdin_name);
     let templates = load(&args.templates);
     let report = check_loaded(inputs, templates, &cfg);
     match args.output {

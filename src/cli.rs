@@ -45,6 +45,10 @@ pub struct CheckArgs {
     /// Files or directories (searched recursively for .yaml, .yml, .json); `-` reads stdin.
     #[arg(value_name = "PATH", default_value = "-")]
     pub paths: Vec<PathBuf>,
+    /// Name to report what `-` reads from stdin under: the file it was rendered from, so that
+    /// SARIF annotations land on that file.
+    #[arg(long, value_name = "NAME", default_value = "-")]
+    pub stdin_name: String,
     /// Extra directory of AnalysisTemplates / ClusterAnalysisTemplates used to resolve references.
     #[arg(long, value_name = "DIR")]
     pub templates: Vec<PathBuf>,

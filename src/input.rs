@@ -107,6 +107,11 @@ pub struct Loaded {
 /// Reads every path: files, directories (recursively, `.yaml`/`.yml`/`.json`, in name order)
 /// or `-` for stdin.
 pub fn load(paths: &[PathBuf]) -> Loaded {
+    load_named(paths, "-")
+}
+
+/// [`load`], reporting what stdin holds under `stdin_name` (the file it was rendered from).
+pub fn load_named(paths: &[PathBuf], stdin_name: &str) -> Loaded {
     let mut loaded = Loaded::default();
     // Each file once, however often the arguments name it (a directory and a file in it, or
     // the same directory twice): read twice, its objects would be reported twice.
@@ -117,10 +122,10 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
         if path.as_os_str() == "-" {
             let mut text = String::new();
             match std::io::stdin().read_to_string(&mut text) {
-                Ok(_) => load_text("-", &text, false, &mut loaded),
+                Ok(_) => load_text(stdin_name, &text, false, &mut loaded),
                 Err(e) => loaded
                     .errors
-                    .push(file_error("-", format!("cannot read stdin: {e}"))),
+                    .push(file_error(stdin_name, format!("cannot read stdin: {e}"))),
             }
             continue;
         }

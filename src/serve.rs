@@ -83,7 +83,12 @@ async fn template_source(
             Arc::new(SharedStore::ready(MemoryStore::new())),
             Source::Empty,
         )),
-        (TemplateSource::Cluster, _) => {
+        (TemplateSource::Cluster, Some(dir)) => anyhow::bail!(
+            "--templates {} is not read with --template-source cluster: drop one of the two \
+             (auto or files reads the directory)",
+            dir.display()
+        ),
+        (TemplateSource::Cluster, None) => {
             let client = kube::Client::try_default()
                 .await
                 .context("cannot configure a Kubernetes client (in-cluster or KUBECONFIG)")?;
@@ -107,4 +112,36 @@ fn cluster(client: kube::Client) -> (Arc<dyn Catalog + Send + Sync>, Source) {
     let store = Arc::new(SharedStore::new());
     crate::cluster::spawn_watchers(client, store.clone());
     (store, Source::Cluster)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser as _;
+
+    #[tokio::test]
+    async fn a_templates_dir_with_the_cluster_source_is_refused_not_dropped() {
+        let cli = Cli::try_parse_from([
+            "rollout-guard",
+            "serve",
+            "--template-source",
+            "cluster",
+            "--templates",
+            "somewhere",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            unreachable!("parsed as serve")
+        };
+        let Err(error) = template_source(&args).await else {
+            panic!("--templates with the cluster source was accepted");
+        };
+        assert!(
+            error
+                .to_string()
+                .starts_with("--templates somewhere is not read"),
+            "{error}"
+        );
+    }
 }

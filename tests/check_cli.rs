@@ -163,6 +163,39 @@ fn reads_stdin() {
     assert!(stdout(&out).contains("-:"), "{}", stdout(&out));
 }
 
+/// A rendered chart piped in is reported under the name `--stdin-name` gives, so SARIF
+/// annotations land on a file of the repository rather than on `-`.
+#[test]
+fn stdin_is_reported_under_the_name_given() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
+        .args([
+            "check",
+            "-",
+            "--stdin-name",
+            "deploy/shop.yaml",
+            "-o",
+            "sarif",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text = std::fs::read(fixture("dangerous.yaml")).unwrap();
+    child.stdin.take().unwrap().write_all(&text).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = v["runs"][0]["results"].as_array().unwrap();
+    assert!(!results.is_empty());
+    for result in results {
+        assert_eq!(
+            result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+            "deploy/shop.yaml",
+            "{result:#}"
+        );
+    }
+}
+
 #[test]
 fn missing_paths_and_bad_flags_are_usage_errors() {
     let out = check(&["/nonexistent/manifests.yaml"]);
