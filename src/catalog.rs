@@ -216,17 +216,13 @@ impl Overlay<'_> {
 
 impl TemplateStore for Overlay<'_> {
     fn analysis_template(&self, namespace: &str, name: &str) -> Option<Arc<AnalysisTemplate>> {
-        // Where the store would find the replaced template: a template kept without a
-        // namespace answers any lookup, and one in `default` also answers a Rollout that names
-        // none, unless a template naming none has the name (`MemoryStore` prefers that one).
+        // Where the edited template answers: in its namespace, and for a Rollout that names
+        // none when that is `default` (a file's Rollout, seen from the API server's side); a
+        // template kept without a namespace answers any lookup. The edit is the live object,
+        // so it also comes before a file's copy of the same template that names no namespace,
+        // which the store would otherwise prefer for such a Rollout.
         let here = self.namespace.is_empty()
-            || namespace == self.namespace
-            || (namespace.is_empty()
-                && self.namespace == "default"
-                && self
-                    .base
-                    .analysis_template("", name)
-                    .is_none_or(|t| t.metadata.namespace.is_some()));
+            || crate::templates::rollout_namespace(Some(namespace)) == self.namespace;
         if self.kind == Kind::AnalysisTemplate && name == self.name() && here {
             return Some(self.template.clone());
         }
