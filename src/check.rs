@@ -118,13 +118,31 @@ pub fn check_loaded(inputs: Loaded, templates: Loaded, cfg: &Config) -> CheckRep
     located.sort_by(|(a, f), (b, g)| (f.order_key(), a).cmp(&(g.order_key(), b)));
     located.dedup_by(|(a, f), (b, g)| a == b && f.repeats(g));
     let mut same_name: Vec<SameName> = read_at
-        .into_iter()
+        .iter()
         .filter(|(object, at)| object.kind != Kind::Rollout && at.len() > 1)
         .map(|(object, at)| SameName {
             object: object.to_string(),
-            locations: at.into_iter().cloned().collect(),
+            locations: at.iter().map(|&l| l.clone()).collect(),
         })
         .collect();
+    // A Rollout that names no namespace finds a template in `default` first, then one that
+    // names none: when the input has both, which one it means depends on where it is applied
+    // (`kubectl apply -n`), so the report says so. The one in `default` is listed last.
+    for (object, at) in &read_at {
+        if object.kind != Kind::AnalysisTemplate || object.namespace.is_some() {
+            continue;
+        }
+        let in_default = ObjectRef {
+            namespace: Some("default".into()),
+            ..object.clone()
+        };
+        if let Some(default_at) = read_at.get(&in_default) {
+            same_name.push(SameName {
+                object: format!("{object}, as a Rollout naming no namespace finds it,"),
+                locations: at.iter().chain(default_at).map(|&l| l.clone()).collect(),
+            });
+        }
+    }
     same_name.sort_by(|a, b| a.object.cmp(&b.object));
     let mut summary = Summary {
         files: inputs.files,

@@ -161,15 +161,11 @@ impl MemoryStore {
 impl TemplateStore for MemoryStore {
     fn analysis_template(&self, namespace: &str, name: &str) -> Option<Arc<AnalysisTemplate>> {
         let in_namespace = |ns: &str| self.namespaced.get(ns).and_then(|names| names.get(name));
-        let found = if namespace.is_empty() {
-            // For a Rollout that names no namespace (a file's), a template that names none
-            // either comes first: applied together, the two land in the same namespace, while
-            // one that says `default` shares it only when that is where they are applied.
-            in_namespace("").or_else(|| in_namespace("default"))
-        } else {
-            in_namespace(namespace).or_else(|| in_namespace(""))
-        };
-        found.cloned()
+        // A Rollout that names no namespace is in `default` (where kubectl puts it by default);
+        // `check` notes when a template naming none has the same name (`summary.sameName`).
+        in_namespace(rollout_namespace(Some(namespace)))
+            .or_else(|| in_namespace(""))
+            .cloned()
     }
 
     fn cluster_analysis_template(&self, name: &str) -> Option<Arc<AnalysisTemplate>> {
@@ -819,43 +815,6 @@ mod tests {
         store.insert_template(t);
         assert!(store.analysis_template("prod", "a").is_some());
         assert!(store.analysis_template("", "a").is_some());
-    }
-
-    #[test]
-    fn a_rollout_naming_no_namespace_prefers_a_template_naming_none() {
-        let mut store = MemoryStore::new();
-        let mut plain = template("a", &[]);
-        plain.metadata.namespace = None;
-        plain.spec.metrics[0].name = "plain".into();
-        let mut in_default = template("a", &[]);
-        in_default.metadata.namespace = Some("default".into());
-        in_default.spec.metrics[0].name = "default".into();
-        // Either order of reading: which one wins must not depend on it.
-        for order in [[&plain, &in_default], [&in_default, &plain]] {
-            let mut store = MemoryStore::new();
-            for t in order {
-                store.insert_template(t.clone());
-            }
-            let found = |ns: &str| {
-                store.analysis_template(ns, "a").unwrap().spec.metrics[0]
-                    .name
-                    .clone()
-            };
-            assert_eq!(found(""), "plain");
-            assert_eq!(found("default"), "default");
-            assert_eq!(found("prod"), "plain");
-        }
-        store.insert_template(in_default);
-        assert_eq!(
-            store
-                .analysis_template("", "a")
-                .unwrap()
-                .metadata
-                .namespace
-                .as_deref(),
-            Some("default"),
-            "with nothing naming no namespace, `default` answers"
-        );
     }
 
     #[test]

@@ -298,11 +298,11 @@ fn bad_pause(name: &str) -> String {
     BAD_PAUSE.replace("NAME", name)
 }
 
-/// A Rollout and its template that name no namespace (applied together, they share one) are
-/// judged together, whatever a template of the same name in `default` elsewhere in the input
-/// says, and whichever file is read first.
+/// A Rollout that names no namespace finds a template in `default` before one that names none
+/// (kubectl's default namespace). When the input holds both, the report says which one the
+/// Rollout was judged against, whichever file is read first.
 #[test]
-fn a_rollout_naming_no_namespace_uses_the_template_naming_none() {
+fn a_template_in_default_and_one_naming_none_are_noted_for_a_rollout_naming_none() {
     let rollout = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/shop-rollout.yaml"),
     )
@@ -313,7 +313,7 @@ fn a_rollout_naming_no_namespace_uses_the_template_naming_none() {
     )
     .unwrap();
     assert!(!rollout.contains("namespace:") && !template.contains("namespace:"));
-    let elsewhere = "apiVersion: argoproj.io/v1alpha1
+    let in_default = "apiVersion: argoproj.io/v1alpha1
 kind: AnalysisTemplate
 metadata:
   name: success-rate
@@ -330,21 +330,35 @@ spec:
     for (first, second) in [("a-app", "b-other"), ("b-app", "a-other")] {
         let dir = dir_with(&[
             (&format!("{first}/shop.yaml"), &together),
-            (&format!("{second}/template.yaml"), elsewhere),
+            (&format!("{second}/template.yaml"), in_default),
         ]);
         let out = check(&[dir.path().to_str().unwrap(), "-o", "json"]);
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let rules: Vec<&str> = report["findings"]
+        let notes = report["summary"]["sameName"].as_array().unwrap();
+        assert_eq!(notes.len(), 1, "{first}: {notes:#?}");
+        assert!(
+            notes[0]["object"]
+                .as_str()
+                .unwrap()
+                .starts_with("AnalysisTemplate/success-rate, as a Rollout naming no namespace"),
+            "{notes:#?}"
+        );
+        let files: Vec<&str> = notes[0]["locations"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|f| f["rule"].as_str().unwrap())
+            .map(|l| l["file"].as_str().unwrap())
             .collect();
+        assert!(files[0].ends_with("shop.yaml"), "{files:?}");
         assert!(
-            rules.contains(&"inconclusive-timed-pause"),
-            "{first}: {rules:?}"
+            files[1].ends_with("template.yaml"),
+            "the one used comes last: {files:?}"
         );
-        assert_eq!(out.status.code(), Some(1), "{first}: {rules:?}");
+        let text = stdout(&check(&[dir.path().to_str().unwrap()]));
+        assert!(
+            text.contains("note: AnalysisTemplate/success-rate, as a Rollout naming no namespace finds it, is defined 2 times"),
+            "{text}"
+        );
     }
 }
 
