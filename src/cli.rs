@@ -45,8 +45,9 @@ pub struct CheckArgs {
     /// Files or directories (searched recursively for .yaml, .yml, .json); `-` reads stdin.
     #[arg(value_name = "PATH", default_value = "-")]
     pub paths: Vec<PathBuf>,
-    /// Name to report what `-` reads from stdin under: the file it was rendered from, so that
-    /// SARIF annotations land on that file.
+    /// Name to report what `-` reads from stdin under (findings, input errors, SARIF artifact
+    /// locations) instead of `-`, such as the file a piped copy came from; lines stay those of
+    /// the stream read.
     #[arg(long, value_name = "NAME", default_value = "-")]
     pub stdin_name: String,
     /// Extra directory of AnalysisTemplates / ClusterAnalysisTemplates used to resolve references.
@@ -147,7 +148,7 @@ pub struct ServeArgs {
     pub template_source: TemplateSource,
     /// Guards that are on: comma-separated from status, hold, fail-closed; `auto` picks by
     /// controller version (status on >= 1.8.2, hold before); `none` turns them all off.
-    #[arg(long, env = "ROLLOUT_GUARD_GUARDS", default_value = "auto")]
+    #[arg(long, env = "ROLLOUT_GUARD_GUARDS", default_value = "auto", value_parser = parse_guards)]
     pub guards: crate::guards::GuardSet,
     /// Deadline of one review when the API server sends no `?timeout=`.
     #[arg(long, env = "ROLLOUT_GUARD_REVIEW_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
@@ -259,6 +260,16 @@ pub struct ManifestsArgs {
     pub status_timeout_seconds: u8,
 }
 
+/// `--guards`: a [`GuardSet`](crate::guards::GuardSet), but not an empty one (an unset
+/// variable in a manifest, more likely than a wish to switch the guards off, which `none`
+/// says). The annotation keeps reading an empty value as none, as it always has.
+fn parse_guards(s: &str) -> Result<crate::guards::GuardSet, String> {
+    if s.split(',').all(|part| part.trim().is_empty()) {
+        return Err("no guard named: write `none` to switch the guards off".into());
+    }
+    s.parse()
+}
+
 /// A byte count of at least 4 KiB, for the body limits.
 fn at_least_4_kib(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
@@ -348,6 +359,10 @@ mod tests {
                 assert!(error.contains("at least 4096"), "{flag} {small}: {error}");
             }
             assert!(serve(&[flag, "4096"]).is_ok(), "{flag}");
+        }
+        for empty in ["", " ", ",", " , "] {
+            let error = serve(&["--guards", empty]).unwrap_err().to_string();
+            assert!(error.contains("write `none`"), "{empty:?}: {error}");
         }
         assert!(serve(&["--max-concurrent-reviews", "0"]).is_err());
         assert_eq!(

@@ -79,10 +79,9 @@ async fn template_source(
     };
     match (args.template_source, &args.templates) {
         (TemplateSource::Files, Some(dir)) | (TemplateSource::Auto, Some(dir)) => Ok(files(dir)),
-        (TemplateSource::Files, None) => Ok((
-            Arc::new(SharedStore::ready(MemoryStore::new())),
-            Source::Empty,
-        )),
+        (TemplateSource::Files, None) => {
+            anyhow::bail!("--template-source files needs --templates DIR: the directory to read")
+        }
         (TemplateSource::Cluster, Some(dir)) => anyhow::bail!(
             "--templates {} is not read with --template-source cluster: drop one of the two \
              (auto or files reads the directory)",
@@ -141,6 +140,18 @@ mod tests {
             error
                 .to_string()
                 .starts_with("--templates somewhere is not read"),
+            "{error}"
+        );
+        let cli =
+            Cli::try_parse_from(["rollout-guard", "serve", "--template-source", "files"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            unreachable!("parsed as serve")
+        };
+        let Err(error) = template_source(&args).await else {
+            panic!("--template-source files without a directory was accepted");
+        };
+        assert!(
+            error.to_string().contains("needs --templates DIR"),
             "{error}"
         );
     }
