@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::json;
@@ -17,9 +19,10 @@ use crate::cli::{CheckArgs, OutputFormat};
 use crate::finding::{Finding, Rule, Severity};
 use crate::input::{InputError, Loaded, Location, Object, load, load_named};
 use crate::locate::{field_lines as field_lines_of, line_of};
+use crate::model::AnalysisTemplate;
 use crate::model::{Kind, ObjectRef};
 use crate::rules::{Config, check_rollout, check_template};
-use crate::templates::MemoryStore;
+use crate::templates::{MemoryStore, TemplateStore};
 
 /// The result of checking a set of inputs.
 #[derive(Debug, Serialize)]
@@ -51,7 +54,8 @@ pub struct Summary {
     pub other_documents: usize,
     #[serde(rename = "bySeverity")]
     pub by_severity: std::collections::BTreeMap<Severity, usize>,
-    /// Templates read more than once under one name: references resolve to the last read.
+    /// Templates read more than once under one name: a reference resolves to the nearest
+    /// (read in the referrer's own file, then its directory), else to the last read.
     #[serde(rename = "sameName", skip_serializing_if = "Vec::is_empty")]
     pub same_name: Vec<SameName>,
 }
@@ -61,8 +65,49 @@ pub struct Summary {
 pub struct SameName {
     /// `Kind/namespace/name`, as the report names objects.
     pub object: String,
-    /// Where, in reading order; references resolve to the last.
+    /// Where, in reading order.
     pub locations: Vec<Location>,
+}
+
+/// The directory of the file an object was read from.
+fn dir_of(loc: &Location) -> &Path {
+    Path::new(&loc.file).parent().unwrap_or(Path::new(""))
+}
+
+/// The templates one input sees, nearest first: those read in its own file, then in its
+/// directory, then anywhere; in each, the last of a name read. A Rollout that names no
+/// namespace may mean a template in `default` (kubectl's) or one that names none, both
+/// guesses, so the nearest of either wins; for a named namespace, a template there comes
+/// before one that names none, however far.
+struct Nearest<'a> {
+    file: Option<&'a MemoryStore>,
+    dir: Option<&'a MemoryStore>,
+    all: &'a MemoryStore,
+}
+
+impl Nearest<'_> {
+    fn layers(&self) -> impl Iterator<Item = &MemoryStore> {
+        self.file.into_iter().chain(self.dir).chain([self.all])
+    }
+}
+
+impl TemplateStore for Nearest<'_> {
+    fn analysis_template(&self, namespace: &str, name: &str) -> Option<Arc<AnalysisTemplate>> {
+        if namespace.is_empty() {
+            return self.layers().find_map(|l| {
+                l.template_in("default", name)
+                    .or_else(|| l.template_in("", name))
+            });
+        }
+        self.layers()
+            .find_map(|l| l.template_in(namespace, name))
+            .or_else(|| self.layers().find_map(|l| l.template_in("", name)))
+    }
+
+    fn cluster_analysis_template(&self, name: &str) -> Option<Arc<AnalysisTemplate>> {
+        self.layers()
+            .find_map(|l| l.cluster_analysis_template(name))
+    }
 }
 
 fn object_ref(obj: &Object) -> ObjectRef {
@@ -76,39 +121,62 @@ fn object_ref(obj: &Object) -> ObjectRef {
 ///
 /// Each object is checked where it was read, so two objects of the same kind, namespace and
 /// name in different files (a kustomize base and its overlay, two demos) are reported apart.
-/// A reference resolves to the last template of its name read, as the store keeps one; the
-/// report lists the templates that share a name.
+/// A reference resolves to the nearest template of its name (`Nearest`), else to the last one
+/// read; the report lists the templates that share a name.
 pub fn check_loaded(inputs: Loaded, templates: Loaded, cfg: &Config) -> CheckReport {
     let mut store = MemoryStore::new();
+    // The templates of each file and of each directory, for `Nearest`.
+    let mut by_file: HashMap<&str, MemoryStore> = HashMap::new();
+    let mut by_dir: HashMap<&Path, MemoryStore> = HashMap::new();
     // Where each object was read, in reading order (the last is the one the store keeps).
     let mut read_at: HashMap<ObjectRef, Vec<&Location>> = HashMap::new();
     for (loc, obj) in templates.objects.iter().chain(&inputs.objects) {
-        match obj {
-            Object::Template(t, Kind::ClusterAnalysisTemplate) => {
-                store.insert_cluster_template((**t).clone())
+        let stores = [
+            &mut store,
+            by_file.entry(loc.file.as_str()).or_default(),
+            by_dir.entry(dir_of(loc)).or_default(),
+        ];
+        for s in stores {
+            match obj {
+                Object::Template(t, Kind::ClusterAnalysisTemplate) => {
+                    s.insert_cluster_template((**t).clone())
+                }
+                Object::Template(t, _) => s.insert_template((**t).clone()),
+                Object::Rollout(_) => {}
             }
-            Object::Template(t, _) => store.insert_template((**t).clone()),
-            Object::Rollout(r) => store.insert_rollout((**r).clone()),
+        }
+        if let Object::Rollout(r) = obj {
+            store.insert_rollout((**r).clone());
         }
         read_at.entry(object_ref(obj)).or_default().push(loc);
     }
     let mut located: Vec<(Option<Location>, Finding)> = Vec::new();
     for (loc, obj) in &inputs.objects {
         let own = object_ref(obj);
+        let nearest = Nearest {
+            file: by_file.get(loc.file.as_str()),
+            dir: by_dir.get(dir_of(loc)),
+            all: &store,
+        };
         let found = match obj {
-            Object::Rollout(r) => check_rollout(r, &store, cfg).findings,
-            Object::Template(t, k) => check_template(t, *k, &store, cfg),
+            Object::Rollout(r) => check_rollout(r, &nearest, cfg).findings,
+            Object::Template(t, k) => check_template(t, *k, &nearest, cfg),
         };
         // A finding on the object checked is where it was read; one on a template it
-        // references is where the template it resolved to was read.
+        // references is where the template it resolved to was read, found the way `Nearest`
+        // found it.
         located.extend(found.into_iter().map(|f| {
             let at = if f.object == own {
                 Some(loc.clone())
             } else {
-                read_at
-                    .get(&f.object)
-                    .and_then(|at| at.last())
-                    .map(|&at| at.clone())
+                read_at.get(&f.object).and_then(|at| {
+                    let last = |keep: &dyn Fn(&Location) -> bool| {
+                        at.iter().rev().find(|l| keep(l)).map(|&l| l.clone())
+                    };
+                    last(&|l| l.file == loc.file)
+                        .or_else(|| last(&|l| dir_of(l) == dir_of(loc)))
+                        .or_else(|| last(&|_| true))
+                })
             };
             (at, f)
         }));
@@ -125,9 +193,9 @@ pub fn check_loaded(inputs: Loaded, templates: Loaded, cfg: &Config) -> CheckRep
             locations: at.iter().map(|&l| l.clone()).collect(),
         })
         .collect();
-    // A Rollout that names no namespace finds a template in `default` first, then one that
-    // names none: when the input has both, which one it means depends on where it is applied
-    // (`kubectl apply -n`), so the report says so. The one in `default` is listed last.
+    // A Rollout that names no namespace may mean a template in `default` or one that names
+    // none: when the input has both, which depends on where it is applied (`kubectl apply
+    // -n`). `Nearest` takes the nearer; the report lists both.
     for (object, at) in &read_at {
         if object.kind != Kind::AnalysisTemplate || object.namespace.is_some() {
             continue;
@@ -295,7 +363,7 @@ pub fn text(report: &CheckReport, explain: bool, fail_on: Severity) -> String {
         let places: Vec<String> = same.locations.iter().map(ToString::to_string).collect();
         let _ = writeln!(
             s,
-            "note: {} is defined {} times ({}); references resolve to the last",
+            "note: {} is defined {} times ({}); references resolve to the nearest (same file, then same directory), else the last",
             same.object,
             places.len(),
             places.join(", ")

@@ -158,6 +158,14 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// The AnalysisTemplate kept under exactly this namespace (`""`: one naming none), without
+    /// the fallbacks of [`TemplateStore::analysis_template`].
+    pub fn template_in(&self, namespace: &str, name: &str) -> Option<Arc<AnalysisTemplate>> {
+        self.namespaced.get(namespace)?.get(name).cloned()
+    }
+}
+
 impl TemplateStore for MemoryStore {
     fn analysis_template(&self, namespace: &str, name: &str) -> Option<Arc<AnalysisTemplate>> {
         let in_namespace = |ns: &str| self.namespaced.get(ns).and_then(|names| names.get(name));

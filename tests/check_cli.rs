@@ -298,44 +298,89 @@ fn bad_pause(name: &str) -> String {
     BAD_PAUSE.replace("NAME", name)
 }
 
-/// A Rollout that names no namespace finds a template in `default` before one that names none
-/// (kubectl's default namespace). When the input holds both, the report says which one the
-/// Rollout was judged against, whichever file is read first.
+/// A template is looked for nearest first: in the referrer's own file, then its directory, then
+/// anywhere. A Rollout and its template that name no namespace, in one file, are judged together,
+/// whatever a template of the same name in `default` elsewhere says and whichever file is read
+/// first; and a Rollout beside a template in `default` (kunal-1207's layout) uses that one, not
+/// a namespace-less one elsewhere. The report notes the two templates either way.
 #[test]
-fn a_template_in_default_and_one_naming_none_are_noted_for_a_rollout_naming_none() {
-    let rollout = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/shop-rollout.yaml"),
-    )
-    .unwrap();
-    let template = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("docs/examples/success-rate-template.yaml"),
-    )
-    .unwrap();
+fn templates_resolve_nearest_first_and_namespace_guesses_are_noted() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples");
+    let rollout = std::fs::read_to_string(root.join("shop-rollout.yaml")).unwrap();
+    let template = std::fs::read_to_string(root.join("success-rate-template.yaml")).unwrap();
     assert!(!rollout.contains("namespace:") && !template.contains("namespace:"));
-    let in_default = "apiVersion: argoproj.io/v1alpha1
+    // Only a successCondition: never Inconclusive, so judged against it the shop is not D1.
+    let harmless = |namespace: &str| {
+        format!(
+            "apiVersion: argoproj.io/v1alpha1
 kind: AnalysisTemplate
 metadata:
   name: success-rate
-  namespace: default
-spec:
+{namespace}spec:
   metrics:
   - name: success-rate
     interval: 1m
     successCondition: result[0] >= 0.99
     provider:
-      prometheus: {address: http://p, query: q}
-";
+      prometheus: {{address: http://p, query: q}}
+"
+        )
+    };
+    let in_default = harmless("  namespace: default\n");
+    let dangerous_in_default = template.replace(
+        "  name: success-rate\n",
+        "  name: success-rate\n  namespace: default\n",
+    );
+    assert_ne!(dangerous_in_default, template);
     let together = format!("{rollout}\n---\n{template}");
-    for (first, second) in [("a-app", "b-other"), ("b-app", "a-other")] {
-        let dir = dir_with(&[
-            (&format!("{first}/shop.yaml"), &together),
-            (&format!("{second}/template.yaml"), in_default),
-        ]);
+    let cases: [(&[(&str, &str)], bool); 4] = [
+        // The template in the Rollout's file wins over `default` elsewhere.
+        (
+            &[
+                ("a-app/shop.yaml", &together),
+                ("b-other/t.yaml", &in_default),
+            ],
+            true,
+        ),
+        (
+            &[
+                ("b-app/shop.yaml", &together),
+                ("a-other/t.yaml", &in_default),
+            ],
+            true,
+        ),
+        // A template in `default` beside the Rollout wins over a namespace-less one elsewhere.
+        (
+            &[
+                ("a-other/t.yaml", &harmless("")),
+                ("b-app/shop.yaml", &rollout),
+                ("b-app/t.yaml", &dangerous_in_default),
+            ],
+            true,
+        ),
+        (
+            &[
+                ("a-app/shop.yaml", &rollout),
+                ("a-app/t.yaml", &dangerous_in_default),
+                ("b-other/t.yaml", &harmless("")),
+            ],
+            true,
+        ),
+    ];
+    for (files, dangerous) in cases {
+        let dir = dir_with(files);
         let out = check(&[dir.path().to_str().unwrap(), "-o", "json"]);
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let findings: Vec<&Value> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == "inconclusive-timed-pause")
+            .collect();
+        assert_eq!(!findings.is_empty(), dangerous, "{files:?}: {findings:#?}");
+        assert_eq!(out.status.code(), Some(1), "{files:?}");
         let notes = report["summary"]["sameName"].as_array().unwrap();
-        assert_eq!(notes.len(), 1, "{first}: {notes:#?}");
+        assert_eq!(notes.len(), 1, "{files:?}: {notes:#?}");
         assert!(
             notes[0]["object"]
                 .as_str()
@@ -343,23 +388,13 @@ spec:
                 .starts_with("AnalysisTemplate/success-rate, as a Rollout naming no namespace"),
             "{notes:#?}"
         );
-        let files: Vec<&str> = notes[0]["locations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["file"].as_str().unwrap())
-            .collect();
-        assert!(files[0].ends_with("shop.yaml"), "{files:?}");
-        assert!(
-            files[1].ends_with("template.yaml"),
-            "the one used comes last: {files:?}"
-        );
-        let text = stdout(&check(&[dir.path().to_str().unwrap()]));
-        assert!(
-            text.contains("note: AnalysisTemplate/success-rate, as a Rollout naming no namespace finds it, is defined 2 times"),
-            "{text}"
-        );
     }
+    let dir = dir_with(cases[0].0);
+    let text = stdout(&check(&[dir.path().to_str().unwrap()]));
+    assert!(
+        text.contains("note: AnalysisTemplate/success-rate, as a Rollout naming no namespace finds it, is defined 2 times"),
+        "{text}"
+    );
 }
 
 #[test]
