@@ -415,8 +415,8 @@ impl<'de> Reader<'de> {
         loop {
             // Most blocks are whole, hold no backslash and cannot end the container: they only
             // move the count and the string state, without the tail mask, the escape pass and
-            // the per-block error branch of `next_block` (a sixth less time for a Rollout's
-            // managedFields). Any other block is classified again below, from the same state.
+            // the per-block error branch of `next_block`. Any other block is classified again
+            // below, from the same state.
             if let Some(whole) = self
                 .bytes
                 .get(scan.at..)
