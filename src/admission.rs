@@ -1182,8 +1182,8 @@ fn spec_unchanged(
         Part::Whole
     };
     let tree = |raw: RawJson<'_>| guard_tree(raw, part).ok();
-    let spec = |mut tree: Value| -> Option<Value> {
-        let mut spec = tree.get_mut("spec")?.take();
+    let spec = |tree: &Value| -> Option<Value> {
+        let mut spec = tree.get("spec")?.clone();
         if kind == Kind::Rollout {
             let fields = spec.as_object_mut()?;
             fields.remove("paused");
@@ -1191,18 +1191,21 @@ fn spec_unchanged(
         }
         Some(spec)
     };
-    let Some(new_spec) = tree(new).and_then(spec) else {
+    let Some(new_spec) = tree(new).as_ref().and_then(spec) else {
         return Ok(false);
     };
-    let agrees = |tree: Value| spec(tree).is_some_and(|old_spec| old_spec == new_spec);
+    // Read once: the guard below edits this tree in place.
+    let Some(mut old_tree) = tree(old) else {
+        return Ok(false);
+    };
+    let agrees = |tree: &Value| spec(tree).is_some_and(|old_spec| old_spec == new_spec);
     let templates_agree =
         || kind != Kind::Rollout || pod_templates_agree(new, old, req.lean).unwrap_or(false);
     // The guard last: for a Rollout it evaluates the old object.
-    let guarded = || tree(old).is_some_and(|mut tree| guard(old, &mut tree) && agrees(tree));
-    Ok(if tree(old).is_some_and(agrees) {
+    Ok(if agrees(&old_tree) {
         templates_agree()
     } else {
-        templates_agree() && guarded()
+        templates_agree() && guard(old, &mut old_tree) && agrees(&old_tree)
     })
 }
 
