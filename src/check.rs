@@ -91,6 +91,15 @@ impl Nearest<'_> {
     }
 }
 
+/// Of the places an object was read (in reading order), the one `Nearest` takes for an input
+/// read at `from`: the last in its file, else in its directory, else anywhere.
+fn nearest_read<'l>(at: &[&'l Location], from: &Location) -> Option<&'l Location> {
+    let last = |keep: &dyn Fn(&Location) -> bool| at.iter().rev().find(|l| keep(l)).copied();
+    last(&|l| l.file == from.file)
+        .or_else(|| last(&|l| dir_of(l) == dir_of(from)))
+        .or_else(|| at.last().copied())
+}
+
 impl TemplateStore for Nearest<'_> {
     fn analysis_template(&self, namespace: &str, name: &str) -> Option<Arc<AnalysisTemplate>> {
         if namespace.is_empty() {
@@ -131,22 +140,23 @@ pub fn check_loaded(inputs: Loaded, templates: Loaded, cfg: &Config) -> CheckRep
     // Where each object was read, in reading order (the last is the one the store keeps).
     let mut read_at: HashMap<ObjectRef, Vec<&Location>> = HashMap::new();
     for (loc, obj) in templates.objects.iter().chain(&inputs.objects) {
-        let stores = [
-            &mut store,
-            by_file.entry(loc.file.as_str()).or_default(),
-            by_dir.entry(dir_of(loc)).or_default(),
-        ];
-        for s in stores {
-            match obj {
-                Object::Template(t, Kind::ClusterAnalysisTemplate) => {
-                    s.insert_cluster_template((**t).clone())
+        match obj {
+            Object::Template(t, kind) => {
+                let t = Arc::new((**t).clone());
+                let stores = [
+                    &mut store,
+                    by_file.entry(loc.file.as_str()).or_default(),
+                    by_dir.entry(dir_of(loc)).or_default(),
+                ];
+                for s in stores {
+                    if *kind == Kind::ClusterAnalysisTemplate {
+                        s.insert_cluster_template(Arc::clone(&t));
+                    } else {
+                        s.insert_template(Arc::clone(&t));
+                    }
                 }
-                Object::Template(t, _) => s.insert_template((**t).clone()),
-                Object::Rollout(_) => {}
             }
-        }
-        if let Object::Rollout(r) = obj {
-            store.insert_rollout((**r).clone());
+            Object::Rollout(r) => store.insert_rollout((**r).clone()),
         }
         read_at.entry(object_ref(obj)).or_default().push(loc);
     }
@@ -169,14 +179,10 @@ pub fn check_loaded(inputs: Loaded, templates: Loaded, cfg: &Config) -> CheckRep
             let at = if f.object == own {
                 Some(loc.clone())
             } else {
-                read_at.get(&f.object).and_then(|at| {
-                    let last = |keep: &dyn Fn(&Location) -> bool| {
-                        at.iter().rev().find(|l| keep(l)).map(|&l| l.clone())
-                    };
-                    last(&|l| l.file == loc.file)
-                        .or_else(|| last(&|l| dir_of(l) == dir_of(loc)))
-                        .or_else(|| last(&|_| true))
-                })
+                read_at
+                    .get(&f.object)
+                    .and_then(|at| nearest_read(at, loc))
+                    .cloned()
             };
             (at, f)
         }));

@@ -58,18 +58,21 @@ impl MemoryStore {
         Self::default()
     }
 
-    pub fn insert_template(&mut self, template: AnalysisTemplate) {
+    /// Keeps a template (a shared one stays shared: `check` keeps each in several stores).
+    pub fn insert_template(&mut self, template: impl Into<Arc<AnalysisTemplate>>) {
+        let template = template.into();
         let ns = template_namespace(template.metadata.namespace.as_deref()).to_owned();
         let name = template.metadata.display_name().to_owned();
         self.namespaced
             .entry(ns)
             .or_default()
-            .insert(name, Arc::new(template));
+            .insert(name, template);
     }
 
-    pub fn insert_cluster_template(&mut self, template: AnalysisTemplate) {
+    pub fn insert_cluster_template(&mut self, template: impl Into<Arc<AnalysisTemplate>>) {
+        let template = template.into();
         let name = template.metadata.display_name().to_owned();
-        self.cluster.insert(name, Arc::new(template));
+        self.cluster.insert(name, template);
     }
 
     pub fn insert_rollout(&mut self, rollout: Rollout) {
