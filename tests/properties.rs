@@ -54,7 +54,9 @@ fn admission(mode: Mode, guards: &str, version: ControllerVersion) -> Admission 
     for t in oracle::templates() {
         store.insert_template(serde_json::from_value::<AnalysisTemplate>(t).unwrap());
     }
-    store.insert_cluster_template(serde_json::from_value(oracle::cluster_template()).unwrap());
+    store.insert_cluster_template(
+        serde_json::from_value::<AnalysisTemplate>(oracle::cluster_template()).unwrap(),
+    );
     store.insert_rollout(serde_json::from_value(seed_rollout()).unwrap());
     let policy = Policy {
         mode,

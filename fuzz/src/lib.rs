@@ -78,7 +78,9 @@ pub fn admission(config: u8) -> Admission {
     for t in templates() {
         store.insert_template(serde_json::from_value::<AnalysisTemplate>(t).unwrap());
     }
-    store.insert_cluster_template(serde_json::from_value(cluster_template()).unwrap());
+    store.insert_cluster_template(
+        serde_json::from_value::<AnalysisTemplate>(cluster_template()).unwrap(),
+    );
     store.insert_rollout(serde_json::from_value(seed_rollout()).unwrap());
     let mode = if config & 1 == 0 {
         Mode::Warn
