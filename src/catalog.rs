@@ -216,11 +216,8 @@ impl Overlay<'_> {
 
 impl TemplateStore for Overlay<'_> {
     fn analysis_template(&self, namespace: &str, name: &str) -> Option<Arc<AnalysisTemplate>> {
-        // Where the edited template answers: in its namespace, and for a Rollout that names
-        // none when that is `default` (a file's Rollout, seen from the API server's side); a
-        // template kept without a namespace answers any lookup. The edit is the live object,
-        // so it also comes before a file's copy of the same template that names no namespace,
-        // which the store would otherwise prefer for such a Rollout.
+        // Where the store would find the replaced template: a lookup from a Rollout that names
+        // no namespace is in `default`, and a template kept without one answers any namespace.
         let here = self.namespace.is_empty()
             || crate::templates::rollout_namespace(Some(namespace)) == self.namespace;
         if self.kind == Kind::AnalysisTemplate && name == self.name() && here {

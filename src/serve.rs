@@ -119,40 +119,26 @@ mod tests {
     use crate::cli::{Cli, Command};
     use clap::Parser as _;
 
+    /// The error `template_source` refuses `serve` with these flags with.
+    async fn refused(flags: &[&str]) -> String {
+        let cli = Cli::try_parse_from(["rollout-guard", "serve"].iter().chain(flags)).unwrap();
+        let Command::Serve(args) = cli.command else {
+            unreachable!("parsed as serve")
+        };
+        match template_source(&args).await {
+            Ok(_) => panic!("{flags:?} was accepted"),
+            Err(error) => error.to_string(),
+        }
+    }
+
     #[tokio::test]
     async fn a_templates_dir_with_the_cluster_source_is_refused_not_dropped() {
-        let cli = Cli::try_parse_from([
-            "rollout-guard",
-            "serve",
-            "--template-source",
-            "cluster",
-            "--templates",
-            "somewhere",
-        ])
-        .unwrap();
-        let Command::Serve(args) = cli.command else {
-            unreachable!("parsed as serve")
-        };
-        let Err(error) = template_source(&args).await else {
-            panic!("--templates with the cluster source was accepted");
-        };
+        let error = refused(&["--template-source", "cluster", "--templates", "somewhere"]).await;
         assert!(
-            error
-                .to_string()
-                .starts_with("--templates somewhere is not read"),
+            error.starts_with("--templates somewhere is not read"),
             "{error}"
         );
-        let cli =
-            Cli::try_parse_from(["rollout-guard", "serve", "--template-source", "files"]).unwrap();
-        let Command::Serve(args) = cli.command else {
-            unreachable!("parsed as serve")
-        };
-        let Err(error) = template_source(&args).await else {
-            panic!("--template-source files without a directory was accepted");
-        };
-        assert!(
-            error.to_string().contains("needs --templates DIR"),
-            "{error}"
-        );
+        let error = refused(&["--template-source", "files"]).await;
+        assert!(error.contains("needs --templates DIR"), "{error}");
     }
 }

@@ -172,8 +172,8 @@ impl MemoryStore {
 impl TemplateStore for MemoryStore {
     fn analysis_template(&self, namespace: &str, name: &str) -> Option<Arc<AnalysisTemplate>> {
         let in_namespace = |ns: &str| self.namespaced.get(ns).and_then(|names| names.get(name));
-        // A Rollout that names no namespace is in `default` (where kubectl puts it by default);
-        // `check` notes when a template naming none has the same name (`summary.sameName`).
+        // A Rollout that names no namespace is in `default` (where kubectl puts it by default).
+        // `check` looks nearest first instead (`check::Nearest`).
         in_namespace(rollout_namespace(Some(namespace)))
             .or_else(|| in_namespace(""))
             .cloned()

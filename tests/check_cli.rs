@@ -148,41 +148,35 @@ fn sarif_output_annotates_the_field_line() {
     );
 }
 
-#[test]
-fn reads_stdin() {
+/// Runs `check` with `args`, the fixture `name` piped to its stdin.
+fn check_stdin(args: &[&str], name: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
-        .args(["check", "-"])
+        .arg("check")
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let text = std::fs::read(fixture("dangerous.yaml")).unwrap();
+    let text = std::fs::read(fixture(name)).unwrap();
     child.stdin.take().unwrap().write_all(&text).unwrap();
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn reads_stdin() {
+    let out = check_stdin(&["-"], "dangerous.yaml");
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("-:"), "{}", stdout(&out));
 }
 
-/// A rendered chart piped in is reported under the name `--stdin-name` gives, so SARIF
-/// annotations land on a file of the repository rather than on `-`.
+/// A file piped in is reported under the name `--stdin-name` gives, so SARIF annotations land
+/// on a file of the repository rather than on `-`.
 #[test]
 fn stdin_is_reported_under_the_name_given() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
-        .args([
-            "check",
-            "-",
-            "--stdin-name",
-            "deploy/shop.yaml",
-            "-o",
-            "sarif",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let text = std::fs::read(fixture("dangerous.yaml")).unwrap();
-    child.stdin.take().unwrap().write_all(&text).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = check_stdin(
+        &["-", "--stdin-name", "deploy/shop.yaml", "-o", "sarif"],
+        "dangerous.yaml",
+    );
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let results = v["runs"][0]["results"].as_array().unwrap();
