@@ -47,7 +47,7 @@ pub struct CheckArgs {
     pub paths: Vec<PathBuf>,
     /// Name to report what `-` reads from stdin under (findings, input errors, SARIF artifact
     /// locations) instead of `-`, such as the file a piped copy came from; lines stay those of
-    /// the stream read.
+    /// the stream read. Not the name of a file the run also reads.
     #[arg(long, value_name = "NAME", default_value = "-")]
     pub stdin_name: String,
     /// Extra directory of AnalysisTemplates / ClusterAnalysisTemplates used to resolve references.

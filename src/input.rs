@@ -111,8 +111,50 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
 }
 
 /// [`load`], reporting what stdin holds under `stdin_name` (the file it was rendered from).
+/// A `stdin_name` that is also the name of a file read in the same run is refused with an
+/// error on stdin (the file is still read): findings, lines and the nearest-first template
+/// lookup could not tell the two apart.
 pub fn load_named(paths: &[PathBuf], stdin_name: &str) -> Loaded {
     let mut loaded = Loaded::default();
+    let sources = sources(paths, &mut loaded);
+    let clash = stdin_name != "-"
+        && sources
+            .iter()
+            .any(|s| matches!(s, Source::File(f) if f.display().to_string() == stdin_name));
+    for source in sources {
+        match source {
+            Source::Stdin if clash => loaded.errors.push(file_error(
+                stdin_name,
+                format!(
+                    "stdin not read: `--stdin-name {stdin_name}` names a file this run also                      reads, so findings on the two could not be told apart; give stdin                      another name"
+                ),
+            )),
+            Source::Stdin => {
+                let mut text = String::new();
+                match std::io::stdin().read_to_string(&mut text) {
+                    Ok(_) => load_text(stdin_name, &text, false, &mut loaded),
+                    Err(e) => loaded
+                        .errors
+                        .push(file_error(stdin_name, format!("cannot read stdin: {e}"))),
+                }
+            }
+            Source::File(path) => load_file(&path, &mut loaded),
+        }
+    }
+    loaded
+}
+
+/// One input of a run, in reading order.
+enum Source {
+    Stdin,
+    File(PathBuf),
+}
+
+/// What `paths` name, in order: stdin for `-`, each file once, and the manifests in each
+/// directory (recursively, `.yaml`/`.yml`/`.json`, in name order). An unreadable directory
+/// entry is an error in `loaded`.
+fn sources(paths: &[PathBuf], loaded: &mut Loaded) -> Vec<Source> {
+    let mut sources = Vec::new();
     // Each file once, however often the arguments name it (a directory and a file in it, or
     // the same directory twice): read twice, its objects would be reported twice.
     let mut read = std::collections::HashSet::new();
@@ -120,13 +162,7 @@ pub fn load_named(paths: &[PathBuf], stdin_name: &str) -> Loaded {
         |path: &Path| read.insert(path.canonicalize().unwrap_or_else(|_| path.to_owned()));
     for path in paths {
         if path.as_os_str() == "-" {
-            let mut text = String::new();
-            match std::io::stdin().read_to_string(&mut text) {
-                Ok(_) => load_text(stdin_name, &text, false, &mut loaded),
-                Err(e) => loaded
-                    .errors
-                    .push(file_error(stdin_name, format!("cannot read stdin: {e}"))),
-            }
+            sources.push(Source::Stdin);
             continue;
         }
         if path.is_dir() {
@@ -154,16 +190,17 @@ pub fn load_named(paths: &[PathBuf], stdin_name: &str) -> Loaded {
                 .map(|e| e.into_path())
                 .collect();
             files.sort();
-            for f in files {
-                if first_time(&f) {
-                    load_file(&f, &mut loaded);
-                }
-            }
+            sources.extend(
+                files
+                    .into_iter()
+                    .filter(|f| first_time(f))
+                    .map(Source::File),
+            );
         } else if first_time(path) {
-            load_file(path, &mut loaded);
+            sources.push(Source::File(path.clone()));
         }
     }
-    loaded
+    sources
 }
 
 fn is_manifest(path: &Path) -> bool {

@@ -190,6 +190,26 @@ fn stdin_is_reported_under_the_name_given() {
     }
 }
 
+/// A `--stdin-name` that is also a file of the run would merge the two in findings and line
+/// lookups: stdin is refused with an error saying so, and the file is still checked.
+#[test]
+fn stdin_name_of_a_file_also_read_is_refused() {
+    let file = fixture("dangerous.yaml");
+    let file = file.as_str();
+    let out = check_stdin(&["-", file, "--stdin-name", file], "dangerous.yaml");
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("stdin not read"), "{text}");
+    assert!(
+        text.contains(&format!("{file}:")) && text.contains("inconclusive-timed-pause"),
+        "{text}"
+    );
+    // Any other name is read as before.
+    let out = check_stdin(&["-", file, "--stdin-name", "piped.yaml"], "dangerous.yaml");
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("piped.yaml:"), "{}", stdout(&out));
+}
+
 #[test]
 fn missing_paths_and_bad_flags_are_usage_errors() {
     let out = check(&["/nonexistent/manifests.yaml"]);
