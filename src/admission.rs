@@ -1372,11 +1372,12 @@ fn patched(original: &Value, edited: &Value, said: &str) -> Decision {
 }
 
 /// What of a pod template counts: Argo hashes the template it decoded into Go structs, where
-/// `resources: {}` or `args: null` is the same as leaving the field out, so such an edit
-/// starts no new revision. Read without nulls and empty objects or lists (`None` when nothing
-/// is left), so two templates agree when their `Significant`s are equal. (An empty list may
-/// still change Go's hash; treating it as no change errs towards skipping the hold, the side
-/// that never restarts a canary.)
+/// `resources: {}`, `args: null`, `serviceAccountName: ""` or `hostNetwork: false` is the same
+/// as leaving the field out, so such an edit starts no new revision. Read without nulls, zero
+/// values (`false`, `""`, `0`) and empty objects or lists (`None` when nothing is left), so two
+/// templates agree when their `Significant`s are equal. (A pointer field's zero, such as
+/// `automountServiceAccountToken: false`, or an empty list may still change Go's hash; treating
+/// it as no change errs towards skipping the hold, the side that never restarts a canary.)
 ///
 /// The tree is compact: objects are vectors sorted by key, not B-trees, whose every small map
 /// costs a whole node (a template of 40,000 variables: about 45 MB as `serde_json::Value`).
@@ -1413,20 +1414,23 @@ impl<'de> Visitor<'de> for SignificantVisitor {
     fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(None)
     }
+    // Zero values read as absent, as Go decodes them into a non-pointer field.
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Some(Node::Bool(v)))
+        Ok(v.then_some(Node::Bool(v)))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Some(Node::Number(v.into())))
+        Ok((v != 0).then(|| Node::Number(v.into())))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Some(Node::Number(v.into())))
+        Ok((v != 0).then(|| Node::Number(v.into())))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(serde_json::Number::from_f64(v).map(Node::Number))
+        Ok(serde_json::Number::from_f64(v)
+            .filter(|_| v != 0.0)
+            .map(Node::Number))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Some(Node::String(v.into())))
+        Ok((!v.is_empty()).then(|| Node::String(v.into())))
     }
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut items = Vec::new();
@@ -1558,6 +1562,9 @@ mod tests {
                     .map(|v| significant_copy(Some(v)).unwrap_or(Value::Null))
                     .collect(),
             )),
+            Value::Bool(false) => None,
+            Value::String(text) if text.is_empty() => None,
+            Value::Number(n) if n.as_f64() == Some(0.0) => None,
             other => Some(other.clone()),
         }
     }
@@ -1599,7 +1606,10 @@ mod tests {
             // And every value against itself with what does not count added.
             let mut padded = a.clone();
             if let Value::Object(fields) = &mut padded {
-                fields.insert("z".into(), serde_json::json!({"y": null, "x": []}));
+                fields.insert(
+                    "z".into(),
+                    serde_json::json!({"y": null, "x": [], "w": false, "v": "", "u": 0}),
+                );
             }
             proptest::prop_assert!(read(&a) == read(&padded));
         }
@@ -1636,7 +1646,36 @@ mod tests {
             serde_json::json!({}),
             with(serde_json::json!({"metadata": null}))
         ));
-        assert!(!agree(serde_json::json!({}), with(base)));
+        assert!(!agree(serde_json::json!({}), with(base.clone())));
+        // Go zero values are absent values; any other value counts, in place.
+        let field = |key: &str, value: Value| {
+            let mut t = base.clone();
+            t["spec"][key] = value;
+            with(t)
+        };
+        assert!(agree(
+            with(base.clone()),
+            field("hostNetwork", false.into())
+        ));
+        assert!(agree(
+            with(base.clone()),
+            field("serviceAccountName", "".into())
+        ));
+        assert!(agree(with(base.clone()), field("priority", 0.into())));
+        assert!(!agree(
+            with(base.clone()),
+            field("hostNetwork", true.into())
+        ));
+        assert!(!agree(with(base.clone()), field("priority", 1.into())));
+        let args = |args: Value| field("args", args);
+        assert!(agree(
+            args(serde_json::json!(["", "x"])),
+            args(serde_json::json!([null, "x"]))
+        ));
+        assert!(!agree(
+            args(serde_json::json!(["x"])),
+            args(serde_json::json!(["", "x"]))
+        ));
     }
 
     #[test]

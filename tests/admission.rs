@@ -1764,6 +1764,13 @@ fn hold_skips_a_template_edit_that_starts_no_new_revision() {
         "{:?}",
         answer.warnings()
     );
+    // Nor is a Go zero value in a non-pointer field (Helm charts render `""` and `false`).
+    let mut zeros = stored.clone();
+    zeros["spec"]["template"]["spec"]["serviceAccountName"] = json!("");
+    zeros["spec"]["template"]["spec"]["hostNetwork"] = json!(false);
+    zeros["spec"]["template"]["spec"]["containers"][0]["args"] = json!([]);
+    let answer = ask(&a, Endpoint::Mutate, &rollout_update(&zeros, &stored));
+    assert!(answer.patch().is_none(), "{:?}", answer.patch());
     // A real template change is a new revision: the hold applies.
     update["spec"]["template"]["spec"]["containers"][0]["image"] = json!("shop:3");
     let r = rollout_update(&update, &stored);
