@@ -99,17 +99,13 @@ impl<'a> Walker<'a> {
                 true,
             ) => self.at_least_min(ceil_percent(r, *w)),
             _ if routed => self.at_least_min(ceil_percent(r, self.weight)),
-            _ if self.max_surge() == 0 => {
-                // Inferred from DOMAIN R2: with maxSurge 0 a one-replica basic canary gets its
-                // pod only from weight 50, i.e. rounding half up.
-                r.saturating_mul(self.weight).saturating_add(50) / 100
-            }
-            _ => ceil_percent(r, self.weight),
+            // A basic canary: the closest split Argo can make, stable included.
+            _ => return basic_split(r, self.weight, self.max_surge()),
         };
-        let stable = match (routed, dynamic) {
-            (true, false) => r,
-            (true, true) => self.at_least_min(ceil_percent(r, 100 - self.weight)),
-            (false, _) => ceil_percent(r, 100 - self.weight),
+        let stable = if dynamic {
+            self.at_least_min(ceil_percent(r, 100 - self.weight))
+        } else {
+            r
         };
         Pods { canary, stable }
     }
@@ -155,6 +151,64 @@ fn int(v: &IntOrStr) -> Option<i64> {
     match v {
         IntOrStr::Int(n) => Some(*n),
         IntOrStr::Str(s) => s.parse().ok(),
+    }
+}
+
+/// A basic canary's pods at `weight` (upstream approximateWeightedCanaryStableReplicaCounts):
+/// of the splits of `replicas` (or `replicas + 1` when `max_surge` allows one more pod) into
+/// canary and stable with the canary count rounded down or up, the first whose canary share is
+/// closest to `weight`. Candidates in Argo's order: round-up unless that is every pod, then
+/// round-down, each at `replicas` and then at `replicas + 1`. A round-down is left out when it
+/// is equidistant with the round-up (then the larger wins) and when it is zero for a weight of
+/// 1-99 (a canary of two or more pods, surge included, never gets none). So three replicas at
+/// 70% make two canary pods, not three, and two replicas at 75% without surge make none.
+fn basic_split(replicas: i64, weight: i64, max_surge: i64) -> Pods {
+    if replicas <= 0 {
+        return Pods {
+            canary: 0,
+            stable: 0,
+        };
+    }
+    // In floating point, as upstream computes it, so ties and roundings agree.
+    let exact = replicas as f64 * weight as f64 / 100.0;
+    let (up, down) = (exact.ceil() as i64, exact.floor() as i64);
+    let tied = |total: i64| (total as f64 * (weight as f64 / 100.0)).fract() == 0.5;
+    let zero_allowed = weight == 0 || weight == 100 || (replicas == 1 && max_surge == 0);
+    let down_allowed = down != 0 || zero_allowed;
+    let mut options = Vec::with_capacity(4);
+    if up < replicas || zero_allowed {
+        options.push((up, replicas));
+    }
+    if !tied(replicas) && down_allowed {
+        options.push((down, replicas));
+    }
+    if max_surge > 0 {
+        let total = replicas.saturating_add(1);
+        options.push((up, total));
+        if !tied(total) && down_allowed {
+            options.push((down, total));
+        }
+    }
+    let delta = |&(canary, total): &(i64, i64)| {
+        (canary as f64 * 100.0 / total as f64 - weight as f64).abs()
+    };
+    // The first of the closest: a later option wins only when strictly closer.
+    let best = options.iter().copied().reduce(|best, next| {
+        if delta(&next) < delta(&best) {
+            next
+        } else {
+            best
+        }
+    });
+    match best {
+        Some((canary, total)) => Pods {
+            canary,
+            stable: total - canary,
+        },
+        None => Pods {
+            canary: 0,
+            stable: replicas,
+        },
     }
 }
 
@@ -251,6 +305,89 @@ mod tests {
         assert_eq!(pods_after(&c, 4).canary, 1);
         let basic = canary(json!({"minPodsPerReplicaSet": 2, "steps": [{"setWeight": 10}]}));
         assert_eq!(pods_after(&basic, 4).canary, 1);
+    }
+
+    /// Upstream's own expectations for its split of a basic canary (replicas, weight,
+    /// maxSurge → canary, stable), from its replica tests.
+    #[test]
+    fn basic_canary_split_matches_upstream() {
+        let cases = [
+            (1, 0, 0, 0, 1),
+            (1, 1, 0, 0, 1),
+            (1, 49, 0, 0, 1),
+            (1, 50, 0, 1, 0),
+            (1, 99, 0, 1, 0),
+            (1, 100, 0, 1, 0),
+            (1, 0, 1, 0, 1),
+            (1, 1, 1, 1, 1),
+            (1, 50, 1, 1, 1),
+            (1, 99, 1, 1, 1),
+            (1, 100, 1, 1, 0),
+            (2, 0, 0, 0, 2),
+            (2, 1, 0, 1, 1),
+            (2, 50, 0, 1, 1),
+            (2, 99, 0, 1, 1),
+            (2, 100, 0, 2, 0),
+            (2, 1, 1, 1, 2),
+            (2, 50, 1, 1, 1),
+            (2, 99, 1, 2, 1),
+            (2, 100, 1, 2, 0),
+            (3, 10, 0, 1, 2),
+            (3, 34, 0, 1, 2),
+            (3, 49, 0, 1, 2),
+            (3, 50, 0, 2, 1),
+            (3, 10, 1, 1, 3),
+            (3, 25, 1, 1, 3),
+            (3, 33, 1, 1, 2),
+            (3, 49, 1, 2, 2),
+            (3, 50, 1, 2, 2),
+            (10, 1, 0, 1, 9),
+            (10, 14, 0, 1, 9),
+            (10, 15, 0, 2, 8),
+            (10, 99, 0, 9, 1),
+            (10, 1, 1, 1, 10),
+            (10, 18, 1, 2, 9),
+            (10, 20, 1, 2, 8),
+            (10, 24, 1, 3, 8),
+            (10, 99, 1, 10, 1),
+            (10, 100, 1, 10, 0),
+        ];
+        for (replicas, weight, surge, canary, stable) in cases {
+            assert_eq!(
+                basic_split(replicas, weight, surge),
+                Pods { canary, stable },
+                "replicas {replicas}, weight {weight}, maxSurge {surge}"
+            );
+        }
+        assert_eq!(
+            basic_split(0, 50, 1),
+            Pods {
+                canary: 0,
+                stable: 0
+            }
+        );
+    }
+
+    /// The closest split, not the round-up: three replicas at 70% (default surge, one pod)
+    /// make two canary pods, and two at 75% without surge none, so neither is a full canary.
+    #[test]
+    fn a_basic_canary_is_full_only_when_argo_makes_it_so() {
+        let c = canary(json!({"steps": [{"setWeight": 70}]}));
+        assert_eq!(
+            pods_after(&c, 3),
+            Pods {
+                canary: 2,
+                stable: 1
+            }
+        );
+        let c = canary(json!({"maxSurge": 0, "steps": [{"setWeight": 75}]}));
+        assert_eq!(
+            pods_after(&c, 2),
+            Pods {
+                canary: 0,
+                stable: 2
+            }
+        );
     }
 
     #[test]

@@ -637,6 +637,29 @@ mod tests {
         );
     }
 
+    /// Argo splits a basic canary to the closest weight it can make, not by rounding up:
+    /// three replicas at 70% run two canary pods, so the pause is not followed by a full
+    /// canary (D2 does not apply); at 100% they are all canary and it does.
+    #[test]
+    fn basic_canary_is_full_only_as_argo_splits_it() {
+        let s = store_of(&[template("t", json!([both()]))]);
+        let at = |weight: i64| -> Rollout {
+            serde_json::from_value(json!({
+                "metadata": {"name": "r", "namespace": "apps"},
+                "spec": {"replicas": 3, "strategy": {"canary": {"analysis": bg("t"),
+                    "steps": [{"setWeight": weight}, {"pause": {"duration": "5m"}}]}}}
+            }))
+            .unwrap()
+        };
+        let e = eval(&at(70), &s, V19);
+        assert!(
+            e.trap.is_some() && !ids(&e).contains(&"inconclusive-promotion"),
+            "{:?}",
+            ids(&e)
+        );
+        assert!(ids(&eval(&at(100), &s, V19)).contains(&"inconclusive-promotion"));
+    }
+
     #[test]
     fn kayenta_with_marginal_band_is_flagged() {
         let k = |marginal: i64| json!([{"name": "k", "interval": "5m", "provider": {"kayenta": {"threshold": {"pass": 90, "marginal": marginal}}}}]);
