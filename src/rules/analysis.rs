@@ -4,8 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use regex::Regex;
-
 use crate::finding::{Finding, Rule, Severity};
 use crate::model::{AnalysisRef, Arg, DryRun, Kind, ObjectRef, Text};
 use crate::rules::metric::RunMetric;
@@ -156,9 +154,9 @@ pub fn assemble<'t>(
             ));
             continue;
         }
-        match Regex::new(pattern) {
-            Err(_) => findings.push(deny(
-                format!("dryRun metricName `{pattern}` is not a valid regex (use `.*` for every metric)"),
+        match crate::rules::goregex::compile(pattern) {
+            Err(why) => findings.push(deny(
+                format!("dryRun metricName `{pattern}` is not a valid Go regex ({why}): use `.*` for every metric"),
                 "Argo Rollouts matches dryRun metric names as Go regular expressions. An invalid pattern such \
                  as `*` matches nothing, every rule must match a metric, so the run goes Error and a \
                  background run aborts the Rollout.",

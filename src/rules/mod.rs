@@ -5,6 +5,7 @@
 
 pub mod analysis;
 pub mod canary;
+pub mod goregex;
 pub mod inconclusive;
 pub mod metric;
 
@@ -389,6 +390,28 @@ mod tests {
         a["dryRun"] = json!([{"metricName": "we"}]);
         let e = eval(&rollout(standard_steps(), a), &s, V19);
         assert!(e.trap.is_none(), "{:?}", ids(&e));
+    }
+
+    /// dryRun patterns are Go regexes: `\Q...\E` is literal text there (the metric is dry
+    /// run), while `(?x)` is a flag Go refuses (the run goes Error: deny-class).
+    #[test]
+    fn dry_run_patterns_are_read_as_go_reads_them() {
+        let s = store_of(&[template("t", json!([both()]))]);
+        let with = |pattern: &str| {
+            let mut a = bg("t");
+            a["dryRun"] = json!([{ "metricName": pattern }]);
+            eval(&rollout(standard_steps(), a), &s, V19)
+        };
+        let e = with("\\Qwe\\E");
+        assert!(
+            e.trap.is_none() && e.findings.iter().all(|f| f.rule.id() != "invalid-dry-run"),
+            "{:?}",
+            ids(&e)
+        );
+        let e = with("(?x)we");
+        assert!(ids(&e).contains(&"invalid-dry-run"), "{:?}", ids(&e));
+        let e = with("w{1001}");
+        assert!(ids(&e).contains(&"invalid-dry-run"), "{:?}", ids(&e));
     }
 
     #[test]
