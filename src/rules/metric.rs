@@ -38,6 +38,16 @@ pub enum ProviderClass<'a> {
     Several(&'a [String]),
 }
 
+/// Whether a metric has a condition, after argument substitution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    Set,
+    /// Absent, blank, or emptied by an argument.
+    Unset,
+    /// Known only when the run starts (an argument's `valueFrom`): never a guess.
+    Unknown,
+}
+
 /// How many measurements a metric takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Runs {
@@ -54,8 +64,8 @@ pub struct RunMetric<'a> {
     pub index: usize,
     pub name: &'a str,
     pub provider: ProviderClass<'a>,
-    pub success_condition: bool,
-    pub failure_condition: bool,
+    pub success_condition: Condition,
+    pub failure_condition: Condition,
     pub count: Resolved<i64>,
     /// Nanoseconds.
     pub interval: Resolved<i64>,
@@ -93,10 +103,11 @@ impl<'a> RunMetric<'a> {
             },
         };
         // Upstream tests a condition `!= ""` after substitution: one an argument empties is
-        // unset. One known only when the run starts (valueFrom) counts as written.
+        // unset, one known only when the run starts (valueFrom) is unknown.
         let set = |t: &Option<Text>| match args.text_value(t.as_ref().map(Text::as_str)) {
-            Ok(text) => text.is_some_and(|text| !text.trim().is_empty()),
-            Err(()) => t.as_ref().is_some_and(|t| !t.0.trim().is_empty()),
+            Ok(Some(text)) if !text.trim().is_empty() => Condition::Set,
+            Ok(_) => Condition::Unset,
+            Err(()) => Condition::Unknown,
         };
         let duration = |t: &Option<Text>| match args.text_value(t.as_ref().map(Text::as_str)) {
             Ok(None) => Resolved::Unset,
@@ -222,6 +233,9 @@ pub enum Reason<'a> {
     Streak(i64),
     StreakDependsOnArgs,
     KayentaDependsOnArgs,
+    /// A condition-evaluating provider (named) whose other condition is set, or both, known
+    /// only when the run starts.
+    ConditionsDependOnArgs(&'a str),
     /// The inner reason applies if count and inconclusiveLimit allow it, and they depend on
     /// an argument.
     CountDependsOnArgs(Box<Reason<'a>>),
@@ -250,6 +264,10 @@ impl fmt::Display for Reason<'_> {
                 f.write_str("consecutiveSuccessLimit or failureLimit depends on an argument")
             }
             Reason::KayentaDependsOnArgs => f.write_str("kayenta thresholds depend on arguments"),
+            Reason::ConditionsDependOnArgs(p) => write!(
+                f,
+                "{p} with a successCondition or failureCondition known only when the run starts"
+            ),
             Reason::CountDependsOnArgs(reason) => write!(
                 f,
                 "{reason}, but count or inconclusiveLimit depends on an argument"
@@ -276,9 +294,11 @@ pub fn can_inconclude<'a>(m: &RunMetric<'a>, version: ControllerVersion) -> Verd
         _ => Verdict::No,
     };
     let base = match &m.provider {
-        ProviderClass::Conditions(p) if m.success_condition && m.failure_condition => {
-            Verdict::Yes(Reason::BothConditions(p))
-        }
+        ProviderClass::Conditions(p) => match (m.success_condition, m.failure_condition) {
+            (Condition::Set, Condition::Set) => Verdict::Yes(Reason::BothConditions(p)),
+            (Condition::Unset, _) | (_, Condition::Unset) => Verdict::No,
+            _ => Verdict::Unknown(Reason::ConditionsDependOnArgs(p)),
+        },
         ProviderClass::Kayenta { pass, marginal } => match (pass, marginal) {
             (Resolved::Known(p), Resolved::Known(mg)) if mg < p => {
                 Verdict::Yes(Reason::KayentaBand {
@@ -311,6 +331,11 @@ pub fn can_inconclude<'a>(m: &RunMetric<'a>, version: ControllerVersion) -> Verd
                 Verdict::No
             }
             _ => Verdict::Unknown(Reason::CountDependsOnArgs(Box::new(reason))),
+        },
+        // Undecided only while the count allows it at all.
+        Verdict::Unknown(reason) => match (m.runs(), m.inconclusive_limit_value()) {
+            (Some(Runs::Times(n)), Some(limit)) if n <= limit => Verdict::No,
+            _ => Verdict::Unknown(reason),
         },
         other => other,
     };
@@ -587,8 +612,8 @@ pub fn metric_findings(m: &RunMetric, undeclared: Undeclared) -> Vec<Finding> {
         }
     }
     if let ProviderClass::Conditions(p) = &m.provider
-        && !m.success_condition
-        && !m.failure_condition
+        && m.success_condition == Condition::Unset
+        && m.failure_condition == Condition::Unset
     {
         warn(
             Rule::MetricWithoutConditions,
@@ -833,15 +858,17 @@ mod tests {
             let rm = RunMetric::new(&obj, 0, &spec, &Args::merge(&declared, &[]));
             (rm.success_condition, rm.failure_condition)
         };
-        assert_eq!(with(json!({"name": "fail", "value": ""})), (true, false));
+        use Condition::{Set, Unknown, Unset};
+        assert_eq!(with(json!({"name": "fail", "value": ""})), (Set, Unset));
         assert_eq!(
             with(json!({"name": "fail", "value": "result == 0"})),
-            (true, true)
+            (Set, Set)
         );
-        // Known only when the run starts: as written.
+        // Known only when the run starts: unknown, so the metric is undecided, not flagged
+        // (DOMAIN §4: an unresolved value is never a guess).
         assert_eq!(
             with(json!({"name": "fail", "valueFrom": {"fieldRef": {"fieldPath": "x"}}})),
-            (true, true)
+            (Set, Unknown)
         );
         let empty: Vec<crate::model::Arg> =
             serde_json::from_value(json!([{"name": "fail", "value": ""}])).unwrap();

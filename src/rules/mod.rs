@@ -414,6 +414,28 @@ mod tests {
         assert!(ids(&e).contains(&"invalid-dry-run"), "{:?}", ids(&e));
     }
 
+    /// A condition known only when the run starts (an argument's `valueFrom`) is unknown, not
+    /// written: the metric is undecided (named in D3's explanation), never D1 on a guess.
+    #[test]
+    fn a_condition_from_value_from_is_undecided_not_flagged() {
+        let mut metric = both();
+        metric["failureCondition"] = json!("{{args.fc}}");
+        let mut t = template("t", json!([metric]));
+        t["spec"]["args"] = json!([{"name": "fc"}]);
+        let s = store_of(&[t]);
+        let with = |arg: Value| {
+            let mut a = bg("t");
+            a["args"] = json!([arg]);
+            eval(&rollout(standard_steps(), a), &s, V19)
+        };
+        let e =
+            with(json!({"name": "fc", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}));
+        assert!(e.trap.is_none(), "{:?}", ids(&e));
+        assert_eq!(ids(&e), ["pause-during-background-analysis"]);
+        let e = with(json!({"name": "fc", "value": "result == 0"}));
+        assert!(e.trap.is_some(), "{:?}", ids(&e));
+    }
+
     #[test]
     fn pauses_before_starting_step_do_not_count() {
         let s = store_of(&[template("t", json!([both()]))]);
