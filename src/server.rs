@@ -313,6 +313,14 @@ fn reject(metrics: &Metrics, rejection: Rejection) -> Response {
     response
 }
 
+/// Marks `response` as the connection's last (`Connection: close`).
+fn closing(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 /// `application/json`, with or without parameters such as `; charset=utf-8`.
 fn is_json(headers: &HeaderMap) -> bool {
     headers
@@ -445,8 +453,9 @@ async fn handle(state: &Inner, endpoint: Endpoint, request: Request) -> Response
     let limit = state.limits.max_body_bytes;
     let length = content_length(request.headers());
     if length.is_some_and(|l| l > limit as u64) {
-        // Refused before reading a byte; hyper closes the connection rather than drain it.
-        return reject(&state.metrics, Rejection::PayloadTooLarge);
+        // Refused before reading a byte; hyper closes the connection rather than drain it,
+        // and the answer says so.
+        return closing(reject(&state.metrics, Rejection::PayloadTooLarge));
     }
     let timeout = request
         .uri()
@@ -464,10 +473,17 @@ async fn handle(state: &Inner, endpoint: Endpoint, request: Request) -> Response
     let mut room = Held::new(&state.body_room);
     let body = match read_body(request.into_body(), limit, length, &mut room, body_deadline).await {
         Ok(body) => body,
-        Err(BodyError::TooLarge) => return reject(&state.metrics, Rejection::PayloadTooLarge),
-        Err(BodyError::Read) => return reject(&state.metrics, Rejection::BodyError),
-        Err(BodyError::Timeout) => return reject(&state.metrics, Rejection::BodyTimeout),
-        Err(BodyError::NoRoom) => return reject(&state.metrics, Rejection::BodiesBuffered),
+        // The rest of the body is left unread: the connection ends with this answer. (A
+        // request refused before its body, as with 405 or 415, keeps it: hyper drains it.)
+        Err(error) => {
+            let rejection = match error {
+                BodyError::TooLarge => Rejection::PayloadTooLarge,
+                BodyError::Read => Rejection::BodyError,
+                BodyError::Timeout => Rejection::BodyTimeout,
+                BodyError::NoRoom => Rejection::BodiesBuffered,
+            };
+            return closing(reject(&state.metrics, rejection));
+        }
     };
 
     let permit = Arc::clone(&state.permits).acquire_owned();

@@ -102,6 +102,8 @@ async fn refuses_large_bodies_by_content_length_and_while_streaming() {
             .await
             .unwrap();
         assert_json_error(&response, 413);
+        // The body is left unsent and unread: the answer says the connection ends.
+        assert_eq!(response.header("connection"), Some("close"));
 
         // Chunked, no length: refused once the limit is crossed.
         let mut conn = HttpConn::new(connect_tls(server.https, config()).await.unwrap());
@@ -116,6 +118,7 @@ async fn refuses_large_bodies_by_content_length_and_while_streaming() {
         conn.stream.write_all(&wire).await.unwrap();
         let response = conn.read_response().await.unwrap();
         assert_json_error(&response, 413);
+        assert_eq!(response.header("connection"), Some("close"));
 
         // Exactly at the limit is accepted (and reviewed: this body is no review).
         let at_limit = vec![b' '; 8192];
@@ -420,6 +423,7 @@ async fn a_body_must_arrive_within_the_body_timeout() {
         let response = conn.read_response().await.unwrap();
         let waited = started.elapsed();
         assert_json_error(&response, 408);
+        assert_eq!(response.header("connection"), Some("close"));
         assert!(
             waited >= Duration::from_millis(450) && waited < Duration::from_secs(5),
             "{waited:?}"
