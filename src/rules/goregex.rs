@@ -215,6 +215,18 @@ mod tests {
         assert!(compile("a{1001}").unwrap_err().contains("1000"));
     }
 
+    proptest::proptest! {
+        /// Any text is compiled or refused, never a panic; and a pattern without `\Q` is
+        /// handed to Rust as it is.
+        #[test]
+        fn any_pattern_is_compiled_or_refused(pattern in "[\\\\QE\\[\\]:^a-c.*+?{}()|,0-9é-]{0,24}") {
+            let _ = compile(&pattern);
+            if !pattern.contains("\\Q") {
+                proptest::prop_assert_eq!(literal_quotes(&pattern), pattern);
+            }
+        }
+    }
+
     #[test]
     fn quoted_text_matches_literally() {
         let re = compile("\\Qerror.rate\\E").unwrap();
