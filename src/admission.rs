@@ -635,7 +635,7 @@ impl Admission {
             let old = guard_tree(old_raw, Part::RolloutBefore)?;
             // The pod templates last: only read when the steps and status leave it open.
             if would_restart_canary(&original, &held, &old)
-                && pod_templates_agree(raw, old_raw, req.lean)?
+                && pod_templates_agree(raw, old_raw, req.lean, Zeros::Absent)?
             {
                 // Sanitized with every other line in `decide`'s budget.
                 let skipped = format!(
@@ -1065,13 +1065,27 @@ fn guard_tree(raw: RawJson<'_>, part: Part) -> serde_json::Result<Value> {
     Ok(tree)
 }
 
+/// How two pod templates are compared when their texts differ: both ways leave out nulls and
+/// empty objects and lists; they differ on Go zero values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Zeros {
+    /// `false`, `""`, `0` read as absent, as Go decodes them into a non-pointer field: for
+    /// the hold guard, which must not restart a canary when no new revision starts.
+    Absent,
+    /// Zero values count: a pointer field (`automountServiceAccountToken: false`) or a map
+    /// entry (a label `x: ""`) does change Argo's pod hash. For the enforce ratchet, which must
+    /// not let a new revision of a flagged Rollout through as unchanged.
+    Kept,
+}
+
 /// Whether two objects' pod templates (`spec.template`) are the same where it counts
-/// ([`Significant`]). The same text is the same template; only when the texts differ are the
-/// templates read, into compact trees.
+/// ([`Significant`], zero values read as `zeros` says). The same text is the same template;
+/// only when the texts differ are the templates read, into compact trees.
 fn pod_templates_agree<'a>(
     new: RawJson<'a>,
     old: RawJson<'a>,
     lean: bool,
+    zeros: Zeros,
 ) -> serde_json::Result<bool> {
     #[derive(Deserialize, Default)]
     #[serde(default)]
@@ -1094,9 +1108,14 @@ fn pod_templates_agree<'a>(
     {
         return Ok(true);
     }
-    let significant = |raw: Option<RawJson<'_>>| match raw {
-        Some(raw) => serde_json::from_str::<Significant>(raw.get()).map(|s| s.0),
-        None => Ok(None),
+    let significant = |raw: Option<RawJson<'_>>| match (raw, zeros) {
+        (Some(raw), Zeros::Absent) => {
+            serde_json::from_str::<Significant<true>>(raw.get()).map(|s| s.0)
+        }
+        (Some(raw), Zeros::Kept) => {
+            serde_json::from_str::<Significant<false>>(raw.get()).map(|s| s.0)
+        }
+        (None, _) => Ok(None),
     };
     Ok(significant(new)? == significant(old)?)
 }
@@ -1199,8 +1218,10 @@ fn spec_unchanged(
         return Ok(false);
     };
     let agrees = |tree: &Value| spec(tree).is_some_and(|old_spec| old_spec == new_spec);
-    let templates_agree =
-        || kind != Kind::Rollout || pod_templates_agree(new, old, req.lean).unwrap_or(false);
+    let templates_agree = || {
+        kind != Kind::Rollout
+            || pod_templates_agree(new, old, req.lean, Zeros::Kept).unwrap_or(false)
+    };
     // The guard last: for a Rollout it evaluates the old object.
     Ok(if agrees(&old_tree) {
         templates_agree()
@@ -1373,15 +1394,16 @@ fn patched(original: &Value, edited: &Value, said: &str) -> Decision {
 
 /// What of a pod template counts: Argo hashes the template it decoded into Go structs, where
 /// `resources: {}`, `args: null`, `serviceAccountName: ""` or `hostNetwork: false` is the same
-/// as leaving the field out, so such an edit starts no new revision. Read without nulls, zero
-/// values (`false`, `""`, `0`) and empty objects or lists (`None` when nothing is left), so two
-/// templates agree when their `Significant`s are equal. (A pointer field's zero, such as
-/// `automountServiceAccountToken: false`, or an empty list may still change Go's hash; treating
-/// it as no change errs towards skipping the hold, the side that never restarts a canary.)
+/// as leaving the field out, so such an edit starts no new revision. Read without nulls and
+/// empty objects or lists, and with `ZEROS_ABSENT` without zero values (`false`, `""`, `0`);
+/// `None` when nothing is left. Two templates agree when their `Significant`s are equal. (A
+/// pointer field's zero, such as `automountServiceAccountToken: false`, a map entry with an
+/// empty value, or an empty list may still change Go's hash: which side to err on is the
+/// caller's, [`Zeros`].)
 ///
 /// The tree is compact: objects are vectors sorted by key, not B-trees, whose every small map
 /// costs a whole node (a template of 40,000 variables: about 45 MB as `serde_json::Value`).
-struct Significant(Option<Node>);
+struct Significant<const ZEROS_ABSENT: bool>(Option<Node>);
 
 #[derive(Debug, PartialEq)]
 enum Node {
@@ -1395,15 +1417,16 @@ enum Node {
     Object(Vec<(Box<str>, Node)>),
 }
 
-impl<'de> Deserialize<'de> for Significant {
+impl<'de, const ZEROS_ABSENT: bool> Deserialize<'de> for Significant<ZEROS_ABSENT> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(SignificantVisitor).map(Significant)
+        d.deserialize_any(SignificantVisitor::<ZEROS_ABSENT>)
+            .map(Significant)
     }
 }
 
-struct SignificantVisitor;
+struct SignificantVisitor<const ZEROS_ABSENT: bool>;
 
-impl<'de> Visitor<'de> for SignificantVisitor {
+impl<'de, const ZEROS_ABSENT: bool> Visitor<'de> for SignificantVisitor<ZEROS_ABSENT> {
     type Value = Option<Node>;
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a JSON value")
@@ -1414,27 +1437,28 @@ impl<'de> Visitor<'de> for SignificantVisitor {
     fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(None)
     }
-    // Zero values read as absent, as Go decodes them into a non-pointer field.
+    // With ZEROS_ABSENT, zero values read as absent, as Go decodes them into a non-pointer
+    // field.
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(v.then_some(Node::Bool(v)))
+        Ok((v || !ZEROS_ABSENT).then_some(Node::Bool(v)))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok((v != 0).then(|| Node::Number(v.into())))
+        Ok((v != 0 || !ZEROS_ABSENT).then(|| Node::Number(v.into())))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok((v != 0).then(|| Node::Number(v.into())))
+        Ok((v != 0 || !ZEROS_ABSENT).then(|| Node::Number(v.into())))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
         Ok(serde_json::Number::from_f64(v)
-            .filter(|_| v != 0.0)
+            .filter(|_| v != 0.0 || !ZEROS_ABSENT)
             .map(Node::Number))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok((!v.is_empty()).then(|| Node::String(v.into())))
+        Ok((!v.is_empty() || !ZEROS_ABSENT).then(|| Node::String(v.into())))
     }
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut items = Vec::new();
-        while let Some(Significant(item)) = seq.next_element()? {
+        while let Some(Significant::<ZEROS_ABSENT>(item)) = seq.next_element()? {
             items.push(item.unwrap_or(Node::Null));
         }
         Ok((!items.is_empty()).then_some(Node::Array(items)))
@@ -1442,7 +1466,7 @@ impl<'de> Visitor<'de> for SignificantVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut fields: Vec<(Box<str>, Option<Node>)> = Vec::new();
         while let Some(key) = map.next_key::<Box<str>>()? {
-            let Significant(value) = map.next_value()?;
+            let Significant::<ZEROS_ABSENT>(value) = map.next_value()?;
             fields.push((key, value));
         }
         // Stable: of a key given twice, the last stays last.
@@ -1545,13 +1569,14 @@ mod tests {
 
     /// The first form of the comparison, kept as the reference: the template copied without
     /// nulls and empty objects or lists (emptied list items as nulls).
-    fn significant_copy(value: Option<&Value>) -> Option<Value> {
+    fn significant_copy(value: Option<&Value>, zeros: Zeros) -> Option<Value> {
+        let absent = zeros == Zeros::Absent;
         match value? {
             Value::Null => None,
             Value::Object(fields) => {
                 let kept: serde_json::Map<String, Value> = fields
                     .iter()
-                    .filter_map(|(k, v)| Some((k.clone(), significant_copy(Some(v))?)))
+                    .filter_map(|(k, v)| Some((k.clone(), significant_copy(Some(v), zeros)?)))
                     .collect();
                 (!kept.is_empty()).then_some(Value::Object(kept))
             }
@@ -1559,12 +1584,12 @@ mod tests {
             Value::Array(items) => Some(Value::Array(
                 items
                     .iter()
-                    .map(|v| significant_copy(Some(v)).unwrap_or(Value::Null))
+                    .map(|v| significant_copy(Some(v), zeros).unwrap_or(Value::Null))
                     .collect(),
             )),
-            Value::Bool(false) => None,
-            Value::String(text) if text.is_empty() => None,
-            Value::Number(n) if n.as_f64() == Some(0.0) => None,
+            Value::Bool(false) if absent => None,
+            Value::String(text) if absent && text.is_empty() => None,
+            Value::Number(n) if absent && n.as_f64() == Some(0.0) => None,
             other => Some(other.clone()),
         }
     }
@@ -1597,34 +1622,55 @@ mod tests {
             a in small_json(),
             b in small_json(),
         ) {
-            let read = |v: &Value| serde_json::from_str::<Significant>(&v.to_string()).unwrap().0;
+            let absent = |v: &Value| serde_json::from_str::<Significant<true>>(&v.to_string()).unwrap().0;
+            let kept = |v: &Value| serde_json::from_str::<Significant<false>>(&v.to_string()).unwrap().0;
+            let copy = |v: &Value, zeros| significant_copy(Some(v), zeros);
             proptest::prop_assert_eq!(
-                read(&a) == read(&b),
-                significant_copy(Some(&a)) == significant_copy(Some(&b)),
+                absent(&a) == absent(&b),
+                copy(&a, Zeros::Absent) == copy(&b, Zeros::Absent),
+                "{} against {}", a, b
+            );
+            proptest::prop_assert_eq!(
+                kept(&a) == kept(&b),
+                copy(&a, Zeros::Kept) == copy(&b, Zeros::Kept),
                 "{} against {}", a, b
             );
             // And every value against itself with what does not count added.
-            let mut padded = a.clone();
-            if let Value::Object(fields) = &mut padded {
-                fields.insert(
-                    "z".into(),
-                    serde_json::json!({"y": null, "x": [], "w": false, "v": "", "u": 0}),
-                );
+            let pad = |extra: Value| {
+                let mut padded = a.clone();
+                if let Value::Object(fields) = &mut padded {
+                    fields.insert("z".into(), extra);
+                }
+                padded
+            };
+            let empty = pad(serde_json::json!({"y": null, "x": []}));
+            let zeros = pad(serde_json::json!({"y": null, "x": [], "w": false, "v": "", "u": 0}));
+            proptest::prop_assert!(absent(&a) == absent(&zeros) && kept(&a) == kept(&empty));
+            if a.is_object() {
+                proptest::prop_assert!(kept(&a) != kept(&zeros));
             }
-            proptest::prop_assert!(read(&a) == read(&padded));
         }
     }
 
     #[test]
     fn pod_templates_agree_but_for_nulls_and_empty_values() {
-        let agree = |a: Value, b: Value| {
+        let agree_with = |a: Value, b: Value, zeros| {
             let (a, b) = (a.to_string(), b.to_string());
             pod_templates_agree(
                 serde_json::from_str(&a).unwrap(),
                 serde_json::from_str(&b).unwrap(),
                 true,
+                zeros,
             )
             .unwrap()
+        };
+        let agree = |a: Value, b: Value| {
+            let answer = agree_with(a.clone(), b.clone(), Zeros::Absent);
+            // Reading zeros as absent only ever makes more templates agree.
+            if agree_with(a, b, Zeros::Kept) {
+                assert!(answer);
+            }
+            answer
         };
         let with = |template: Value| serde_json::json!({"spec": {"template": template}});
         let base = serde_json::json!({"spec": {"containers": [{"name": "c", "image": "a"}]}});
@@ -1676,6 +1722,20 @@ mod tests {
             args(serde_json::json!(["x"])),
             args(serde_json::json!(["", "x"]))
         ));
+        // Where zeros are kept (the enforce ratchet), each of those is a change: a pointer
+        // field or a map entry (a label `x: ""`) changes Argo's pod hash.
+        for (key, value) in [
+            ("hostNetwork", Value::from(false)),
+            ("automountServiceAccountToken", false.into()),
+            ("priority", 0.into()),
+            ("nodeSelector", serde_json::json!({"pool": ""})),
+        ] {
+            assert!(
+                !agree_with(with(base.clone()), field(key, value), Zeros::Kept),
+                "{key}"
+            );
+        }
+        assert!(agree_with(with(base.clone()), with(base), Zeros::Kept));
     }
 
     #[test]

@@ -339,6 +339,21 @@ fn enforce_lets_an_update_that_leaves_the_spec_alone_through() {
             edited(&|r| r["spec"]["replicas"] = json!(5)),
             Some(flagged.clone()),
         ),
+        // Zero values that change Argo's pod hash: a pointer field, a label with no value.
+        (
+            "pointer field set to false",
+            "UPDATE",
+            edited(&|r| {
+                r["spec"]["template"]["spec"]["automountServiceAccountToken"] = json!(false)
+            }),
+            Some(flagged.clone()),
+        ),
+        (
+            "label with an empty value",
+            "UPDATE",
+            edited(&|r| r["spec"]["template"]["metadata"]["labels"]["canary"] = json!("")),
+            Some(flagged.clone()),
+        ),
         ("create", "CREATE", flagged.clone(), None),
         ("no old object", "UPDATE", flagged.clone(), None),
         (
