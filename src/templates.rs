@@ -423,6 +423,18 @@ impl<'a> Args<'a> {
     /// Replaces `{{args.name}}` (spaces inside the braces allowed). Returns `None` when any
     /// placeholder has no known value; borrows the text when it has no placeholder (most do).
     pub fn substitute<'t>(&self, text: &'t str) -> Option<Cow<'t, str>> {
+        self.fill(text, None)
+    }
+
+    /// `text` with the arguments known now substituted and the others left out: what it holds
+    /// whatever the values known only when the run starts turn out to be.
+    pub fn known_part<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        self.fill(text, Some("")).unwrap_or_default()
+    }
+
+    /// [`Self::substitute`], writing `unknown` for a placeholder without a known value, or
+    /// giving up (`None`) when there is no `unknown`.
+    fn fill<'t>(&self, text: &'t str, unknown: Option<&str>) -> Option<Cow<'t, str>> {
         if find_pair(text, b"{{").is_none() {
             return Some(Cow::Borrowed(text));
         }
@@ -435,9 +447,10 @@ impl<'a> Args<'a> {
             let inner = rest[start + 2..start + len].trim();
             out.push_str(&rest[..start]);
             match inner.strip_prefix("args.") {
-                Some(name) => match self.values.get(name) {
-                    Some(ArgValue::Known(v)) => out.push_str(v),
-                    _ => return None,
+                Some(name) => match (self.values.get(name), unknown) {
+                    (Some(ArgValue::Known(v)), _) => out.push_str(v),
+                    (_, Some(unknown)) => out.push_str(unknown),
+                    (_, None) => return None,
                 },
                 None => out.push_str(&rest[start..start + len + 2]),
             }

@@ -103,11 +103,15 @@ impl<'a> RunMetric<'a> {
             },
         };
         // Upstream tests a condition `!= ""` after substitution: one an argument empties is
-        // unset, one known only when the run starts (valueFrom) is unknown.
+        // unset. One that needs a value known only when the run starts (valueFrom) is set if
+        // the rest of its text is not blank (`result > {{args.min}}`), else unknown.
         let set = |t: &Option<Text>| match args.text_value(t.as_ref().map(Text::as_str)) {
             Ok(Some(text)) if !text.trim().is_empty() => Condition::Set,
             Ok(_) => Condition::Unset,
-            Err(()) => Condition::Unknown,
+            Err(()) => match t {
+                Some(t) if !args.known_part(t.as_str()).trim().is_empty() => Condition::Set,
+                _ => Condition::Unknown,
+            },
         };
         let duration = |t: &Option<Text>| match args.text_value(t.as_ref().map(Text::as_str)) {
             Ok(None) => Resolved::Unset,
@@ -870,6 +874,17 @@ mod tests {
             with(json!({"name": "fail", "valueFrom": {"fieldRef": {"fieldPath": "x"}}})),
             (Set, Unknown)
         );
+        // Text around the placeholder is there whatever the value: written.
+        let partly: Metric = serde_json::from_value(json!({"name": "m", "interval": "1m",
+            "successCondition": "result == 1", "failureCondition": "result[0] > {{args.fail}}",
+            "provider": {"web": {"url": "u"}}}))
+        .unwrap();
+        let declared: Vec<crate::model::Arg> = serde_json::from_value(
+            json!([{"name": "fail", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}]),
+        )
+        .unwrap();
+        let rm = RunMetric::new(&obj, 0, &partly, &Args::merge(&declared, &[]));
+        assert_eq!((rm.success_condition, rm.failure_condition), (Set, Set));
         let empty: Vec<crate::model::Arg> =
             serde_json::from_value(json!([{"name": "fail", "value": ""}])).unwrap();
         let rm = RunMetric::new(&obj, 0, &spec, &Args::merge(&empty, &[]));
