@@ -2,14 +2,18 @@
 //! Rust's `regex` after bridging the differences that change whether a pattern is valid.
 //!
 //! - `\Q...\E` (a literal text) is Go's and not Rust's: it is rewritten as escaped text.
-//! - Octal escapes (`\141`) are Go's; Rust takes them when asked to.
+//! - Octal escapes (`\141`, `\0`) are Go's; Rust takes them when asked to, and then also
+//!   reads a lone `\1`-`\7` as octal, which Go refuses as a backreference.
 //! - Go knows only the flags `i`, `m`, `s` and `U`; Rust also takes `x`, `u` and `R`, which Go
 //!   refuses.
-//! - Go refuses a repeat count over 1000 (`a{1001}`) and a repeated repetition (`a**`); Rust
-//!   takes both.
+//! - Go refuses a repeat count over 1000 (`a{1001}`), also as the product of nested counts
+//!   (`(a{100}){11}`), a repeated repetition (`a**`) and a group name other than letters,
+//!   digits and `_`; Rust takes them.
 //!
-//! What is left are differences in what a valid pattern matches (Go's `\d`, `\w`, `\s` and
-//! `\b` are ASCII, Rust's Unicode; a class inside a class), which metric names, ASCII
+//! Differences left: Unicode class names Rust matches loosely (`\p{Letter}`, `\p{greek}`) and
+//! unknown POSIX classes (`[[:foo:]]`), which Go refuses; classes Go takes and Rust refuses
+//! (`[\w-.]`, `[[]`) and the flag forms `(?)` and `(?i-i)`; and what a valid pattern matches
+//! (Go's `\d`, `\w`, `\s`, `\b` are ASCII, Rust's Unicode), which metric names, ASCII
 //! identifiers in practice, do not meet.
 
 use regex::{Regex, RegexBuilder};
@@ -21,12 +25,13 @@ const MAX_REPEAT: u32 = 1000;
 /// Compiles `pattern` as Go would accept it, or says why Go would refuse it.
 pub fn compile(pattern: &str) -> Result<Regex, String> {
     let rust = literal_quotes(pattern);
+    no_backreferences(&rust)?;
     let parsed = ast::parse::ParserBuilder::new()
         .octal(true)
         .build()
         .parse(&rust)
         .map_err(|e| e.kind().to_string())?;
-    check(&parsed)?;
+    check(&parsed, MAX_REPEAT)?;
     RegexBuilder::new(&rust)
         .octal(true)
         .build()
@@ -95,9 +100,29 @@ fn literal_quotes(pattern: &str) -> String {
     out
 }
 
+/// Refuses `\1`-`\7` not followed by another octal digit: a backreference to Go, which has
+/// none (`\12` and `\0` are octal to both).
+fn no_backreferences(pattern: &str) -> Result<(), String> {
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            continue;
+        }
+        let Some(next) = chars.next() else { break };
+        if ('1'..='7').contains(&next) && !chars.peek().is_some_and(|d| ('0'..='7').contains(d)) {
+            return Err(format!(
+                "`\\{next}` is a backreference, which Go does not have"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Refuses what Rust's syntax takes and Go's does not: flags other than `i`, `m`, `s`, `U`,
-/// repeat counts over 1000 and a repetition repeated without a group.
-fn check(node: &Ast) -> Result<(), String> {
+/// repeat counts whose product over nested repetitions is over 1000 (`budget` is what is left
+/// of it), a repetition repeated without a group, and group names with other characters than
+/// letters, digits and `_`.
+fn check(node: &Ast, budget: u32) -> Result<(), String> {
     let flags = |items: &ast::Flags| {
         items.items.iter().try_for_each(|item| match item.kind {
             ast::FlagsItemKind::Flag(
@@ -113,31 +138,47 @@ fn check(node: &Ast) -> Result<(), String> {
     match node {
         Ast::Flags(set) => flags(&set.flags),
         Ast::Group(group) => {
-            if let GroupKind::NonCapturing(items) = &group.kind {
-                flags(items)?;
+            match &group.kind {
+                GroupKind::NonCapturing(items) => flags(items)?,
+                GroupKind::CaptureName { name, .. }
+                    if !name
+                        .name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                {
+                    return Err(format!("group name `{}` is not Go's", name.name));
+                }
+                _ => {}
             }
-            check(&group.ast)
+            check(&group.ast, budget)
         }
         Ast::Repetition(repetition) => {
             // `a**`, `a+*`, `a{2}*`: Rust repeats the repetition, Go refuses it.
             if matches!(*repetition.ast, Ast::Repetition(_)) {
                 return Err("a repetition of a repetition (`**`) is not Go's".into());
             }
-            if let RepetitionKind::Range(
-                RepetitionRange::Exactly(n)
-                | RepetitionRange::AtLeast(n)
-                | RepetitionRange::Bounded(_, n),
-            ) = repetition.op.kind
-                && n > MAX_REPEAT
-            {
+            // Go counts copies of the innermost expression: the largest count of each `{m,n}`
+            // (`{m,}`: m) multiplied down the nesting, at most 1000; `{0}` ends the count.
+            let count = match repetition.op.kind {
+                RepetitionKind::Range(
+                    RepetitionRange::Exactly(n)
+                    | RepetitionRange::AtLeast(n)
+                    | RepetitionRange::Bounded(_, n),
+                ) => n,
+                _ => 1,
+            };
+            if count == 0 {
+                return Ok(());
+            }
+            if count > budget {
                 return Err(format!(
-                    "repeat count {n} is over Go's limit of {MAX_REPEAT}"
+                    "repeat count {count} (nested counts multiplied) is over Go's limit of {MAX_REPEAT}"
                 ));
             }
-            check(&repetition.ast)
+            check(&repetition.ast, budget / count)
         }
-        Ast::Alternation(alternation) => alternation.asts.iter().try_for_each(check),
-        Ast::Concat(concat) => concat.asts.iter().try_for_each(check),
+        Ast::Alternation(alternation) => alternation.asts.iter().try_for_each(|a| check(a, budget)),
+        Ast::Concat(concat) => concat.asts.iter().try_for_each(|a| check(a, budget)),
         _ => Ok(()),
     }
 }
@@ -183,6 +224,13 @@ mod tests {
             "\\pL+",
             "a*?",
             "(a*)*",
+            "\\12",
+            "\\0",
+            "x\\\\1",
+            "(a{10}){100}",
+            "(?:a{2}){500}",
+            "(a{1000}){0}",
+            "(?P<rate_1>x)",
         ] {
             assert!(valid(pattern), "{pattern}: {:?}", compile(pattern).err());
         }
@@ -204,6 +252,12 @@ mod tests {
             "a**",
             "a+*",
             "a{2}*",
+            "\\1",
+            "error-rate|(x)\\1",
+            "\\7a",
+            "(a{100}){11}",
+            "(?:a{2}){501}",
+            "(?P<rate.error>x)",
         ] {
             assert!(!valid(pattern), "{pattern}");
         }
