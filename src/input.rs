@@ -116,7 +116,7 @@ pub fn load(paths: &[PathBuf]) -> Loaded {
 /// lookup could not tell the two apart.
 pub fn load_named(paths: &[PathBuf], stdin_name: &str) -> Loaded {
     let mut loaded = Loaded::default();
-    let sources = sources(paths, &mut loaded);
+    let sources = sources(paths);
     let clash = stdin_name != "-"
         && sources
             .iter()
@@ -126,7 +126,9 @@ pub fn load_named(paths: &[PathBuf], stdin_name: &str) -> Loaded {
             Source::Stdin if clash => loaded.errors.push(file_error(
                 stdin_name,
                 format!(
-                    "stdin not read: `--stdin-name {stdin_name}` names a file this run also                      reads, so findings on the two could not be told apart; give stdin                      another name"
+                    "stdin not read: `--stdin-name {stdin_name}` names a file this run also \
+                     reads, so findings on the two could not be told apart; give stdin \
+                     another name"
                 ),
             )),
             Source::Stdin => {
@@ -139,6 +141,7 @@ pub fn load_named(paths: &[PathBuf], stdin_name: &str) -> Loaded {
                 }
             }
             Source::File(path) => load_file(&path, &mut loaded),
+            Source::Unreadable(error) => loaded.errors.push(error),
         }
     }
     loaded
@@ -148,12 +151,14 @@ pub fn load_named(paths: &[PathBuf], stdin_name: &str) -> Loaded {
 enum Source {
     Stdin,
     File(PathBuf),
+    /// A directory entry that could not be read, reported where the walk met it.
+    Unreadable(InputError),
 }
 
 /// What `paths` name, in order: stdin for `-`, each file once, and the manifests in each
-/// directory (recursively, `.yaml`/`.yml`/`.json`, in name order). An unreadable directory
-/// entry is an error in `loaded`.
-fn sources(paths: &[PathBuf], loaded: &mut Loaded) -> Vec<Source> {
+/// directory (recursively, `.yaml`/`.yml`/`.json`, in name order), and an error for each
+/// directory entry that could not be read, before that directory's files.
+fn sources(paths: &[PathBuf]) -> Vec<Source> {
     let mut sources = Vec::new();
     // Each file once, however often the arguments name it (a directory and a file in it, or
     // the same directory twice): read twice, its objects would be reported twice.
@@ -179,10 +184,10 @@ fn sources(paths: &[PathBuf], loaded: &mut Loaded) -> Vec<Source> {
                             .path()
                             .map(|p| p.display().to_string())
                             .unwrap_or_else(|| path.display().to_string());
-                        loaded.errors.push(file_error(
+                        sources.push(Source::Unreadable(file_error(
                             &p,
                             format!("cannot read directory entry: {err}"),
-                        ));
+                        )));
                         None
                     }
                 })

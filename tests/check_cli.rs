@@ -199,7 +199,10 @@ fn stdin_name_of_a_file_also_read_is_refused() {
     let out = check_stdin(&["-", file, "--stdin-name", file], "dangerous.yaml");
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     let text = stdout(&out);
-    assert!(text.contains("stdin not read"), "{text}");
+    assert!(
+        text.contains("stdin not read") && text.contains("this run also reads, so findings"),
+        "{text}"
+    );
     assert!(
         text.contains(&format!("{file}:")) && text.contains("inconclusive-timed-pause"),
         "{text}"
@@ -547,6 +550,35 @@ fn a_file_named_twice_is_read_once_and_broken_links_to_other_files_are_ignored()
         report["summary"]
             .get("sameName")
             .is_none_or(|s| s == &serde_json::json!([]))
+    );
+}
+
+/// Input errors come in reading order: a file named first before a broken manifest link in
+/// a directory named after it.
+#[test]
+fn input_errors_are_reported_in_reading_order() {
+    let dir = dir_with(&[
+        ("bad.yaml", "a: [unclosed\n"),
+        (
+            "d/ok.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+        ),
+    ]);
+    std::os::unix::fs::symlink("/nonexistent/r.yaml", dir.path().join("d/broken.yaml")).unwrap();
+    let bad = dir.path().join("bad.yaml");
+    let d = dir.path().join("d");
+    let out = check(&[bad.to_str().unwrap(), d.to_str().unwrap(), "-o", "json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files: Vec<&str> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files.len(), 2, "{report:#}");
+    assert!(
+        files[0].ends_with("bad.yaml") && files[1].ends_with("broken.yaml"),
+        "{files:?}"
     );
 }
 
