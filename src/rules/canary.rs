@@ -175,25 +175,18 @@ fn basic_split(replicas: i64, weight: i64, max_surge: i64) -> Pods {
     let tied = |total: i64| (total as f64 * (weight as f64 / 100.0)).fract() == 0.5;
     let zero_allowed = weight == 0 || weight == 100 || (replicas == 1 && max_surge == 0);
     let down_allowed = down != 0 || zero_allowed;
-    let mut options = Vec::with_capacity(4);
-    if up < replicas || zero_allowed {
-        options.push((up, replicas));
-    }
-    if !tied(replicas) && down_allowed {
-        options.push((down, replicas));
-    }
-    if max_surge > 0 {
-        let total = replicas.saturating_add(1);
-        options.push((up, total));
-        if !tied(total) && down_allowed {
-            options.push((down, total));
-        }
-    }
+    let surge = replicas.saturating_add(1);
+    let options = [
+        (up < replicas || zero_allowed).then_some((up, replicas)),
+        (!tied(replicas) && down_allowed).then_some((down, replicas)),
+        (max_surge > 0).then_some((up, surge)),
+        (max_surge > 0 && !tied(surge) && down_allowed).then_some((down, surge)),
+    ];
     let delta = |&(canary, total): &(i64, i64)| {
         (canary as f64 * 100.0 / total as f64 - weight as f64).abs()
     };
     // The first of the closest: a later option wins only when strictly closer.
-    let best = options.iter().copied().reduce(|best, next| {
+    let best = options.into_iter().flatten().reduce(|best, next| {
         if delta(&next) < delta(&best) {
             next
         } else {
@@ -201,10 +194,14 @@ fn basic_split(replicas: i64, weight: i64, max_surge: i64) -> Pods {
         }
     });
     match best {
-        Some((canary, total)) => Pods {
-            canary,
-            stable: total - canary,
-        },
+        // Clamped: past 2^53 pods the float rounding could leave the total.
+        Some((canary, total)) => {
+            let canary = canary.clamp(0, total);
+            Pods {
+                canary,
+                stable: total - canary,
+            }
+        }
         None => Pods {
             canary: 0,
             stable: replicas,
@@ -365,6 +362,12 @@ mod tests {
                 canary: 0,
                 stable: 0
             }
+        );
+        // Counts past f64's exact integers stay within the total.
+        let huge = basic_split(92_233_720_368_547_758, 100, 1);
+        assert!(
+            huge.canary <= 92_233_720_368_547_758 && huge.stable >= 0,
+            "{huge:?}"
         );
     }
 
