@@ -74,33 +74,28 @@ impl<'a> Walker<'a> {
 
     pub fn pods(&self) -> Pods {
         let r = self.replicas;
-        let routed = self.canary.traffic_routing.is_some();
+        if self.canary.traffic_routing.is_none() {
+            // A basic canary: the closest split Argo can make. setCanaryScale only takes
+            // effect with traffic routing (Argo docs).
+            return basic_split(r, self.weight, self.max_surge());
+        }
         let dynamic = self.canary.dynamic_stable_scale == Some(true);
-        let canary = match (&self.scale, routed) {
-            // setCanaryScale only takes effect with traffic routing (Argo docs). An explicit
-            // count is kept as is, except that dynamic stable scaling applies the minimum
-            // to it too (upstream CalculateReplicaCountsForTrafficRoutedCanary).
-            (
-                Some(SetCanaryScale {
-                    replicas: Some(n), ..
-                }),
-                true,
-            ) => {
+        let canary = match &self.scale {
+            // An explicit count is kept as is, except that dynamic stable scaling applies the
+            // minimum to it too (upstream CalculateReplicaCountsForTrafficRoutedCanary).
+            Some(SetCanaryScale {
+                replicas: Some(n), ..
+            }) => {
                 if dynamic {
                     self.at_least_min(*n)
                 } else {
                     *n
                 }
             }
-            (
-                Some(SetCanaryScale {
-                    weight: Some(w), ..
-                }),
-                true,
-            ) => self.at_least_min(ceil_percent(r, *w)),
-            _ if routed => self.at_least_min(ceil_percent(r, self.weight)),
-            // A basic canary: the closest split Argo can make, stable included.
-            _ => return basic_split(r, self.weight, self.max_surge()),
+            Some(SetCanaryScale {
+                weight: Some(w), ..
+            }) => self.at_least_min(ceil_percent(r, *w)),
+            _ => self.at_least_min(ceil_percent(r, self.weight)),
         };
         let stable = if dynamic {
             self.at_least_min(ceil_percent(r, 100 - self.weight))
