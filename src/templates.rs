@@ -75,6 +75,12 @@ impl MemoryStore {
         self.cluster.insert(name, template);
     }
 
+    /// The AnalysisTemplate kept under exactly this namespace (`""`: one naming none), without
+    /// the fallbacks of [`TemplateStore::analysis_template`].
+    pub fn template_in(&self, namespace: &str, name: &str) -> Option<Arc<AnalysisTemplate>> {
+        self.namespaced.get(namespace)?.get(name).cloned()
+    }
+
     pub fn insert_rollout(&mut self, rollout: Rollout) {
         let ns = rollout_namespace(rollout.metadata.namespace.as_deref()).to_owned();
         let name = rollout.metadata.display_name().to_owned();
@@ -161,22 +167,12 @@ impl MemoryStore {
     }
 }
 
-impl MemoryStore {
-    /// The AnalysisTemplate kept under exactly this namespace (`""`: one naming none), without
-    /// the fallbacks of [`TemplateStore::analysis_template`].
-    pub fn template_in(&self, namespace: &str, name: &str) -> Option<Arc<AnalysisTemplate>> {
-        self.namespaced.get(namespace)?.get(name).cloned()
-    }
-}
-
 impl TemplateStore for MemoryStore {
     fn analysis_template(&self, namespace: &str, name: &str) -> Option<Arc<AnalysisTemplate>> {
-        let in_namespace = |ns: &str| self.namespaced.get(ns).and_then(|names| names.get(name));
         // A Rollout that names no namespace is in `default` (where kubectl puts it by default).
         // `check` looks nearest first instead (`check::Nearest`).
-        in_namespace(rollout_namespace(Some(namespace)))
-            .or_else(|| in_namespace(""))
-            .cloned()
+        self.template_in(rollout_namespace(Some(namespace)), name)
+            .or_else(|| self.template_in("", name))
     }
 
     fn cluster_analysis_template(&self, name: &str) -> Option<Arc<AnalysisTemplate>> {
@@ -423,18 +419,18 @@ impl<'a> Args<'a> {
     /// Replaces `{{args.name}}` (spaces inside the braces allowed). Returns `None` when any
     /// placeholder has no known value; borrows the text when it has no placeholder (most do).
     pub fn substitute<'t>(&self, text: &'t str) -> Option<Cow<'t, str>> {
-        self.fill(text, None)
+        self.fill(text, false)
     }
 
     /// `text` with the arguments known now substituted and the others left out: what it holds
     /// whatever the values known only when the run starts turn out to be.
     pub fn known_part<'t>(&self, text: &'t str) -> Cow<'t, str> {
-        self.fill(text, Some("")).unwrap_or_default()
+        self.fill(text, true).unwrap_or_default()
     }
 
-    /// [`Self::substitute`], writing `unknown` for a placeholder without a known value, or
-    /// giving up (`None`) when there is no `unknown`.
-    fn fill<'t>(&self, text: &'t str, unknown: Option<&str>) -> Option<Cow<'t, str>> {
+    /// [`Self::substitute`], leaving out a placeholder without a known value when
+    /// `drop_unknown`, else giving up (`None`) on it.
+    fn fill<'t>(&self, text: &'t str, drop_unknown: bool) -> Option<Cow<'t, str>> {
         if find_pair(text, b"{{").is_none() {
             return Some(Cow::Borrowed(text));
         }
@@ -447,10 +443,10 @@ impl<'a> Args<'a> {
             let inner = rest[start + 2..start + len].trim();
             out.push_str(&rest[..start]);
             match inner.strip_prefix("args.") {
-                Some(name) => match (self.values.get(name), unknown) {
-                    (Some(ArgValue::Known(v)), _) => out.push_str(v),
-                    (_, Some(unknown)) => out.push_str(unknown),
-                    (_, None) => return None,
+                Some(name) => match self.values.get(name) {
+                    Some(ArgValue::Known(v)) => out.push_str(v),
+                    _ if drop_unknown => {}
+                    _ => return None,
                 },
                 None => out.push_str(&rest[start..start + len + 2]),
             }
