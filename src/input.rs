@@ -120,7 +120,7 @@ pub fn load_named(paths: &[PathBuf], stdin_name: &str) -> Loaded {
     let clash = stdin_name != "-"
         && sources
             .iter()
-            .any(|s| matches!(s, Source::File(f) if f.display().to_string() == stdin_name));
+            .any(|s| matches!(s, Source::File(f) if file_name(f) == stdin_name));
     for source in sources {
         match source {
             Source::Stdin if clash => loaded.errors.push(file_error(
@@ -226,8 +226,13 @@ fn file_error(file: &str, message: String) -> InputError {
     }
 }
 
+/// The name a file's objects and errors are reported under: the path as given.
+fn file_name(path: &Path) -> String {
+    path.display().to_string()
+}
+
 fn load_file(path: &Path, loaded: &mut Loaded) {
-    let name = path.display().to_string();
+    let name = file_name(path);
     match std::fs::read(path) {
         Err(e) => loaded
             .errors
