@@ -18,6 +18,16 @@ fn check(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The findings of one rule in a JSON report.
+fn findings_of<'r>(report: &'r Value, rule: &str) -> Vec<&'r Value> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == rule)
+        .collect()
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
 }
@@ -255,11 +265,8 @@ fn objects_sharing_a_name_are_reported_where_each_was_read() {
     let out = check(&[&fixture("same-name"), "-o", "json"]);
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut d1: Vec<(String, u64, String)> = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["rule"] == "inconclusive-timed-pause")
+    let mut d1: Vec<(String, u64, String)> = findings_of(&v, "inconclusive-timed-pause")
+        .into_iter()
         .map(|f| {
             let file = f["location"]["file"].as_str().unwrap();
             (
@@ -388,12 +395,7 @@ metadata:
         let dir = dir_with(files);
         let out = check(&[dir.path().to_str().unwrap(), "-o", "json"]);
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let findings: Vec<&Value> = report["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| f["rule"] == "inconclusive-timed-pause")
-            .collect();
+        let findings = findings_of(&report, "inconclusive-timed-pause");
         assert_eq!(!findings.is_empty(), dangerous, "{files:?}: {findings:#?}");
         assert_eq!(out.status.code(), Some(1), "{files:?}");
         let notes = report["summary"]["sameName"].as_array().unwrap();
@@ -442,12 +444,7 @@ spec:
     let dir = dir_with(&[("tpl.yaml", template), ("ro.yaml", rollout)]);
     let out = check(&[dir.path().to_str().unwrap(), "-o", "json"]);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let found: Vec<&Value> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["rule"] == "metric-without-conditions")
-        .collect();
+    let found = findings_of(&report, "metric-without-conditions");
     assert_eq!(found.len(), 1, "{found:#?}");
     assert_eq!(
         found[0]["object"],
