@@ -474,7 +474,7 @@ async fn handle(state: &Inner, endpoint: Endpoint, request: Request) -> Response
     let body = match read_body(request.into_body(), limit, length, &mut room, body_deadline).await {
         Ok(body) => body,
         // The rest of the body is left unread: the connection ends with this answer. (A
-        // request refused before its body, as with 405 or 415, keeps it: hyper drains it.)
+        // request refused before its body, as with 415, keeps it: hyper drains a small body.)
         Err(error) => {
             let rejection = match error {
                 BodyError::TooLarge => Rejection::PayloadTooLarge,
