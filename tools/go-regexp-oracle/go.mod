@@ -1,0 +1,3 @@
+module rollout-guard/tools/go-regexp-oracle
+
+go 1.19
