@@ -16,8 +16,9 @@
 //!   (`(a{100}){11}`), and so are a repetition of a repetition (`a**`) and group names other
 //!   than ASCII letters, digits and `_`.
 //!
-//! Left: Unicode class names are handed over as written, and Rust takes some Go refuses
-//! (`\p{Letter}`, `\p{greek}`); `(?<name>...)` is taken as Go 1.22 and later take it.
+//! Left to the Go version: Unicode class names are handed over as written, and Rust reads
+//! them loosely (`\p{Letter}`, `\p{greek}`), as Go does from 1.25 on (golang/go#70780; before,
+//! exact names only); `(?<name>...)` is taken, as from Go 1.22 on.
 //! `tests/fixtures/go-regexp.jsonl` holds Go's own verdicts and matches for the patterns the
 //! tests compare (see `tools/go-regexp-oracle`).
 
@@ -660,9 +661,9 @@ mod tests {
         );
     }
 
-    /// The patterns the module doc says are taken where Go refuses them: `(?<name>` is Go
-    /// 1.22's (the recorded verdicts are of an older Go), and Unicode class names are not
-    /// checked.
+    /// The patterns the module doc says are taken where the Go of the recorded verdicts
+    /// refuses them and later Go takes them: `(?<name>` (Go 1.22) and loose Unicode class
+    /// names (Go 1.25).
     fn known_difference(pattern: &str) -> bool {
         pattern.contains("(?<") || pattern.contains("\\p") || pattern.contains("\\P")
     }
