@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::finding::{Finding, Rule, Severity};
 use crate::model::{AnalysisRef, Arg, DryRun, Kind, ObjectRef, Text};
+use crate::rules::goregex::{self, Refused};
 use crate::rules::metric::RunMetric;
 use crate::templates::{ArgValue, Args, ResolvedTemplate};
 
@@ -154,8 +155,24 @@ pub fn assemble<'t>(
             ));
             continue;
         }
-        match crate::rules::goregex::compile(pattern) {
-            Err(why) => findings.push(deny(
+        match goregex::compile(pattern) {
+            Err(Refused::TooLarge(why)) => findings.push(
+                Finding::new(
+                    Rule::InvalidDryRun,
+                    Severity::Warning,
+                    object,
+                    format!("{parent}.dryRun[{i}].metricName"),
+                    format!(
+                        "dryRun metricName `{pattern}` is too large to evaluate here ({why}): no metric is taken as dry-run by it"
+                    ),
+                )
+                .explain(
+                    "Go may take the pattern, but compiled here it is over the regex engine's size \
+                     limit, so which metrics it makes dry-run is not known. A shorter pattern can be \
+                     checked.",
+                ),
+            ),
+            Err(Refused::ByGo(why)) => findings.push(deny(
                 format!("dryRun metricName `{pattern}` is not a valid Go regex ({why}): use `.*` for every metric"),
                 "Argo Rollouts matches dryRun metric names as Go regular expressions. An invalid pattern such \
                  as `*` matches nothing, every rule must match a metric, so the run goes Error and a \
@@ -297,6 +314,33 @@ mod tests {
         );
         assert!(r.findings.is_empty(), "{:?}", r.findings);
         assert!(r.metrics[0].dry_run && !r.metrics[1].dry_run);
+    }
+
+    #[test]
+    fn a_pattern_too_large_to_compile_here_is_a_warning_not_a_denial() {
+        let s = store(json!([tpl("t", &["m"])]));
+        let r = run(
+            &s,
+            json!({"templates": [{"templateName": "t"}], "dryRun": [{"metricName": "\\pL{1000}"}]}),
+        );
+        assert_eq!(ids(&r), ["invalid-dry-run"]);
+        assert_eq!(r.findings[0].severity, Severity::Warning);
+        assert!(
+            r.findings[0].message.contains("too large"),
+            "{}",
+            r.findings[0].message
+        );
+        assert!(!r.metrics[0].dry_run);
+        // Go's `[\w-.]` is a class of word characters, `-` and `.`.
+        let ok = run(
+            &s,
+            json!({"templates": [{"templateName": "t"}], "dryRun": [{"metricName": "^[\\w-.]+$"}]}),
+        );
+        assert!(
+            ok.findings.is_empty() && ok.metrics[0].dry_run,
+            "{:?}",
+            ok.findings
+        );
     }
 
     #[test]

@@ -14,11 +14,20 @@
 //! - A `{` that is not a well-formed repeat (`{n}`, `{n,}`, `{n,m}`, no leading zeros) is a
 //!   literal. A repeat count over 1000 is refused, also as the product of nested counts
 //!   (`(a{100}){11}`), and so are a repetition of a repetition (`a**`) and group names other
-//!   than ASCII letters, digits and `_`.
+//!   than ASCII letters, digits and `_`. A repeat after flags or an empty `\Q\E` applies to
+//!   the atom before them (`a(?i)*`, `a*\Q\E*` is `(a*)*`).
+//! - Go's `\pC` leaves out unassigned code points and its `\p{Cs}` (surrogates) matches
+//!   nothing; Rust's `C` takes them in and Rust has no `Cs`.
 //!
 //! Left to the Go version: Unicode class names are handed over as written, and Rust reads
 //! them loosely (`\p{Letter}`, `\p{greek}`), as Go does from 1.25 on (golang/go#70780; before,
-//! exact names only); `(?<name>...)` is taken, as from Go 1.22 on.
+//! exact names only; 1.25 also puts unassigned code points in `C`); `(?<name>...)` is taken,
+//! as from Go 1.22 on. Unicode classes and case folding follow Rust's Unicode tables, which
+//! are newer than those of the Go that built a given controller, so characters added to
+//! Unicode since can match differently. Left to Rust: a pattern whose compiled form is over
+//! Rust's size limit (`\pL{1000}`, which Go takes), or that nests deeper than 250 levels (Go:
+//! 999), is [`Refused::TooLarge`], not judged.
+//!
 //! `tests/fixtures/go-regexp.jsonl` holds Go's own verdicts and matches for the patterns the
 //! tests compare (see `tools/go-regexp-oracle`).
 
@@ -27,6 +36,20 @@ use regex_syntax::ast::{self, Ast, RepetitionKind, RepetitionRange};
 
 /// Go's largest repeat count (`regexp/syntax`).
 const MAX_REPEAT: u32 = 1000;
+
+/// The message for a `\` that ends the pattern.
+const TRAILING: &str = "trailing `\\` at the end of the pattern";
+
+/// Why a pattern is not compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// Go refuses it too: the message says what Go objects to.
+    ByGo(String),
+    /// Go may take it, but for Rust it is over the size limit of a compiled pattern or nests
+    /// deeper than 250 levels (the limit that keeps compiling it within a thread's stack), so
+    /// what it matches is not known here.
+    TooLarge(String),
+}
 
 /// The class Go's `\d`, `\s`, `\w` (ASCII) and their negations stand for.
 fn perl_class(letter: char) -> Option<&'static str> {
@@ -51,40 +74,154 @@ const POSIX_CLASSES: [&str; 14] = [
 /// no text can hold, leaves of a class item.
 const NOTHING: &str = "[^\\x00-\\x{10FFFF}]";
 
-/// Compiles `pattern` as Go would accept it, or says why Go would refuse it.
-pub fn compile(pattern: &str) -> Result<Regex, String> {
-    let rust = translate(pattern)?;
+/// Compiles `pattern` as Go would accept it, or says why not.
+pub fn compile(pattern: &str) -> Result<Regex, Refused> {
+    let rust = translate(pattern).map_err(Refused::ByGo)?;
     let parsed = ast::parse::Parser::new()
         .parse(&rust)
-        .map_err(|e| e.kind().to_string())?;
-    check(&parsed, MAX_REPEAT)?;
-    Regex::new(&rust).map_err(|e| e.to_string())
+        .map_err(|e| match e.kind() {
+            ast::ErrorKind::NestLimitExceeded(_) => Refused::TooLarge(e.kind().to_string()),
+            kind => Refused::ByGo(kind.to_string()),
+        })?;
+    check(&parsed, MAX_REPEAT).map_err(Refused::ByGo)?;
+    Regex::new(&rust).map_err(|e| match e {
+        regex::Error::CompiledTooBig(_) => Refused::TooLarge(e.to_string()),
+        _ => Refused::ByGo(e.to_string()),
+    })
 }
 
 /// Reads `pattern` as Go does and writes it as a Rust pattern of the same meaning, or says
-/// what Go refuses in it. Groups, alternation and repetition operators are copied; their
-/// balance and placement are left to Rust's parser, which refuses the same as Go's.
+/// what Go refuses in it. The balance of groups and a repeat with nothing to repeat are left
+/// to Rust's parser, which refuses them as Go's does.
 fn translate(pattern: &str) -> Result<String, String> {
-    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut w = Writer {
+        out: String::with_capacity(pattern.len() + 16),
+        ..Writer::default()
+    };
     let mut rest = pattern;
     while let Some(c) = rest.chars().next() {
+        let at = w.out.len();
         rest = &rest[c.len_utf8()..];
-        rest = match c {
-            '\\' => escape(rest, &mut out)?,
-            '[' => class(rest, &mut out)?,
-            '(' if rest.starts_with('?') => group(&rest[1..], &mut out)?,
-            '{' => repeat(rest, &mut out)?,
-            '(' | ')' | '|' | '.' | '^' | '$' | '*' | '+' | '?' => {
-                out.push(c);
-                rest
+        match c {
+            '\\' => {
+                let (tail, last) = escape(rest, &mut w.out)?;
+                rest = tail;
+                match last {
+                    Some(start) => w.atom(start),
+                    None => w.transparent = true,
+                }
+            }
+            '[' => {
+                rest = class(rest, &mut w.out)?;
+                w.atom(at);
+            }
+            '(' => match rest.strip_prefix('?') {
+                Some(after) => {
+                    let (tail, opened) = group(after, &mut w.out)?;
+                    rest = tail;
+                    if opened {
+                        w.open(at);
+                    } else {
+                        w.transparent = true;
+                    }
+                }
+                None => {
+                    w.out.push('(');
+                    w.open(at);
+                }
+            },
+            ')' => {
+                w.out.push(')');
+                match w.groups.pop() {
+                    Some(start) => w.atom(start),
+                    None => w.atom = None,
+                }
+            }
+            '|' => {
+                w.out.push('|');
+                w.atom = None;
+                w.transparent = false;
+            }
+            '*' | '+' | '?' => {
+                let lazy = rest.starts_with('?');
+                let end = usize::from(lazy);
+                w.repeat(&format!("{c}{}", &rest[..end]));
+                rest = &rest[end..];
+            }
+            '{' => match repeat_counts(rest) {
+                Some((min, max, tail)) => {
+                    let op = repeat_op(min, max, &rest[..rest.len() - tail.len()])?;
+                    let lazy = tail.starts_with('?');
+                    w.repeat(&(op + if lazy { "?" } else { "" }));
+                    rest = &tail[usize::from(lazy)..];
+                }
+                None => {
+                    w.out.push_str("\\{");
+                    w.atom(at);
+                }
+            },
+            '.' | '^' | '$' => {
+                w.out.push(c);
+                w.atom(at);
             }
             _ => {
-                literal(u32::from(c), &mut out);
-                rest
+                literal(u32::from(c), &mut w.out);
+                w.atom(at);
             }
-        };
+        }
     }
-    Ok(out)
+    Ok(w.out)
+}
+
+/// The Rust pattern being written, and what a repeat operator would apply to.
+#[derive(Default)]
+struct Writer {
+    out: String,
+    /// Where each open group starts in `out`.
+    groups: Vec<usize>,
+    /// Where the last atom (a character, class, assertion or group, with its repeats) starts
+    /// and ends in `out`; `None` at the start of a group or an alternative.
+    atom: Option<(usize, usize)>,
+    /// Whether a token that writes no atom (flags, `(?)`, an empty `\Q\E`) came after it.
+    transparent: bool,
+}
+
+impl Writer {
+    /// The atom just written, from `start`.
+    fn atom(&mut self, start: usize) {
+        self.atom = Some((start, self.out.len()));
+        self.transparent = false;
+    }
+
+    /// A group just opened at `start`.
+    fn open(&mut self, start: usize) {
+        self.groups.push(start);
+        self.atom = None;
+        self.transparent = false;
+    }
+
+    /// Writes a repeat operator, its lazy `?` included. Go applies it to the last atom also
+    /// across tokens that write none, where Rust would refuse (`a(?i)*`, `a*\Q\E*`, which
+    /// is `(a*)*`) or read a lazy repeat (`a+\Q\E?`, which is `(a+)?`): that atom is then
+    /// put in a group with the repeat right after it, before what the tokens wrote.
+    fn repeat(&mut self, op: &str) {
+        match self.atom {
+            Some((start, end)) if self.transparent => {
+                let after = self.out.split_off(end);
+                self.out.insert_str(start, "(?:");
+                self.out.push(')');
+                self.out.push_str(op);
+                self.atom = Some((start, self.out.len()));
+                self.out.push_str(&after);
+            }
+            Some((start, _)) => {
+                self.out.push_str(op);
+                self.atom = Some((start, self.out.len()));
+            }
+            None => self.out.push_str(op),
+        }
+        self.transparent = false;
+    }
 }
 
 /// Writes one character outside a class, escaped when Rust would read it as syntax.
@@ -100,42 +237,51 @@ fn literal(code: u32, out: &mut String) {
     }
 }
 
-/// After a `\` outside a class.
-fn escape<'p>(rest: &'p str, out: &mut String) -> Result<&'p str, String> {
+/// After a `\` outside a class: what follows it, and where the last atom written starts
+/// (`None` for an empty `\Q\E`, which writes nothing).
+fn escape<'p>(rest: &'p str, out: &mut String) -> Result<(&'p str, Option<usize>), String> {
+    let start = out.len();
     let Some(c) = rest.chars().next() else {
-        return Err("trailing `\\` at the end of the pattern".into());
+        return Err(TRAILING.into());
     };
     let after = &rest[c.len_utf8()..];
-    match c {
+    let tail = match c {
         'Q' => {
             let (text, tail) = after.split_once("\\E").unwrap_or((after, ""));
-            text.chars().for_each(|c| literal(u32::from(c), out));
-            Ok(tail)
+            let mut last = None;
+            for c in text.chars() {
+                last = Some(out.len());
+                literal(u32::from(c), out);
+            }
+            return Ok((tail, last));
         }
         'A' | 'z' => {
             out.push('\\');
             out.push(c);
-            Ok(after)
+            after
         }
         'b' => {
             out.push_str("(?-u:\\b)");
-            Ok(after)
+            after
         }
         'B' => {
             out.push_str("(?-u:\\B)");
-            Ok(after)
+            after
         }
-        'p' | 'P' => unicode_class(c, after, out),
-        _ => {
-            if let Some(class) = perl_class(c) {
+        'p' | 'P' => unicode_class(c, after, out)?,
+        _ => match perl_class(c) {
+            Some(class) => {
                 out.push_str(class);
-                return Ok(after);
+                after
             }
-            let (code, tail) = escaped_char(rest)?;
-            literal(code, out);
-            Ok(tail)
-        }
-    }
+            None => {
+                let (code, tail) = escaped_char(rest)?;
+                literal(code, out);
+                tail
+            }
+        },
+    };
+    Ok((tail, Some(start)))
 }
 
 /// Go's single-character escape, `rest` being what follows the `\`: octal, `\x`, the C
@@ -143,7 +289,7 @@ fn escape<'p>(rest: &'p str, out: &mut String) -> Result<&'p str, String> {
 fn escaped_char(rest: &str) -> Result<(u32, &str), String> {
     let mut chars = rest.chars();
     let Some(c) = chars.next() else {
-        return Err("trailing `\\` at the end of the pattern".into());
+        return Err(TRAILING.into());
     };
     let after = chars.as_str();
     let is_octal = |b: &u8| (b'0'..=b'7').contains(b);
@@ -224,9 +370,19 @@ fn unicode_class<'p>(letter: char, rest: &'p str, out: &mut String) -> Result<&'
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(format!("`{name}` is not a Unicode class name"));
     }
-    out.push_str(if negated { "\\P{" } else { "\\p{" });
-    out.push_str(name);
-    out.push('}');
+    match (name, negated) {
+        // Go's `C` has no unassigned code points (Rust's has), and its `Cs`, surrogates, is a
+        // class no text holds a character of (Rust has none).
+        ("C", false) => out.push_str("[\\p{Cc}\\p{Cf}\\p{Co}]"),
+        ("C", true) => out.push_str("[^\\p{Cc}\\p{Cf}\\p{Co}]"),
+        ("Cs", false) => out.push_str(NOTHING),
+        ("Cs", true) => out.push_str("[\\x00-\\x{10FFFF}]"),
+        _ => {
+            out.push_str(if negated { "\\P{" } else { "\\p{" });
+            out.push_str(name);
+            out.push('}');
+        }
+    }
     Ok(tail)
 }
 
@@ -268,14 +424,14 @@ fn class<'p>(rest: &'p str, out: &mut String) -> Result<&'p str, String> {
                 continue;
             }
         }
-        let (low, after) = class_char(t).ok_or_else(missing)??;
+        let (low, after) = class_char(t, missing)?;
         t = after;
         let mut high = low;
         if let Some(after) = t.strip_prefix('-')
             && !after.is_empty()
             && !after.starts_with(']')
         {
-            (high, t) = class_char(after).ok_or_else(missing)??;
+            (high, t) = class_char(after, missing)?;
             if high < low {
                 return Err(format!(
                     "class range {} is backwards",
@@ -287,13 +443,13 @@ fn class<'p>(rest: &'p str, out: &mut String) -> Result<&'p str, String> {
     }
 }
 
-/// One character of a class, escaped or not: `None` at the end of the pattern.
-fn class_char(t: &str) -> Option<Result<(u32, &str), String>> {
-    let c = t.chars().next()?;
-    Some(match c {
-        '\\' => escaped_char(&t[1..]),
-        _ => Ok((u32::from(c), &t[c.len_utf8()..])),
-    })
+/// One character of a class, escaped or not; at the end of the pattern, `missing`.
+fn class_char(t: &str, missing: impl Fn() -> String) -> Result<(u32, &str), String> {
+    match t.chars().next() {
+        None => Err(missing()),
+        Some('\\') => escaped_char(&t[1..]),
+        Some(c) => Ok((u32::from(c), &t[c.len_utf8()..])),
+    }
 }
 
 /// Writes the characters `low..=high` of a class; surrogates, which Go takes as code points
@@ -327,8 +483,9 @@ fn range_text(low: u32, high: u32) -> String {
     }
 }
 
-/// After `(?`: a named group, or flags for the rest of the group or for a new group.
-fn group<'p>(rest: &'p str, out: &mut String) -> Result<&'p str, String> {
+/// After `(?`: a named group, or flags for the rest of the group or for a new group. Says
+/// whether a group was opened.
+fn group<'p>(rest: &'p str, out: &mut String) -> Result<(&'p str, bool), String> {
     if let Some(named) = rest.strip_prefix("P<").or_else(|| rest.strip_prefix('<')) {
         let end = named.find('>').ok_or("a named group has no closing `>`")?;
         let name = &named[..end];
@@ -339,7 +496,7 @@ fn group<'p>(rest: &'p str, out: &mut String) -> Result<&'p str, String> {
         }
         // Matching needs no names, and Go, unlike Rust, takes a name twice.
         out.push('(');
-        return Ok(&named[end + 1..]);
+        return Ok((&named[end + 1..], true));
     }
     // Go's flag loop: `-` once, and only followed by a flag; a flag may repeat, and one named
     // after `-` is cleared even when also named before it.
@@ -370,7 +527,7 @@ fn group<'p>(rest: &'p str, out: &mut String) -> Result<&'p str, String> {
                     }
                     out.push(c);
                 }
-                return Ok(&rest[i + 1..]);
+                return Ok((&rest[i + 1..], c == ':'));
             }
             _ => break,
         }
@@ -381,27 +538,19 @@ fn group<'p>(rest: &'p str, out: &mut String) -> Result<&'p str, String> {
     ))
 }
 
-/// After a `{`: Go's `{n}`, `{n,}` or `{n,m}` (digits without leading zeros), or else a
-/// literal `{`.
-fn repeat<'p>(rest: &'p str, out: &mut String) -> Result<&'p str, String> {
-    use std::fmt::Write as _;
-    let Some((min, max, tail)) = repeat_counts(rest) else {
-        out.push_str("\\{");
-        return Ok(rest);
-    };
+/// The Rust form of Go's `{min,max}` (`text`, after the `{`), or why Go refuses it.
+fn repeat_op(min: u64, max: Option<u64>, text: &str) -> Result<String, String> {
     let too_big = |n: u64| n > u64::from(MAX_REPEAT);
     if too_big(min) || max.is_some_and(too_big) || max.is_some_and(|max| min > max) {
         return Err(format!(
-            "repeat `{{{}` is over Go's limit of {MAX_REPEAT} or backwards",
-            &rest[..rest.len() - tail.len()]
+            "repeat `{{{text}` is over Go's limit of {MAX_REPEAT} or backwards"
         ));
     }
-    let _ = match max {
-        Some(max) if max == min => write!(out, "{{{min}}}"),
-        Some(max) => write!(out, "{{{min},{max}}}"),
-        None => write!(out, "{{{min},}}"),
-    };
-    Ok(tail)
+    Ok(match max {
+        Some(max) if max == min => format!("{{{min}}}"),
+        Some(max) => format!("{{{min},{max}}}"),
+        None => format!("{{{min},}}"),
+    })
 }
 
 /// The counts of a repeat after its `{` (`None` for `{n,}`), or `None` when Go reads the `{`
@@ -444,17 +593,18 @@ fn check(node: &Ast, budget: u32) -> Result<(), String> {
                 return Err("a repetition of a repetition (`**`) is not Go's".into());
             }
             // Go counts copies of the innermost expression: the largest count of each `{m,n}`
-            // (`{m,}`: m) multiplied down the nesting, at most 1000; `{0}` ends the count.
+            // (`{m,}`: m, `{0,}`: 1) multiplied down the nesting, at most 1000.
             let count = match repetition.op.kind {
                 RepetitionKind::Range(
-                    RepetitionRange::Exactly(n)
-                    | RepetitionRange::AtLeast(n)
-                    | RepetitionRange::Bounded(_, n),
+                    RepetitionRange::Exactly(n) | RepetitionRange::Bounded(_, n),
                 ) => n,
+                RepetitionKind::Range(RepetitionRange::AtLeast(n)) => n.max(1),
                 _ => 1,
             };
             if count == 0 {
-                return Ok(());
+                // `{0}` copies nothing; Go checked what it repeats on reading it, as a pattern
+                // of its own.
+                return check(&repetition.ast, MAX_REPEAT);
             }
             if count > budget {
                 return Err(format!(
@@ -475,6 +625,14 @@ mod tests {
 
     fn valid(pattern: &str) -> bool {
         compile(pattern).is_ok()
+    }
+
+    /// Go's objection to `pattern`, which must be refused as Go refuses it.
+    fn objection(pattern: &str) -> String {
+        match compile(pattern) {
+            Err(Refused::ByGo(why)) => why,
+            other => panic!("{pattern}: {other:?}"),
+        }
     }
 
     #[test]
@@ -571,15 +729,72 @@ mod tests {
             "\\C",
             "\\",
         ] {
-            assert!(!valid(pattern), "{pattern}");
+            objection(pattern);
         }
+        assert!(objection("(?x)a").contains("flags Go knows"));
+        assert!(objection("a{1001}").contains("1000"));
+        assert!(objection("[[:foo:]]").contains("`[:foo:]`"));
+    }
+
+    #[test]
+    fn a_repeat_after_flags_or_empty_quotes_repeats_the_atom_before() {
+        for (pattern, rust) in [
+            ("a(?i)*", "(?:a)*(?i)"),
+            ("a(?s)?", "(?:a)?(?s)"),
+            ("a(?i){2}?", "(?:a){2}?(?i)"),
+            ("a*\\Q\\E*", "(?:a*)*"),
+            ("a*(?)*", "(?:a*)*"),
+            ("(ab)(?i)+", "(?:(ab))+(?i)"),
+        ] {
+            assert_eq!(translate(pattern).as_deref(), Ok(rust), "{pattern}");
+            assert!(valid(pattern), "{pattern}");
+        }
+        // `a+\Q\E?` is `(a+)?`, not the lazy `a+?`: it matches the empty text.
+        assert!(compile("^a+\\Q\\E?$").unwrap().is_match(""));
+        // Nothing before the flags: nothing to repeat, as in Go.
+        for pattern in ["(?i)*", "((?i)*)", "a|(?i)*", "a(?i)**"] {
+            objection(pattern);
+        }
+    }
+
+    #[test]
+    fn nested_counts_and_nesting_depth_are_go_s() {
+        // Under `{0}` the inner repeat is still checked, as Go checks it on reading it.
+        for pattern in [
+            "((a{100}){11}){0}",
+            "((a{100}){11}){0,}",
+            "(?:(?:a{100}){11}){0,0}",
+        ] {
+            objection(pattern);
+        }
+        assert!(valid("((a{100}){10}){0}") && valid("(a{1000}){0,}"));
+        // Deeper than 250 levels (Go takes 999) is not judged: compiling it could overflow
+        // the stack.
+        let nested = |depth: usize| format!("{}a{}", "(".repeat(depth), ")".repeat(depth));
+        assert!(valid(&nested(250)));
+        assert!(matches!(compile(&nested(251)), Err(Refused::TooLarge(_))));
+        assert!(matches!(
+            compile(&nested(100_000)),
+            Err(Refused::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn go_s_other_and_surrogate_classes() {
+        let re = compile("^\\pC$").unwrap();
         assert!(
-            compile("(?x)a").unwrap_err().contains("flags Go knows"),
-            "{:?}",
-            compile("(?x)a")
+            re.is_match("\u{7}") && !re.is_match("\u{378}"),
+            "unassigned is not C"
         );
-        assert!(compile("a{1001}").unwrap_err().contains("1000"));
-        assert!(compile("[[:foo:]]").unwrap_err().contains("`[:foo:]`"));
+        assert!(compile("^\\PC$").unwrap().is_match("\u{378}"));
+        assert!(!compile("\\p{Cs}").unwrap().is_match("a\u{FFFD}"));
+        assert!(compile("^[^\\p{Cs}]$").unwrap().is_match("a"));
+        assert!(compile("^(?i)\\P{Cs}$").unwrap().is_match("a"));
+    }
+
+    #[test]
+    fn a_pattern_over_rust_s_size_limit_is_not_judged() {
+        assert!(matches!(compile("\\pL{1000}"), Err(Refused::TooLarge(_))));
     }
 
     #[test]
@@ -624,13 +839,14 @@ mod tests {
             .iter()
             .map(|t| t.as_str().expect("a text"))
             .collect();
-        let (mut compared, mut disagreements) = (0, Vec::new());
+        let (mut compared, mut disagreements, mut too_large) = (0, Vec::new(), Vec::new());
         for line in lines {
             let verdict: serde_json::Value = serde_json::from_str(line).expect("verdict JSON");
             let pattern = verdict["pattern"].as_str().expect("pattern");
             let go_error = verdict["error"].as_str().expect("error");
             compared += 1;
             match (compile(pattern), go_error.is_empty()) {
+                (Err(Refused::TooLarge(_)), true) => too_large.push(pattern.to_string()),
                 (Ok(re), true) => {
                     let ours: String = texts
                         .iter()
@@ -642,16 +858,22 @@ mod tests {
                     }
                 }
                 (Err(_), false) => {}
-                (Ok(_), false) if known_difference(pattern) => {}
+                (Ok(_), false) if later_go_takes(go_error) => {}
                 (Ok(_), false) => {
                     disagreements.push(format!("{pattern:?} taken, Go refuses: {go_error}"))
                 }
                 (Err(why), true) => {
-                    disagreements.push(format!("{pattern:?} refused ({why}), Go takes it"))
+                    disagreements.push(format!("{pattern:?} refused ({why:?}), Go takes it"))
                 }
             }
         }
         assert!(compared > 3000, "only {compared} verdicts compared");
+        assert!(
+            too_large
+                .iter()
+                .all(|p| p.contains("{1000}") || p.contains("((((")),
+            "not judged: {too_large:?}"
+        );
         assert!(
             disagreements.is_empty(),
             "{} of {compared} disagree with {}:\n{}",
@@ -661,11 +883,12 @@ mod tests {
         );
     }
 
-    /// The patterns the module doc says are taken where the Go of the recorded verdicts
-    /// refuses them and later Go takes them: `(?<name>` (Go 1.22) and loose Unicode class
-    /// names (Go 1.25).
-    fn known_difference(pattern: &str) -> bool {
-        pattern.contains("(?<") || pattern.contains("\\p") || pattern.contains("\\P")
+    /// Go's refusals that the module doc says later Go takes back: `(?<name>` (Go 1.22) and
+    /// loose Unicode class names (Go 1.25), each named by Go's own message.
+    fn later_go_takes(go_error: &str) -> bool {
+        go_error.contains("invalid or unsupported Perl syntax: `(?<`")
+            || go_error.contains("invalid character class range: `\\p")
+            || go_error.contains("invalid character class range: `\\P")
     }
 
     proptest::proptest! {

@@ -22,7 +22,7 @@ import (
 var texts = []string{
 	"", "error-rate", "success_rate", "ERROR", "café", "a.b", "a+b", "<x>", "[a]", "a{2}",
 	"a{,5}", "a{01}", "\u0663", "x\ny", "A-Z", "k", "\u212a", "aaa", "-", "é!", "a&b", "\\",
-	"error-rate.p99", "\t", "Ab", "_", "a]b", "~",
+	"error-rate.p99", "\t", "Ab", "_", "a]b", "~", "\u0378",
 }
 
 // Hand-picked: the places where Go's syntax and Rust's differ, and plain metric patterns.
@@ -46,6 +46,17 @@ var picked = []string{
 	`(a{1000}){0}`, `*`, `(`, `)`, `(*)`, `|*`, `^*`, `$+`, `\b*`, `a|`, `|`, `()`,
 	`(?i)k`, `(?i)\W`, `(?i)[^k]`, `a{0}`, `a{0,0}`, `.{1000}`, `[\s\S]`, `[^\x00-\x{10FFFF}]`,
 	`\x{41}`, `\x41`, `[\x41-\x5A]`, `[\141-\172]+`, `#`, `a#b`, `&`, `[\&]`, `[\~]`,
+	// A repeat after flags or an empty \Q\E repeats the atom before them.
+	`a(?i)*`, `a(?s)?`, `a(?-i)+`, `a(?i){2}`, `a(?i){2}?`, `a*\Q\E*`, `a*(?)*`,
+	`a{2}\Q\E{3}`, `a+\Q\E?`, `^a+\Q\E?$`, `a+(?)?`, `w{2,}\Q\E?`, `(ab)(?i)+`, `(?i)*`,
+	`((?i)*)`, `a|(?i)*`, `a(?i)**`, `a\Qbc\E*`,
+	// Counts under {0} and {0,}.
+	`((a{100}){11}){0}`, `((a{100}){11}){0,}`, `(?:(?:a{100}){11}){0,0}`, `((a{100}){10}){0}`,
+	`(a{1000}){0,}`,
+	// Go's C and Cs.
+	`\p{Cs}`, `(?i)\P{Cs}`, `[^\p{Cs}]`, `\pC`, `\p{C}`, `\PC`, `[^\p{C}]`, `^\pC$`,
+	// Over Rust's limits: judged by Go only.
+	`\pL{1000}`, strings.Repeat("(", 251) + "a" + strings.Repeat(")", 251),
 }
 
 // The characters random patterns are drawn from: syntax first, a few letters after.
