@@ -22,7 +22,9 @@
 //! Left to the Go version: Unicode class names are handed over as written, and Rust reads
 //! them loosely (`\p{Letter}`, `\p{greek}`), as Go does from 1.25 on (golang/go#70780; before,
 //! exact names only; 1.25 also puts unassigned code points in `C`); `(?<name>...)` is taken,
-//! as from Go 1.22 on. Unicode classes and case folding follow Rust's Unicode tables, which
+//! as from Go 1.22 on. Go before 1.23 could merge alternatives that differ only in case
+//! folding (`A{2}|(?i)a{2}` did not match `aa`; golang/go#59007), which is not copied here.
+//! Unicode classes and case folding follow Rust's Unicode tables, which
 //! are newer than those of the Go that built a given controller, so characters added to
 //! Unicode since can match differently. Left to Rust: a pattern whose compiled form is over
 //! Rust's size limit (`\pL{1000}`, which Go takes), or that nests deeper than 250 levels (Go:
@@ -76,7 +78,7 @@ const NOTHING: &str = "[^\\x00-\\x{10FFFF}]";
 
 /// Compiles `pattern` as Go would accept it, or says why not.
 pub fn compile(pattern: &str) -> Result<Regex, Refused> {
-    let rust = translate(pattern).map_err(Refused::ByGo)?;
+    let rust = translate(pattern)?;
     let parsed = ast::parse::Parser::new()
         .parse(&rust)
         .map_err(|e| match e.kind() {
@@ -90,10 +92,10 @@ pub fn compile(pattern: &str) -> Result<Regex, Refused> {
     })
 }
 
-/// Reads `pattern` as Go does and writes it as a Rust pattern of the same meaning, or says
-/// what Go refuses in it. The balance of groups and a repeat with nothing to repeat are left
-/// to Rust's parser, which refuses them as Go's does.
-fn translate(pattern: &str) -> Result<String, String> {
+/// Reads `pattern` as Go does and writes it as a Rust pattern that matches the same texts, or
+/// says what Go refuses in it. The balance of groups and a repeat with nothing to repeat are
+/// left to Rust's parser, which refuses them as Go's does.
+fn translate(pattern: &str) -> Result<String, Refused> {
     let mut w = Writer {
         out: String::with_capacity(pattern.len() + 16),
         ..Writer::default()
@@ -104,7 +106,7 @@ fn translate(pattern: &str) -> Result<String, String> {
         rest = &rest[c.len_utf8()..];
         match c {
             '\\' => {
-                let (tail, last) = escape(rest, &mut w.out)?;
+                let (tail, last) = escape(rest, &mut w.out).map_err(Refused::ByGo)?;
                 rest = tail;
                 match last {
                     Some(start) => w.atom(start),
@@ -112,12 +114,12 @@ fn translate(pattern: &str) -> Result<String, String> {
                 }
             }
             '[' => {
-                rest = class(rest, &mut w.out)?;
+                rest = class(rest, &mut w.out).map_err(Refused::ByGo)?;
                 w.atom(at);
             }
             '(' => match rest.strip_prefix('?') {
                 Some(after) => {
-                    let (tail, opened) = group(after, &mut w.out)?;
+                    let (tail, opened) = group(after, &mut w.out).map_err(Refused::ByGo)?;
                     rest = tail;
                     if opened {
                         w.open(at);
@@ -134,7 +136,11 @@ fn translate(pattern: &str) -> Result<String, String> {
                 w.out.push(')');
                 match w.groups.pop() {
                     Some(start) => w.atom(start),
-                    None => w.atom = None,
+                    // Unbalanced: Rust's parser refuses it.
+                    None => {
+                        w.atom = None;
+                        w.transparent = false;
+                    }
                 }
             }
             '|' => {
@@ -145,14 +151,15 @@ fn translate(pattern: &str) -> Result<String, String> {
             '*' | '+' | '?' => {
                 let lazy = rest.starts_with('?');
                 let end = usize::from(lazy);
-                w.repeat(&format!("{c}{}", &rest[..end]));
+                w.repeat(&format!("{c}{}", &rest[..end]))?;
                 rest = &rest[end..];
             }
             '{' => match repeat_counts(rest) {
                 Some((min, max, tail)) => {
-                    let op = repeat_op(min, max, &rest[..rest.len() - tail.len()])?;
+                    let op = repeat_op(min, max, &rest[..rest.len() - tail.len()])
+                        .map_err(Refused::ByGo)?;
                     let lazy = tail.starts_with('?');
-                    w.repeat(&(op + if lazy { "?" } else { "" }));
+                    w.repeat(&(op + if lazy { "?" } else { "" }))?;
                     rest = &tail[usize::from(lazy)..];
                 }
                 None => {
@@ -180,17 +187,24 @@ struct Writer {
     /// Where each open group starts in `out`.
     groups: Vec<usize>,
     /// Where the last atom (a character, class, assertion or group, with its repeats) starts
-    /// and ends in `out`; `None` at the start of a group or an alternative.
+    /// and ends in `out`; `None` at the start of a group or an alternative. What follows the
+    /// end is flags written after the atom.
     atom: Option<(usize, usize)>,
     /// Whether a token that writes no atom (flags, `(?)`, an empty `\Q\E`) came after it.
     transparent: bool,
+    /// How many groups `repeat` has put around the atom: each is a level of nesting.
+    wraps: usize,
 }
+
+/// Rust's nesting limit, past which a pattern is [`Refused::TooLarge`] anyway.
+const WRAPS_MAX: usize = 250;
 
 impl Writer {
     /// The atom just written, from `start`.
     fn atom(&mut self, start: usize) {
         self.atom = Some((start, self.out.len()));
         self.transparent = false;
+        self.wraps = 0;
     }
 
     /// A group just opened at `start`.
@@ -203,10 +217,22 @@ impl Writer {
     /// Writes a repeat operator, its lazy `?` included. Go applies it to the last atom also
     /// across tokens that write none, where Rust would refuse (`a(?i)*`, `a*\Q\E*`, which
     /// is `(a*)*`) or read a lazy repeat (`a+\Q\E?`, which is `(a+)?`): that atom is then
-    /// put in a group with the repeat right after it, before what the tokens wrote.
-    fn repeat(&mut self, op: &str) {
+    /// put in a group with the repeat right after it, so the flags those tokens wrote come
+    /// after the repeat. (A `U` among them then no longer swaps the repeat's greed, which
+    /// changes where a match ends, never whether there is one.) Once the atom is wrapped,
+    /// `transparent` is off: a second repeat goes after the flags, where Rust refuses it as
+    /// Go refuses `a(?i)**`.
+    fn repeat(&mut self, op: &str) -> Result<(), Refused> {
         match self.atom {
             Some((start, end)) if self.transparent => {
+                // Each wrap moves the atom: many in a row would take quadratic time, and
+                // past Rust's nesting limit the pattern is not judged anyway.
+                self.wraps += 1;
+                if self.wraps > WRAPS_MAX {
+                    return Err(Refused::TooLarge(format!(
+                        "over {WRAPS_MAX} repeats each after flags or an empty `\\Q\\E`"
+                    )));
+                }
                 let after = self.out.split_off(end);
                 self.out.insert_str(start, "(?:");
                 self.out.push(')');
@@ -221,6 +247,7 @@ impl Writer {
             None => self.out.push_str(op),
         }
         self.transparent = false;
+        Ok(())
     }
 }
 
@@ -237,8 +264,8 @@ fn literal(code: u32, out: &mut String) {
     }
 }
 
-/// After a `\` outside a class: what follows it, and where the last atom written starts
-/// (`None` for an empty `\Q\E`, which writes nothing).
+/// After a `\` outside a class: what follows it, and where the last atom it wrote starts, or
+/// `None` when it wrote none (an empty `\Q\E`).
 fn escape<'p>(rest: &'p str, out: &mut String) -> Result<(&'p str, Option<usize>), String> {
     let start = out.len();
     let Some(c) = rest.chars().next() else {
@@ -777,6 +804,10 @@ mod tests {
             compile(&nested(100_000)),
             Err(Refused::TooLarge(_))
         ));
+        // Each repeat after flags nests the atom once more: given up on before the limit,
+        // without moving the atom again and again.
+        let chained = format!("a{}", "(?i)*".repeat(100_000));
+        assert!(matches!(translate(&chained), Err(Refused::TooLarge(_))));
     }
 
     #[test]
