@@ -20,7 +20,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /rollout-guard /rollout-guard
 USER 65532:65532
-# 8443: HTTPS admission (/validate, /mutate); 8080: plain HTTP admin (/livez, /readyz, /metrics).
+# 8443: HTTPS admission (/validate, /mutate; the chart moves it to 10250 with --addr); 8080:
+# plain HTTP admin (/livez, /readyz, /metrics).
 EXPOSE 8443 8080
 ENTRYPOINT ["/rollout-guard"]
 CMD ["serve"]

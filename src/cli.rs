@@ -124,7 +124,7 @@ pub struct ServeArgs {
     /// How often the certificate files are re-read (content comparison).
     #[arg(long, env = "ROLLOUT_GUARD_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_positive_duration)]
     pub tls_reload_interval: Duration,
-    /// Create development certificates when none exist and no cluster is configured.
+    /// Create development certificates when none exist, unless running in a pod.
     #[arg(long, env = "ROLLOUT_GUARD_DEV_CERTS", default_value_t = true, action = clap::ArgAction::Set)]
     pub dev_certs: bool,
     /// warn: allow and warn; enforce: deny findings at or above the deny threshold.

@@ -265,7 +265,7 @@ impl Metrics {
 
         writeln!(
             out,
-            "# HELP rollout_guard_findings_total Findings reported in admission reviews, by rule."
+            "# HELP rollout_guard_findings_total Admission reviews whose answer reported the rule, once per rule and review."
         )?;
         writeln!(out, "# TYPE rollout_guard_findings_total counter")?;
         // Every rule from the start, at 0 until it is found: `rate()` and `increase()` then see

@@ -1,5 +1,5 @@
 //! `rollout-guard serve`: the composition root. Picks the template source (files, the
-//! cluster, or nothing), makes development certificates when running without a cluster,
+//! cluster, or nothing), makes development certificates when none exist outside a pod,
 //! builds the [`Admission`] reviewer and hands it to the HTTPS server.
 
 use std::sync::Arc;
@@ -26,9 +26,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let (catalog, source) = template_source(&args).await?;
     let no_certs = !args.tls_cert.exists() && !args.tls_key.exists();
+    // In a pod the certificate comes from a Secret, and a missing one is a fault to show, not
+    // to cover; anywhere else (also on a machine with a kubeconfig) the server can start.
+    let in_pod = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
     if args.dev_certs
         && no_certs
-        && !matches!(source, Source::Cluster)
+        && !in_pod
         && crate::certs::ensure_dev_certs(&args.tls_cert, &args.tls_key).with_context(|| {
             format!(
                 "cannot create development certificates next to {}",
@@ -39,7 +42,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         info!(
             cert = %args.tls_cert.display(),
             key = %args.tls_key.display(),
-            "created development certificates (no cluster configured)"
+            "created development certificates (none found, not in a pod)"
         );
     }
     match &source {
