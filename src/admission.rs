@@ -30,9 +30,11 @@ pub const MODE_ANNOTATION: &str = "rollout-guard.io/mode";
 /// Per-object annotation: the guards for this object (`none`, `auto`, or a list).
 pub const GUARDS_ANNOTATION: &str = "rollout-guard.io/guards";
 
-/// The API server cuts warnings past 4096 characters in total and drops later ones.
+/// Past 4096 characters of warnings in total, the API server cuts each warning to 256 and
+/// drops later ones; within it, it passes them on whole.
 const WARNINGS_BUDGET: usize = 4096;
-/// ...and each to 256 once over budget; we never send one longer.
+/// What the API server cuts each warning to once over budget; `budget` does that cut itself,
+/// so it can say how many were left out.
 const WARNING_MAX: usize = 256;
 /// Keeps the denial readable in kubectl's one-line error.
 const DENIAL_MAX: usize = 2048;
@@ -465,11 +467,12 @@ impl Admission {
                 self.guard_template(raw, req, &mut notes)
             }
         };
-        // serde's message quotes the offending value, which can be any length: it is budgeted
-        // like every other warning.
+        // serde's message quotes the offending value, which can be any length: cut here, since
+        // within the budget warnings go out whole.
         let mut decision = result.unwrap_or_else(|e| Decision {
-            warnings: vec![format!(
-                "rollout-guard: could not read the {kind}: {e}; it was not checked"
+            warnings: vec![truncate(
+                format!("rollout-guard: could not read the {kind}: {e}; it was not checked"),
+                WARNING_MAX,
             )],
             unreadable: true,
             ..Decision::default()
@@ -1322,17 +1325,41 @@ fn judge(
     }
 }
 
-/// Keeps warnings within what the API server passes on intact: single lines, at most 256
-/// characters each, exact repeats dropped, 4096 characters in total, with a last line saying
-/// how many were left out.
+/// Keeps warnings within what the API server passes on intact: single lines, exact repeats
+/// dropped. When they fit the total budget they go out whole, as the API server would pass
+/// them; otherwise each is cut to 256 characters, as the API server would cut them, and those
+/// past the budget are replaced by a last line saying how many were left out.
 fn budget(lines: impl Iterator<Item = String>) -> Vec<String> {
+    let reserve = 100;
+    let lines: Vec<String> = lines.map(sanitize).collect();
+    // Whole, if they fit (`kept` holds few lines: they fit in 4 KB).
+    let mut kept: Vec<usize> = Vec::new();
+    let mut total = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if kept.iter().any(|&k| lines[k] == *line) {
+            continue;
+        }
+        total += line.len();
+        if total > WARNINGS_BUDGET - reserve {
+            break;
+        }
+        kept.push(i);
+    }
+    if total <= WARNINGS_BUDGET - reserve {
+        let mut kept = kept.into_iter().peekable();
+        return lines
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| kept.next_if_eq(i).is_some())
+            .map(|(_, line)| line)
+            .collect();
+    }
     let mut out: Vec<String> = Vec::new();
     let mut total = 0;
     // The lines left out, each once (`out` holds few lines; these can be many).
     let mut dropped: std::collections::HashSet<String> = std::collections::HashSet::new();
-    let reserve = 100;
     for line in lines {
-        let line = truncate(sanitize(line), WARNING_MAX);
+        let line = truncate(line, WARNING_MAX);
         if out.contains(&line) {
             continue;
         }
@@ -1906,6 +1933,21 @@ mod tests {
             review.request.unwrap().object,
             Some(ObjectIn::Raw(_))
         ));
+    }
+
+    #[test]
+    fn warnings_that_fit_the_budget_go_out_whole() {
+        // Eight warnings of 400 bytes: 3.2 KB, which the API server passes on as they are.
+        let lines: Vec<String> = (0..8)
+            .map(|i| format!("rule-{i}: {}", "x".repeat(392)))
+            .collect();
+        let out = budget(lines.clone().into_iter().chain(lines.clone()));
+        assert_eq!(out, lines, "whole, each once, in order");
+        // One more and they no longer fit: each is cut as the API server would cut it.
+        let more = (0..10).map(|i| format!("rule-{i}: {}", "x".repeat(392)));
+        let out = budget(more);
+        assert!(out.iter().all(|l| l.len() <= WARNING_MAX), "{out:?}");
+        assert_eq!(out.len(), 10, "ten cut lines fit: {out:?}");
     }
 
     #[test]
