@@ -102,6 +102,17 @@ pub struct Loaded {
     /// YAML text of each document that held an Argo object, by (file, document), so field
     /// paths can be turned into lines later.
     pub texts: HashMap<(String, usize), Arc<str>>,
+    /// The file being read.
+    current: CurrentFile,
+}
+
+/// What `load_text` learns of a file while reading it.
+#[derive(Debug, Default)]
+struct CurrentFile {
+    /// Whether a document has an `apiVersion` or a `kind`: the file holds Kubernetes objects.
+    kubernetes: bool,
+    /// The errors (indices into `Loaded::errors`) for documents with neither.
+    shapeless: Vec<usize>,
 }
 
 /// Reads every path: files, directories (recursively, `.yaml`/`.yml`/`.json`, in name order)
@@ -250,7 +261,24 @@ fn load_file(path: &Path, loaded: &mut Loaded) {
 }
 
 /// Reads one file's text (public for tests and for callers that already hold the text).
+///
+/// A file none of whose documents has an `apiVersion` or a `kind` (a `values.yaml`, a CI
+/// workflow, a `package.json`) is another tool's: its documents are counted as other
+/// documents, not errors. Beside Kubernetes objects such a document is an input error: most
+/// often the rest of a manifest that a `...` line cut short.
 pub fn load_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
+    loaded.current = CurrentFile::default();
+    read_text(file, text, json, loaded);
+    let current = std::mem::take(&mut loaded.current);
+    if !current.kubernetes {
+        for &i in current.shapeless.iter().rev() {
+            loaded.errors.remove(i);
+        }
+        loaded.other_documents += current.shapeless.len();
+    }
+}
+
+fn read_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
     loaded.files += 1;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     // A `.json` file, or YAML text that is JSON (read once; YAML then reads what is not).
@@ -424,6 +452,7 @@ fn add_value(file: &str, document: usize, line: usize, value: Value, loaded: &mu
         .is_some_and(|k| k == "List" || k.ends_with("List"))
         && value.get("items").is_some_and(Value::is_array);
     if is_list {
+        loaded.current.kubernetes = true;
         let Value::Array(items) = value["items"].clone() else {
             return;
         };
@@ -472,7 +501,11 @@ fn add_object(location: Location, value: Value, loaded: &mut Loaded) {
         column: None,
         message,
     };
+    if !api_version.is_empty() || !kind_name.is_empty() {
+        loaded.current.kubernetes = true;
+    }
     if !value.is_object() {
+        loaded.current.shapeless.push(loaded.errors.len());
         loaded.errors.push(error(
             "document is not a mapping (expected a Kubernetes object)".into(),
         ));
@@ -480,6 +513,9 @@ fn add_object(location: Location, value: Value, loaded: &mut Loaded) {
     }
     let Some(kind) = Kind::from_type(api_version, kind_name) else {
         if kind_name.is_empty() {
+            if api_version.is_empty() {
+                loaded.current.shapeless.push(loaded.errors.len());
+            }
             loaded.errors.push(error(
                 "document has no `kind`: expected a Kubernetes object".into(),
             ));
@@ -603,9 +639,42 @@ mod tests {
     }
 
     #[test]
-    fn documents_without_kind_are_errors() {
-        let l = load_str("just: data\n");
-        assert!(l.errors[0].message.contains("no `kind`"));
+    fn documents_without_kind_are_errors_beside_kubernetes_objects() {
+        let service = "apiVersion: v1\nkind: Service\n";
+        let l = load_str(&format!("{service}---\njust: data\n"));
+        assert!(l.errors[0].message.contains("no `kind`"), "{:?}", l.errors);
+        assert_eq!(l.other_documents, 1);
+        // An `apiVersion` alone makes it a Kubernetes object without its kind.
+        let l = load_str("apiVersion: argoproj.io/v1alpha1\nspec: {}\n");
+        assert!(l.errors[0].message.contains("no `kind`"), "{:?}", l.errors);
         assert!(load_str("# only a comment\n").errors.is_empty());
+    }
+
+    #[test]
+    fn a_file_without_kubernetes_objects_is_skipped() {
+        // A values.yaml, a CI workflow, a list of tasks, a package.json.
+        for (text, json) in [
+            ("replicas: 2\nimage: x\n---\nmore: data\n", false),
+            ("on: push\njobs: {}\n", false),
+            ("- name: task\n- name: other\n", false),
+            ("{\"name\": \"pkg\", \"version\": \"1.0.0\"}", true),
+        ] {
+            let mut l = Loaded::default();
+            load_text("f", text, json, &mut l);
+            assert!(l.errors.is_empty(), "{text}: {:?}", l.errors);
+            assert!(l.other_documents >= 1 && l.objects.is_empty(), "{text}");
+        }
+        // The next file is judged on its own.
+        let mut l = Loaded::default();
+        load_text("values.yaml", "a: 1\n", false, &mut l);
+        load_text(
+            "deploy.yaml",
+            "apiVersion: v1\nkind: Service\n---\nb: 2\n",
+            false,
+            &mut l,
+        );
+        assert_eq!(l.errors.len(), 1, "{:?}", l.errors);
+        assert_eq!(l.errors[0].file, "deploy.yaml");
+        assert_eq!(l.other_documents, 2);
     }
 }
