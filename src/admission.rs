@@ -1130,7 +1130,23 @@ fn view<'a, T: Deserialize<'a>>(raw: RawJson<'a>, lean: bool) -> serde_json::Res
     if lean && let Ok(view) = json::from_str(raw.get()) {
         return Ok(view);
     }
-    serde_json::from_str(raw.get())
+    serde_json::from_str(raw.get()).map_err(|e| at_field::<T>(raw.get(), e))
+}
+
+/// A decoding error at the field it is about (`spec.strategy.canary.steps: invalid type: ...`)
+/// instead of a line and column of the request body, which the user never sees. Read again
+/// with the path tracked, only when the object could not be read.
+fn at_field<'a, T: Deserialize<'a>>(text: &'a str, error: serde_json::Error) -> serde_json::Error {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let Err(tracked) = serde_path_to_error::deserialize::<_, T>(&mut de) else {
+        return error;
+    };
+    let path = tracked.path().to_string();
+    let inner = tracked.into_inner();
+    let message = inner.to_string();
+    let position = format!(" at line {} column {}", inner.line(), inner.column());
+    let message = message.strip_suffix(&position).unwrap_or(&message);
+    <serde_json::Error as serde::de::Error>::custom(format!("{path}: {message}"))
 }
 
 fn kind_of(kind: &str) -> Option<Kind> {

@@ -801,6 +801,30 @@ fn a_long_wrongly_typed_value_still_gets_a_warning_the_api_server_keeps() {
     }
 }
 
+/// The user sees the field, not a position in the request body they never wrote.
+#[test]
+fn an_unreadable_object_is_named_by_its_field_path() {
+    let a = default_admission();
+    for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
+        let mut odd = review(
+            "Rollout",
+            "rollouts",
+            None,
+            "CREATE",
+            &dangerous_rollout(),
+            None,
+        );
+        odd["request"]["object"]["spec"]["strategy"]["canary"]["steps"] = json!({"not": "a list"});
+        let w = ask(&a, endpoint, &odd).warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("could not read the Rollout: spec.strategy.canary.steps: invalid type: map, expected a sequence"),
+            "{endpoint:?}: {w:?}"
+        );
+        assert!(!w[0].contains("column"), "{w:?}");
+    }
+}
+
 #[test]
 fn hold_guard_patches_d1_rollouts_and_is_idempotent() {
     let a = admission(Mode::Warn, "hold", ControllerVersion::new(1, 8, 1), &[]);
