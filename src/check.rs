@@ -65,6 +65,11 @@ pub struct Summary {
 pub struct SameName {
     /// `Kind/namespace/name`, as the report names objects.
     pub object: String,
+    /// The places hold a template that names no namespace and one of the same name in
+    /// `default`: a Rollout that names no namespace may find either, depending on where it is
+    /// applied (`object` is the one naming none).
+    #[serde(rename = "orInDefault", skip_serializing_if = "std::ops::Not::not")]
+    pub or_in_default: bool,
     /// Where, in reading order.
     pub locations: Vec<Location>,
 }
@@ -196,6 +201,7 @@ pub fn check_loaded(inputs: Loaded, templates: Loaded, cfg: &Config) -> CheckRep
         .filter(|(object, at)| object.kind != Kind::Rollout && at.len() > 1)
         .map(|(object, at)| SameName {
             object: object.to_string(),
+            or_in_default: false,
             locations: at.iter().map(|&l| l.clone()).collect(),
         })
         .collect();
@@ -212,12 +218,13 @@ pub fn check_loaded(inputs: Loaded, templates: Loaded, cfg: &Config) -> CheckRep
         };
         if let Some(default_at) = read_at.get(&in_default) {
             same_name.push(SameName {
-                object: format!("{object}, as a Rollout naming no namespace finds it,"),
+                object: object.to_string(),
+                or_in_default: true,
                 locations: at.iter().chain(default_at).map(|&l| l.clone()).collect(),
             });
         }
     }
-    same_name.sort_by(|a, b| a.object.cmp(&b.object));
+    same_name.sort_by(|a, b| (&a.object, a.or_in_default).cmp(&(&b.object, b.or_in_default)));
     let mut summary = Summary {
         files: inputs.files,
         objects: inputs.objects.len(),
@@ -367,9 +374,14 @@ pub fn text(report: &CheckReport, explain: bool, fail_on: Severity) -> String {
     }
     for same in notes {
         let places: Vec<String> = same.locations.iter().map(ToString::to_string).collect();
+        let as_found = if same.or_in_default {
+            ", as a Rollout naming no namespace finds it,"
+        } else {
+            ""
+        };
         let _ = writeln!(
             s,
-            "note: {} is defined {} times ({}); references resolve to the nearest (same file, then same directory), else the last",
+            "note: {}{as_found} is defined {} times ({}); references resolve to the nearest (same file, then same directory), else the last",
             same.object,
             places.len(),
             places.join(", ")

@@ -400,13 +400,11 @@ metadata:
         assert_eq!(out.status.code(), Some(1), "{files:?}");
         let notes = report["summary"]["sameName"].as_array().unwrap();
         assert_eq!(notes.len(), 1, "{files:?}: {notes:#?}");
-        assert!(
-            notes[0]["object"]
-                .as_str()
-                .unwrap()
-                .starts_with("AnalysisTemplate/success-rate, as a Rollout naming no namespace"),
+        assert_eq!(
+            notes[0]["object"], "AnalysisTemplate/success-rate",
             "{notes:#?}"
         );
+        assert_eq!(notes[0]["orInDefault"], true, "{notes:#?}");
     }
     let dir = dir_with(cases[0].0);
     let text = stdout(&check(&[dir.path().to_str().unwrap()]));
