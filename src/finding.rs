@@ -2,6 +2,7 @@
 //! path and a one-line message that says what is wrong and how to fix it.
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::fmt;
 
 use clap::ValueEnum;
@@ -209,10 +210,56 @@ impl Finding {
         (
             std::cmp::Reverse(self.severity),
             &self.object,
-            &self.path,
+            FieldOrder(&self.path),
             self.rule,
             &self.message,
         )
+    }
+}
+
+/// A field path in the order a reader counts: `steps[2]` before `steps[10]`. Runs of digits
+/// compare by value (then by length, so `01` and `1` differ), everything else byte by byte;
+/// equal only when the paths are.
+#[derive(Debug, PartialEq, Eq)]
+struct FieldOrder<'a>(&'a str);
+
+impl Ord for FieldOrder<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        fn digits(s: &[u8]) -> usize {
+            s.iter().take_while(|c| c.is_ascii_digit()).count()
+        }
+        fn value(n: &[u8]) -> &[u8] {
+            &n[n.iter().take_while(|&&c| c == b'0').count()..]
+        }
+        let (mut a, mut b) = (self.0.as_bytes(), other.0.as_bytes());
+        loop {
+            match (a.first(), b.first()) {
+                (None, None) => return Ordering::Equal,
+                (None, Some(_)) => return Ordering::Less,
+                (Some(_), None) => return Ordering::Greater,
+                (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                    let (da, db) = (digits(a), digits(b));
+                    let (va, vb) = (value(&a[..da]), value(&b[..db]));
+                    let order = (va.len(), va, da).cmp(&(vb.len(), vb, db));
+                    if order != Ordering::Equal {
+                        return order;
+                    }
+                    (a, b) = (&a[da..], &b[db..]);
+                }
+                (Some(x), Some(y)) => {
+                    if x != y {
+                        return x.cmp(y);
+                    }
+                    (a, b) = (&a[1..], &b[1..]);
+                }
+            }
+        }
+    }
+}
+
+impl PartialOrd for FieldOrder<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -225,6 +272,43 @@ pub fn normalize(findings: &mut Vec<Finding>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn field_paths_sort_as_a_reader_counts() {
+        let mut paths = vec![
+            "spec.steps[10].pause",
+            "spec.steps[2].pause",
+            "spec.steps[2]",
+            "spec.metrics[0].interval",
+            "spec.steps[01].pause",
+            "spec.steps[1].pause",
+            "spec.steps[100]",
+        ];
+        paths.sort_by(|a, b| FieldOrder(a).cmp(&FieldOrder(b)));
+        assert_eq!(
+            paths,
+            [
+                "spec.metrics[0].interval",
+                "spec.steps[1].pause",
+                "spec.steps[01].pause",
+                "spec.steps[2]",
+                "spec.steps[2].pause",
+                "spec.steps[10].pause",
+                "spec.steps[100]",
+            ]
+        );
+        assert_eq!(FieldOrder("a[7]").cmp(&FieldOrder("a[7]")), Ordering::Equal);
+    }
+
+    proptest::proptest! {
+        /// A total order: antisymmetric, and equal exactly when the paths are.
+        #[test]
+        fn field_order_is_a_total_order(a in "[a-c0-2\\[\\].]{0,8}", b in "[a-c0-2\\[\\].]{0,8}") {
+            let ab = FieldOrder(&a).cmp(&FieldOrder(&b));
+            proptest::prop_assert_eq!(ab, FieldOrder(&b).cmp(&FieldOrder(&a)).reverse());
+            proptest::prop_assert_eq!(ab == Ordering::Equal, a == b);
+        }
+    }
 
     #[test]
     fn rule_ids_are_unique_kebab_case() {
