@@ -113,6 +113,25 @@ impl PauseDuration {
     }
 }
 
+/// Why the controller refuses a pause duration that [`PauseDuration::of`] reads as invalid.
+pub fn invalid_reason(duration: &IntOrStr) -> &'static str {
+    let value = match duration {
+        IntOrStr::Int(n) => Some(*n),
+        IntOrStr::Str(s) => s
+            .parse::<i64>()
+            .ok()
+            .or_else(|| parse_go_duration(s).map(|n| n / NANOS_PER_SECOND)),
+    };
+    match (value, duration) {
+        (Some(n), _) if n < 0 => "it is negative",
+        (Some(_), _) => "it is beyond int32 seconds (at most 2147483647)",
+        (None, IntOrStr::Str(s)) if s.trim_end().ends_with('d') => {
+            "Go durations have no `d` unit (1d is 24h)"
+        }
+        (None, _) => "it is neither whole seconds nor a Go duration",
+    }
+}
+
 /// Seconds the way people write them in manifests (`90` → `1m30s`), as a `Display` to format
 /// straight into a message.
 #[derive(Debug, Clone, Copy)]
@@ -141,6 +160,20 @@ impl fmt::Display for HumanSeconds {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn says_why_a_pause_duration_is_invalid() {
+        let reason = |d: IntOrStr| {
+            assert_eq!(PauseDuration::of(Some(&d)), PauseDuration::Invalid, "{d:?}");
+            invalid_reason(&d)
+        };
+        assert_eq!(reason(IntOrStr::Str("-5s".into())), "it is negative");
+        assert_eq!(reason(IntOrStr::Int(-1)), "it is negative");
+        assert!(reason(IntOrStr::Int(3_000_000_000)).contains("int32"));
+        assert!(reason(IntOrStr::Str("3000000000".into())).contains("int32"));
+        assert!(reason(IntOrStr::Str("1d".into())).contains("no `d` unit"));
+        assert!(reason(IntOrStr::Str("soon".into())).contains("neither"));
+    }
 
     #[test]
     fn parses_go_durations() {

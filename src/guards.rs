@@ -665,9 +665,12 @@ fn set_annotation(object: &mut Value, key: &str, value: String) {
     }
 }
 
+/// A recorded pause duration as the user reads it: a string as written, a number of seconds
+/// with its unit (`10` is `10s`).
 fn plain(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
+        Value::Number(n) => format!("{n}s"),
         other => other.to_string(),
     }
 }
@@ -723,7 +726,7 @@ mod tests {
             timed_pauses: vec![(1, 300), (2, 30)],
         };
         let said = hold(&mut after, &trap).unwrap();
-        assert!(said.contains("1 (5m), 2 (30)"), "{said}");
+        assert!(said.contains("1 (5m), 2 (30s)"), "{said}");
         assert_eq!(
             after["spec"]["strategy"]["canary"]["steps"][1],
             json!({"pause": {}})

@@ -281,6 +281,10 @@ pub fn load_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
 fn read_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
     loaded.files += 1;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // An empty file holds no document, as an empty YAML file does.
+    if text.trim().is_empty() {
+        return;
+    }
     // A `.json` file, or YAML text that is JSON (read once; YAML then reads what is not).
     if json || text.trim_start().starts_with('{') {
         match serde_json::from_str::<Value>(text) {
@@ -648,6 +652,20 @@ mod tests {
         let l = load_str("apiVersion: argoproj.io/v1alpha1\nspec: {}\n");
         assert!(l.errors[0].message.contains("no `kind`"), "{:?}", l.errors);
         assert!(load_str("# only a comment\n").errors.is_empty());
+    }
+
+    #[test]
+    fn an_empty_file_holds_no_document_in_json_as_in_yaml() {
+        for json in [true, false] {
+            let mut l = Loaded::default();
+            load_text("empty", " \n", json, &mut l);
+            assert!(
+                l.errors.is_empty() && l.other_documents == 0,
+                "{:?}",
+                l.errors
+            );
+            assert_eq!(l.files, 1);
+        }
     }
 
     #[test]

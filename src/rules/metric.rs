@@ -411,7 +411,11 @@ pub fn metric_findings(m: &RunMetric, undeclared: Undeclared) -> Vec<Finding> {
             "provider",
             format!(
                 "metric `{name}` sets several providers ({}): keep exactly one",
-                kinds.join(", ")
+                {
+                    let mut kinds = kinds.to_vec();
+                    kinds.sort_unstable();
+                    kinds.join(", ")
+                }
             ),
             "Argo Rollouts rejects a metric with more than one provider when the run starts.",
         ),

@@ -62,7 +62,10 @@ pub fn check_rollout(rollout: &Rollout, store: &dyn TemplateStore, cfg: &Config)
                             Severity::Error,
                             &object,
                             format!("spec.strategy.canary.steps[{i}].pause.duration"),
-                            format!("pause duration `{raw}` is negative, unparsable or beyond int32 seconds: use seconds or a Go duration like 30s"),
+                            format!(
+                                "pause duration `{raw}` is invalid ({}): use seconds or a Go duration like 30s",
+                                pause.duration.as_ref().map_or("", crate::duration::invalid_reason)
+                            ),
                         )
                         .explain("Argo Rollouts marks the Rollout InvalidSpec for a negative or unparsable pause duration \
                                   (the API server accepts it). Units: ns, us, ms, s, m, h; there is no d. The \
@@ -524,6 +527,13 @@ mod tests {
         let steps = json!([{"setWeight": 20}, {"pause": {"duration": "-5s"}}]);
         let e = eval(&rollout(steps, bg("t")), &s, V19);
         assert_eq!(find(&e, Rule::InvalidDuration).severity, Severity::Error);
+        assert!(
+            find(&e, Rule::InvalidDuration)
+                .message
+                .contains("(it is negative)"),
+            "{}",
+            find(&e, Rule::InvalidDuration).message
+        );
         assert!(e.trap.is_none());
     }
 
