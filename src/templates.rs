@@ -681,9 +681,11 @@ impl<'s> Walk<'s> {
             let Some(template) = key.lookup(self.store, namespace) else {
                 self.missing.push(key.to_owned());
                 let scope = if key.cluster {
-                    "cluster-scoped"
+                    "cluster-scoped".to_owned()
+                } else if namespace.is_empty() {
+                    "in this namespace".to_owned()
                 } else {
-                    "in this namespace"
+                    format!("in namespace `{namespace}`")
                 };
                 self.out.findings.push(
                     Finding::new(
@@ -699,7 +701,8 @@ impl<'s> Walk<'s> {
                     .explain(
                         "The template is not known to rollout-guard, so its metrics were not checked. \
                          GitOps tools may apply it later; Argo Rollouts fails the analysis if it is \
-                         still missing when the run starts.",
+                         still missing when the run starts. `rollout-guard check` finds templates \
+                         among the files it reads and in `--templates DIR`.",
                     ),
                 );
                 continue;
@@ -815,6 +818,14 @@ mod tests {
                 .contains("ClusterAnalysisTemplate gone-too")
         );
         assert_eq!(f.findings[0].path, "spec.x.templates[0].templateName");
+        assert!(
+            f.findings[0]
+                .message
+                .contains("not found in namespace `ns`"),
+            "{}",
+            f.findings[0].message
+        );
+        assert!(f.findings[1].message.contains("not found cluster-scoped"));
     }
 
     #[test]
