@@ -337,6 +337,32 @@ fn values_reach_the_server() {
         serve.max_concurrent_reviews, 64,
         "extraEnv is passed through"
     );
+    // mTLS: the CA bundle from extraVolumes, mounted by extraVolumeMounts where the flag reads.
+    let ca = serve
+        .tls_client_ca
+        .expect("ROLLOUT_GUARD_TLS_CLIENT_CA from extraEnv");
+    let deployment: Deployment = round_trip(one(&docs, "Deployment"));
+    let pod = deployment.spec.template.spec.unwrap();
+    let mount = pod.containers[0]
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| ca.starts_with(&m.mount_path))
+        .expect("a mount holding the CA bundle");
+    let volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)
+        .expect("the mounted volume");
+    assert_eq!(
+        volume.config_map.as_ref().unwrap().name,
+        "apiserver-client-ca"
+    );
+    assert!(
+        pod.volumes.iter().flatten().any(|v| v.name == "tls"),
+        "the TLS volume stays"
+    );
 }
 
 #[test]
