@@ -30,8 +30,8 @@ pub const MODE_ANNOTATION: &str = "rollout-guard.io/mode";
 /// Per-object annotation: the guards for this object (`none`, `auto`, or a list).
 pub const GUARDS_ANNOTATION: &str = "rollout-guard.io/guards";
 
-/// Past 4096 characters of warnings in total, the API server cuts each warning to 256 and
-/// drops later ones; within it, it passes them on whole.
+/// Past 4096 characters (runes) of warnings in total, the API server cuts each warning to 256
+/// and drops later ones; within it, it passes them on whole.
 const WARNINGS_BUDGET: usize = 4096;
 /// What the API server cuts each warning to once over budget; `budget` does that cut itself,
 /// so it can say how many were left out.
@@ -1346,22 +1346,23 @@ fn judge(
 /// them; otherwise each is cut to 256 characters, as the API server would cut them, and those
 /// past the budget are replaced by a last line saying how many were left out.
 fn budget(lines: impl Iterator<Item = String>) -> Vec<String> {
-    let reserve = 100;
+    // Room for another webhook's warnings on the same request.
+    let limit = WARNINGS_BUDGET - 100;
     let lines: Vec<String> = lines.map(sanitize).collect();
-    // Whole, if they fit (`kept` holds few lines: they fit in 4 KB).
+    // Whole, if they fit (`kept` holds few lines: they fit in 4K characters).
     let mut kept: Vec<usize> = Vec::new();
     let mut total = 0;
     for (i, line) in lines.iter().enumerate() {
         if kept.iter().any(|&k| lines[k] == *line) {
             continue;
         }
-        total += line.len();
-        if total > WARNINGS_BUDGET - reserve {
+        total += runes(line);
+        if total > limit {
             break;
         }
         kept.push(i);
     }
-    if total <= WARNINGS_BUDGET - reserve {
+    if total <= limit {
         let mut kept = kept.into_iter().peekable();
         return lines
             .into_iter()
@@ -1372,24 +1373,31 @@ fn budget(lines: impl Iterator<Item = String>) -> Vec<String> {
     }
     let mut out: Vec<String> = Vec::new();
     let mut total = 0;
-    // The lines left out, each once (`out` holds few lines; these can be many).
-    let mut dropped: std::collections::HashSet<String> = std::collections::HashSet::new();
+    // Distinct lines left out: past the budget, or the same as a kept one once cut.
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let (mut dropped, mut full) = (0, false);
     for line in lines {
+        if !seen.insert(line.clone()) {
+            continue;
+        }
         let line = truncate(line, WARNING_MAX);
-        if out.contains(&line) {
+        full = full || total + runes(&line) > limit;
+        if full || out.contains(&line) {
+            dropped += 1;
             continue;
         }
-        if !dropped.is_empty() || total + line.len() > WARNINGS_BUDGET - reserve {
-            dropped.insert(line);
-            continue;
-        }
-        total += line.len();
+        total += runes(&line);
         out.push(line);
     }
-    if !dropped.is_empty() {
-        out.push(format!("rollout-guard: {} more finding(s) not shown; run `rollout-guard check` on the manifest for all", dropped.len()));
+    if dropped > 0 {
+        out.push(format!("rollout-guard: {dropped} more finding(s) not shown; run `rollout-guard check` on the manifest for all"));
     }
     out
+}
+
+/// Characters as the API server counts them (runes).
+fn runes(text: &str) -> usize {
+    text.chars().count()
 }
 
 /// The API server silently drops warnings with control characters: each becomes a space.
@@ -1408,12 +1416,13 @@ fn sanitize(text: String) -> String {
         .collect()
 }
 
+/// Cuts `s` to at most `max` characters, the last three `...`.
 fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut cut = max - 3;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
+    // A text of at most `max` bytes has at most `max` characters.
+    if s.len() > max
+        && let Some((cut, _)) = s.char_indices().nth(max - 3)
+        && runes(&s[cut..]) > 3
+    {
         s.truncate(cut);
         s.push_str("...");
     }
@@ -1964,6 +1973,28 @@ mod tests {
         let out = budget(more);
         assert!(out.iter().all(|l| l.len() <= WARNING_MAX), "{out:?}");
         assert_eq!(out.len(), 10, "ten cut lines fit: {out:?}");
+    }
+
+    #[test]
+    fn the_budget_counts_characters_as_the_api_server_does() {
+        // 3,540 characters in 7,000 bytes: whole.
+        let lines: Vec<String> = (0..10)
+            .map(|i| format!("r{i}: {}", "é".repeat(350)))
+            .collect();
+        assert_eq!(budget(lines.clone().into_iter()), lines);
+        // Cut at 256 characters, not bytes, on a character boundary.
+        let cut = truncate("é".repeat(300), WARNING_MAX);
+        assert_eq!(runes(&cut), WARNING_MAX);
+        assert!(cut.ends_with("..."));
+        assert_eq!(truncate("é".repeat(256), WARNING_MAX), "é".repeat(256));
+    }
+
+    #[test]
+    fn lines_that_become_one_when_cut_are_counted_as_left_out() {
+        let long = |i: usize| format!("{}{i}", "x".repeat(300));
+        let out = budget((0..20).map(long));
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(out[1].contains("19 more finding(s) not shown"), "{out:?}");
     }
 
     #[test]

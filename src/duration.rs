@@ -122,13 +122,29 @@ pub fn invalid_reason(duration: &IntOrStr) -> &'static str {
             .ok()
             .or_else(|| parse_go_duration(s).map(|n| n / NANOS_PER_SECOND)),
     };
+    let beyond = "it is beyond int32 seconds (at most 2147483647)";
     match (value, duration) {
         (Some(n), _) if n < 0 => "it is negative",
-        (Some(_), _) => "it is beyond int32 seconds (at most 2147483647)",
-        (None, IntOrStr::Str(s)) if s.trim_end().ends_with('d') => {
-            "Go durations have no `d` unit (1d is 24h)"
+        (Some(_), _) => beyond,
+        (None, IntOrStr::Str(s)) => {
+            let digits = s.trim_start_matches(['+', '-']);
+            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                // Whole seconds past i64.
+                if s.starts_with('-') {
+                    "it is negative"
+                } else {
+                    beyond
+                }
+            } else if s
+                .strip_suffix('d')
+                .is_some_and(|days| parse_go_duration(&format!("{days}h")).is_some())
+            {
+                "Go durations have no `d` unit (1d is 24h)"
+            } else {
+                "it is neither whole seconds nor a Go duration"
+            }
         }
-        (None, _) => "it is neither whole seconds nor a Go duration",
+        (None, IntOrStr::Int(_)) => beyond,
     }
 }
 
@@ -172,7 +188,19 @@ mod tests {
         assert!(reason(IntOrStr::Int(3_000_000_000)).contains("int32"));
         assert!(reason(IntOrStr::Str("3000000000".into())).contains("int32"));
         assert!(reason(IntOrStr::Str("1d".into())).contains("no `d` unit"));
+        assert!(reason(IntOrStr::Str("1h30d".into())).contains("no `d` unit"));
         assert!(reason(IntOrStr::Str("soon".into())).contains("neither"));
+        for word in ["unlimited", "tbd", "5 d"] {
+            assert!(
+                reason(IntOrStr::Str(word.into())).contains("neither"),
+                "{word}"
+            );
+        }
+        assert!(reason(IntOrStr::Str("99999999999999999999".into())).contains("int32"));
+        assert_eq!(
+            reason(IntOrStr::Str("-99999999999999999999".into())),
+            "it is negative"
+        );
     }
 
     #[test]

@@ -109,9 +109,10 @@ pub struct Loaded {
 /// What `load_text` learns of a file while reading it.
 #[derive(Debug, Default)]
 struct CurrentFile {
-    /// Whether a document has an `apiVersion` or a `kind`: the file holds Kubernetes objects.
+    /// Whether a document has a `kind` or an `apiVersion` with an API group, or is a list
+    /// of such: the file holds Kubernetes objects.
     kubernetes: bool,
-    /// The errors (indices into `Loaded::errors`) for documents with neither.
+    /// The errors (indices into `Loaded::errors`) for documents without either.
     shapeless: Vec<usize>,
 }
 
@@ -262,8 +263,8 @@ fn load_file(path: &Path, loaded: &mut Loaded) {
 
 /// Reads one file's text (public for tests and for callers that already hold the text).
 ///
-/// A file none of whose documents has an `apiVersion` or a `kind` (a `values.yaml`, a CI
-/// workflow, a `package.json`) is another tool's: its documents are counted as other
+/// A file none of whose documents has a `kind` or an `apiVersion` naming an API group (a
+/// `values.yaml`, a CI workflow, a `package.json`, a Helm `Chart.yaml`) is another tool's: its documents are counted as other
 /// documents, not errors. Beside Kubernetes objects such a document is an input error: most
 /// often the rest of a manifest that a `...` line cut short.
 pub fn load_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
@@ -505,7 +506,21 @@ fn add_object(location: Location, value: Value, loaded: &mut Loaded) {
         column: None,
         message,
     };
-    if !api_version.is_empty() || !kind_name.is_empty() {
+    // A kind, or an apiVersion naming an API group (Helm's `Chart.yaml` has `apiVersion: v2`
+    // and no kind), or a list of such objects, which the API server would refuse.
+    let looks_kubernetes = |v: &Value| {
+        v.get("kind")
+            .and_then(Value::as_str)
+            .is_some_and(|k| !k.is_empty())
+            || v.get("apiVersion")
+                .and_then(Value::as_str)
+                .is_some_and(|a| a.contains('/'))
+    };
+    if looks_kubernetes(&value)
+        || value
+            .as_array()
+            .is_some_and(|items| items.iter().any(looks_kubernetes))
+    {
         loaded.current.kubernetes = true;
     }
     if !value.is_object() {
@@ -517,7 +532,7 @@ fn add_object(location: Location, value: Value, loaded: &mut Loaded) {
     }
     let Some(kind) = Kind::from_type(api_version, kind_name) else {
         if kind_name.is_empty() {
-            if api_version.is_empty() {
+            if !api_version.contains('/') {
                 loaded.current.shapeless.push(loaded.errors.len());
             }
             loaded.errors.push(error(
@@ -670,8 +685,9 @@ mod tests {
 
     #[test]
     fn a_file_without_kubernetes_objects_is_skipped() {
-        // A values.yaml, a CI workflow, a list of tasks, a package.json.
+        // A values.yaml, a CI workflow, a list of tasks, a package.json, a Chart.yaml.
         for (text, json) in [
+            ("apiVersion: v2\nname: chart\nversion: 1.0.0\n", false),
             ("replicas: 2\nimage: x\n---\nmore: data\n", false),
             ("on: push\njobs: {}\n", false),
             ("- name: task\n- name: other\n", false),
@@ -694,5 +710,24 @@ mod tests {
         assert_eq!(l.errors.len(), 1, "{:?}", l.errors);
         assert_eq!(l.errors[0].file, "deploy.yaml");
         assert_eq!(l.other_documents, 2);
+        // A list of Rollouts at the top level is not another tool's: the API server refuses it.
+        for (text, json) in [
+            (
+                "- apiVersion: argoproj.io/v1alpha1\n  kind: Rollout\n  metadata: {name: r}\n",
+                false,
+            ),
+            (
+                "[{\"apiVersion\": \"argoproj.io/v1alpha1\", \"kind\": \"Rollout\"}]",
+                true,
+            ),
+        ] {
+            let mut l = Loaded::default();
+            load_text("list", text, json, &mut l);
+            assert!(
+                l.errors[0].message.contains("not a mapping"),
+                "{text}: {:?}",
+                l.errors
+            );
+        }
     }
 }

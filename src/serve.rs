@@ -28,7 +28,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let no_certs = !args.tls_cert.exists() && !args.tls_key.exists();
     // In a pod the certificate comes from a Secret, and a missing one is a fault to show, not
     // to cover; anywhere else (also on a machine with a kubeconfig) the server can start.
-    let in_pod = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    let in_pod = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some_and(|host| !host.is_empty());
     if args.dev_certs
         && no_certs
         && !in_pod

@@ -4,7 +4,8 @@
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// Starts `serve` on ephemeral loopback ports with certificates expected in `dir`, a
 /// kubeconfig naming an unreachable server, and `env` on top; returns once it logs that it
@@ -32,9 +33,10 @@ fn start(dir: &Path, env: &[(&str, &str)]) -> Child {
         .arg("--tls-key")
         .arg(dir.join("tls.key"))
         .args(["--log-format", "json", "--shutdown-delay", "0s"])
+        // Nothing of the caller's environment (`ROLLOUT_GUARD_*`, a pod's service variables).
+        .env_clear()
         .env("KUBECONFIG", &kubeconfig)
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env_remove("KUBERNETES_SERVICE_PORT")
+        .env("HOME", dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     for (k, v) in env {
@@ -42,19 +44,20 @@ fn start(dir: &Path, env: &[(&str, &str)]) -> Child {
     }
     let mut child = command.spawn().unwrap();
     let stdout = BufReader::new(child.stdout.take().unwrap());
-    let started = Instant::now();
-    for line in stdout.lines() {
-        let line = line.unwrap();
-        if line.contains("listening") {
-            return child;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if line.contains("listening") {
+                let _ = tx.send(());
+                return;
+            }
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no `listening` line within a minute"
-        );
+    });
+    if rx.recv_timeout(Duration::from_secs(60)).is_ok() {
+        return child;
     }
     stop(child);
-    panic!("serve exited before listening");
+    panic!("serve did not log `listening` within a minute");
 }
 
 fn stop(mut child: Child) {

@@ -336,8 +336,8 @@ pub fn review_and_check(a: &Admission, endpoint: Endpoint, body: &[u8]) -> Verdi
 }
 
 /// WEBHOOK.md: one line each, no control characters, no exact duplicates (the API server
-/// drops them), at most 4096 in total, so the API server passes each on whole; warnings of over
-/// 256 characters are fine only then, and are sent only when they all fit.
+/// drops them), at most 4096 characters in total, so the API server passes each on whole;
+/// warnings of over 256 characters are fine only then, and are sent only when they all fit.
 pub fn check_warnings(response: &Value) -> Vec<String> {
     let Some(list) = response.get("warnings") else {
         return Vec::new();
@@ -354,13 +354,14 @@ pub fn check_warnings(response: &Value) -> Vec<String> {
         assert!(!w.is_empty(), "empty warning");
         assert!(!w.chars().any(char::is_control), "control character: {w:?}");
         assert!(!list[..i].contains(w), "duplicate warning {w:?}");
-        total += w.len();
+        total += w.chars().count();
     }
-    assert!(total <= 4096, "warnings total {total} bytes");
+    // The API server counts characters (runes).
+    assert!(total <= 4096, "warnings total {total} characters");
     let cut = list.last().is_some_and(|w| w.contains("not shown"));
     assert!(
-        !cut || list.iter().all(|w| w.len() <= 256),
-        "a cut list with a warning over 256 bytes: {list:?}"
+        !cut || list.iter().all(|w| w.chars().count() <= 256),
+        "a cut list with a warning over 256 characters: {list:?}"
     );
     list
 }

@@ -746,6 +746,22 @@ mod tests {
     }
 
     #[test]
+    fn several_providers_are_named_in_one_order() {
+        let m = metric(json!({"name": "m", "successCondition": "true",
+            "provider": {"web": {"url": "u"}, "prometheus": {"query": "q"}}}));
+        let f = metric_findings(&m, Undeclared::Refused);
+        let several = f
+            .iter()
+            .find(|f| f.rule == Rule::InvalidProvider)
+            .expect("an invalid-provider finding");
+        assert!(
+            several.message.contains("(prometheus, web)"),
+            "{}",
+            several.message
+        );
+    }
+
+    #[test]
     fn plugins_can_inconclude_and_jobs_only_from_1_10() {
         let plugin = metric(json!({"name": "p", "provider": {"plugin": {"x/y": {}}}}));
         assert!(yes(can_inconclude(&plugin, V19)));
