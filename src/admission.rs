@@ -635,7 +635,7 @@ impl Admission {
             return Ok(record_only());
         };
         if let Some(old_raw) = req.old_object {
-            let old = guard_tree(old_raw, Part::RolloutBefore)?;
+            let old = guard_tree(old_raw, Part::RolloutBefore).map_err(before_change)?;
             // The pod templates last: only read when the steps and status leave it open.
             if would_restart_canary(&original, &held, &old)
                 && pod_templates_agree(raw, old_raw, req.lean, Zeros::Absent)?
@@ -674,12 +674,12 @@ impl Admission {
         {
             return Ok(Decision::default());
         }
-        let old_view: RolloutState = view(old_raw, req.lean)?;
+        let old_view: RolloutState = view(old_raw, req.lean).map_err(before_change)?;
         if !new_view.paused_inconclusive() && !old_view.paused_inconclusive() {
             return Ok(Decision::default());
         }
         let original = guard_tree(raw, Part::Status)?;
-        let old = guard_tree(old_raw, Part::Status)?;
+        let old = guard_tree(old_raw, Part::Status).map_err(before_change)?;
         let mut guarded = original.clone();
         let Some(said) = guards::status_guard(&mut guarded, &old) else {
             return Ok(Decision::default());
@@ -1131,6 +1131,14 @@ fn view<'a, T: Deserialize<'a>>(raw: RawJson<'a>, lean: bool) -> serde_json::Res
         return Ok(view);
     }
     serde_json::from_str(raw.get()).map_err(|e| at_field::<T>(raw.get(), e))
+}
+
+/// An error reading `oldObject`, said to be about it: the warning otherwise reads as if the
+/// object written could not be read.
+fn before_change(error: serde_json::Error) -> serde_json::Error {
+    <serde_json::Error as serde::de::Error>::custom(format!(
+        "its state before this change (oldObject): {error}"
+    ))
 }
 
 /// A decoding error at the field it is about (`spec.strategy.canary.steps: invalid type: ...`)

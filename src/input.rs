@@ -177,9 +177,13 @@ fn sources(paths: &[PathBuf]) -> Vec<Source> {
     let mut read = std::collections::HashSet::new();
     let mut first_time =
         |path: &Path| read.insert(path.canonicalize().unwrap_or_else(|_| path.to_owned()));
+    let mut stdin_named = false;
     for path in paths {
         if path.as_os_str() == "-" {
-            sources.push(Source::Stdin);
+            // Once, like a file: a second read finds the stream already consumed.
+            if !std::mem::replace(&mut stdin_named, true) {
+                sources.push(Source::Stdin);
+            }
             continue;
         }
         if path.is_dir() {

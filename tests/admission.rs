@@ -946,6 +946,20 @@ fn status_review(new: &Value, old: &Value, user: &str) -> Value {
 }
 
 #[test]
+fn an_unreadable_old_object_is_said_to_be_the_old_one() {
+    let a = default_admission();
+    let new = with_status(2, "stable", "canary", &["InconclusiveAnalysisRun"]);
+    let mut old = with_status(1, "stable", "canary", &["InconclusiveAnalysisRun"]);
+    old["status"]["currentStepIndex"] = json!("one");
+    let w = ask(&a, Endpoint::Mutate, &status_review(&new, &old, CONTROLLER)).warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("could not read the Rollout: its state before this change (oldObject): status.currentStepIndex: invalid type"),
+        "{w:?}"
+    );
+}
+
+#[test]
 fn status_guard_holds_the_controller_while_inconclusive() {
     let a = default_admission();
     let old = with_status(1, "stable", "canary", &["InconclusiveAnalysisRun"]);

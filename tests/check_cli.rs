@@ -177,6 +177,10 @@ fn reads_stdin() {
     let out = check_stdin(&["-"], "dangerous.yaml");
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("-:"), "{}", stdout(&out));
+    // Named twice, read once, like a file.
+    let out = check_stdin(&["-", "-", "-o", "json"], "dangerous.yaml");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["files"], 1, "{report:#}");
 }
 
 /// A file piped in is reported under the name `--stdin-name` gives, so SARIF annotations land
