@@ -1354,7 +1354,7 @@ fn judge(
 /// them; otherwise each is cut to 256 characters, as the API server would cut them, and those
 /// past the budget are replaced by a last line saying how many were left out.
 fn budget(lines: impl Iterator<Item = String>) -> Vec<String> {
-    // Room for another webhook's warnings on the same request.
+    // Room for the line saying how many were left out (under 100 characters).
     let limit = WARNINGS_BUDGET - 100;
     let lines: Vec<String> = lines.map(sanitize).collect();
     // Whole, if they fit (`kept` holds few lines: they fit in 4K characters).
@@ -1389,8 +1389,13 @@ fn budget(lines: impl Iterator<Item = String>) -> Vec<String> {
             continue;
         }
         let line = truncate(line, WARNING_MAX);
+        // The same as a kept line once cut: left out, and the budget is not spent.
+        if out.contains(&line) {
+            dropped += 1;
+            continue;
+        }
         full = full || total + runes(&line) > limit;
-        if full || out.contains(&line) {
+        if full {
             dropped += 1;
             continue;
         }
@@ -1424,8 +1429,9 @@ fn sanitize(text: String) -> String {
         .collect()
 }
 
-/// Cuts `s` to at most `max` characters, the last three `...`.
+/// Cuts `s` to at most `max` characters (at least 3), the last three `...`.
 fn truncate(mut s: String, max: usize) -> String {
+    let max = max.max(3);
     // A text of at most `max` bytes has at most `max` characters.
     if s.len() > max
         && let Some((cut, _)) = s.char_indices().nth(max - 3)
@@ -2003,6 +2009,20 @@ mod tests {
         let out = budget((0..20).map(long));
         assert_eq!(out.len(), 2, "{out:?}");
         assert!(out[1].contains("19 more finding(s) not shown"), "{out:?}");
+    }
+
+    #[test]
+    fn a_line_left_out_as_a_repeat_once_cut_spends_no_budget() {
+        let mut lines = vec![format!("{}1", "x".repeat(300))];
+        lines.extend((0..14).map(|i| format!("{i:02}{}", "y".repeat(248))));
+        lines.push(format!("{}2", "x".repeat(300)));
+        lines.push("short".into());
+        let out = budget(lines.into_iter());
+        assert!(out.contains(&"short".to_string()), "{out:?}");
+        assert!(
+            out.last().unwrap().contains("1 more finding(s) not shown"),
+            "{out:?}"
+        );
     }
 
     #[test]

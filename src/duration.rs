@@ -127,7 +127,8 @@ pub fn invalid_reason(duration: &IntOrStr) -> &'static str {
         (Some(n), _) if n < 0 => "it is negative",
         (Some(_), _) => beyond,
         (None, IntOrStr::Str(s)) => {
-            let digits = s.trim_start_matches(['+', '-']);
+            // One sign at most, as Go's ParseInt and ParseDuration take.
+            let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
             if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
                 // Whole seconds past i64.
                 if s.starts_with('-') {
@@ -136,6 +137,7 @@ pub fn invalid_reason(duration: &IntOrStr) -> &'static str {
                     beyond
                 }
             } else if s
+                .trim_end()
                 .strip_suffix('d')
                 .is_some_and(|days| parse_go_duration(&format!("{days}h")).is_some())
             {
@@ -201,6 +203,12 @@ mod tests {
             reason(IntOrStr::Str("-99999999999999999999".into())),
             "it is negative"
         );
+        for doubled in ["+-5", "--5", "++5", "-+5"] {
+            assert!(
+                reason(IntOrStr::Str(doubled.into())).contains("neither"),
+                "{doubled}"
+            );
+        }
     }
 
     #[test]

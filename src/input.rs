@@ -275,10 +275,15 @@ pub fn load_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
     loaded.current = CurrentFile::default();
     read_text(file, text, json, loaded);
     let current = std::mem::take(&mut loaded.current);
-    if !current.kubernetes {
-        for &i in current.shapeless.iter().rev() {
-            loaded.errors.remove(i);
-        }
+    if !current.kubernetes && !current.shapeless.is_empty() {
+        // One pass (indices ascend): removing one at a time would be quadratic.
+        let mut skipped = current.shapeless.iter().peekable();
+        let mut i = 0;
+        loaded.errors.retain(|_| {
+            let keep = skipped.next_if_eq(&&i).is_none();
+            i += 1;
+            keep
+        });
         loaded.other_documents += current.shapeless.len();
     }
 }
@@ -702,6 +707,15 @@ mod tests {
             assert!(l.errors.is_empty(), "{text}: {:?}", l.errors);
             assert!(l.other_documents >= 1 && l.objects.is_empty(), "{text}");
         }
+        // A document that does not parse stays an error; the skipped ones around it go.
+        let l = load_str("a: 1\n---\nb: [\n---\nc: 2\n");
+        assert_eq!(l.errors.len(), 1, "{:?}", l.errors);
+        assert!(
+            l.errors[0].message.contains("invalid YAML"),
+            "{:?}",
+            l.errors
+        );
+        assert_eq!((l.errors[0].document, l.other_documents), (Some(2), 2));
         // The next file is judged on its own.
         let mut l = Loaded::default();
         load_text("values.yaml", "a: 1\n", false, &mut l);
