@@ -92,38 +92,36 @@ impl PauseDuration {
     /// `strconv.ParseInt(s, 10, 32)`, else `int32(time.ParseDuration(s).Seconds())`, else -1;
     /// an integer is the `int32` of `intstr.IntOrString`.
     pub fn of(duration: Option<&IntOrStr>) -> Self {
-        let secs = match duration {
-            None => return Self::Indefinite,
-            // The CRD does not bound the integer (int-or-string), so the API server accepts
-            // one beyond int32, but the controller cannot decode it into IntOrString's int32.
-            Some(IntOrStr::Int(n)) => i32::try_from(*n).ok(),
-            Some(IntOrStr::Str(s)) => match s.parse::<i32>() {
-                Ok(n) => Some(n),
-                // `"3000000000"` fails both parses. Seconds of a Go duration beyond int32 have
-                // no int32 value (Go's conversion is implementation-defined there): invalid.
-                Err(_) => {
-                    parse_go_duration(s).and_then(|n| i32::try_from(n / NANOS_PER_SECOND).ok())
-                }
-            },
+        let Some(duration) = duration else {
+            return Self::Indefinite;
         };
-        match secs {
+        // The CRD does not bound the integer (int-or-string), so the API server accepts one
+        // beyond int32, but the controller cannot decode it into IntOrString's int32; seconds
+        // of a Go duration beyond int32 have no int32 value either (Go's conversion is
+        // implementation-defined there). `"3000000000"` fails both of Go's parses.
+        match whole_seconds(duration).and_then(|n| i32::try_from(n).ok()) {
             Some(n) if n >= 0 => Self::Seconds(i64::from(n)),
             _ => Self::Invalid,
         }
     }
 }
 
-/// Why the controller refuses a pause duration that [`PauseDuration::of`] reads as invalid.
-pub fn invalid_reason(duration: &IntOrStr) -> &'static str {
-    let value = match duration {
+/// The whole seconds a pause duration states before the controller narrows them to int32: an
+/// integer, a string of one, or a Go duration truncated to seconds; `None` for none of these.
+fn whole_seconds(duration: &IntOrStr) -> Option<i64> {
+    match duration {
         IntOrStr::Int(n) => Some(*n),
         IntOrStr::Str(s) => s
             .parse::<i64>()
             .ok()
             .or_else(|| parse_go_duration(s).map(|n| n / NANOS_PER_SECOND)),
-    };
+    }
+}
+
+/// Why the controller refuses a pause duration that [`PauseDuration::of`] reads as invalid.
+pub fn invalid_reason(duration: &IntOrStr) -> &'static str {
     let beyond = "it is beyond int32 seconds (at most 2147483647)";
-    match (value, duration) {
+    match (whole_seconds(duration), duration) {
         (Some(n), _) if n < 0 => "it is negative",
         (Some(_), _) => beyond,
         (None, IntOrStr::Str(s)) => {
