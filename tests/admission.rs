@@ -118,6 +118,11 @@ fn mutate_then_validate(
     (stored, answer)
 }
 
+/// A review creating `rollout`, as the API server sends it.
+fn rollout_create(rollout: &Value) -> Value {
+    review("Rollout", "rollouts", None, "CREATE", rollout, None)
+}
+
 fn default_admission() -> Admission {
     admission(Mode::Warn, "auto", ControllerVersion::DEFAULT, &[])
 }
@@ -203,14 +208,7 @@ fn warns_about_a_dangerous_rollout_and_echoes_the_uid() {
     let answer = ask(
         &a,
         Endpoint::Validate,
-        &review(
-            "Rollout",
-            "rollouts",
-            None,
-            "CREATE",
-            &dangerous_rollout(),
-            None,
-        ),
+        &rollout_create(&dangerous_rollout()),
     );
     assert_eq!(answer.status, 200);
     assert_eq!(answer.response()["allowed"], true);
@@ -226,14 +224,7 @@ fn enforce_denies_with_rule_ids_and_paths() {
     let answer = ask(
         &a,
         Endpoint::Validate,
-        &review(
-            "Rollout",
-            "rollouts",
-            None,
-            "CREATE",
-            &dangerous_rollout(),
-            None,
-        ),
+        &rollout_create(&dangerous_rollout()),
     );
     let r = answer.response();
     assert_eq!(r["allowed"], false);
@@ -591,22 +582,12 @@ fn per_object_annotation_sets_the_mode_or_opts_out() {
     let mut r = dangerous_rollout();
     r["metadata"]["annotations"]["rollout-guard.io/mode"] = json!("warn");
     assert_eq!(
-        ask(
-            &a,
-            Endpoint::Validate,
-            &review("Rollout", "rollouts", None, "CREATE", &r, None)
-        )
-        .outcome,
+        ask(&a, Endpoint::Validate, &rollout_create(&r)).outcome,
         Outcome::Warned
     );
     r["metadata"]["annotations"]["rollout-guard.io/mode"] = json!("off");
     assert_eq!(
-        ask(
-            &a,
-            Endpoint::Validate,
-            &review("Rollout", "rollouts", None, "CREATE", &r, None)
-        )
-        .outcome,
+        ask(&a, Endpoint::Validate, &rollout_create(&r)).outcome,
         Outcome::Allowed
     );
 }
@@ -614,14 +595,7 @@ fn per_object_annotation_sets_the_mode_or_opts_out() {
 #[test]
 fn dry_run_gets_exactly_the_same_answer() {
     let a = admission(Mode::Enforce, "auto", ControllerVersion::DEFAULT, &[]);
-    let wet = review(
-        "Rollout",
-        "rollouts",
-        None,
-        "CREATE",
-        &dangerous_rollout(),
-        None,
-    );
+    let wet = rollout_create(&dangerous_rollout());
     let mut dry = wet.clone();
     dry["request"]["dryRun"] = json!(true);
     assert_eq!(
@@ -681,14 +655,7 @@ fn bodies_that_are_not_reviews_get_400_with_a_reason() {
 #[test]
 fn only_v1_admission_reviews_are_answered() {
     let a = default_admission();
-    let good = review(
-        "Rollout",
-        "rollouts",
-        None,
-        "CREATE",
-        &dangerous_rollout(),
-        None,
-    );
+    let good = rollout_create(&dangerous_rollout());
     for (field, value, expected) in [
         (
             "apiVersion",
@@ -751,14 +718,7 @@ fn only_v1_admission_reviews_are_answered() {
 #[test]
 fn a_review_with_an_unexpected_object_still_gets_an_admission_review() {
     let a = default_admission();
-    let mut odd = review(
-        "Rollout",
-        "rollouts",
-        None,
-        "CREATE",
-        &dangerous_rollout(),
-        None,
-    );
+    let mut odd = rollout_create(&dangerous_rollout());
     odd["request"]["object"]["spec"]["strategy"] = json!("not a map");
     let answer = ask(&a, Endpoint::Validate, &odd);
     assert_eq!(
@@ -778,14 +738,7 @@ fn a_review_with_an_unexpected_object_still_gets_an_admission_review() {
 fn a_long_wrongly_typed_value_still_gets_a_warning_the_api_server_keeps() {
     let a = default_admission();
     for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
-        let mut odd = review(
-            "Rollout",
-            "rollouts",
-            None,
-            "CREATE",
-            &dangerous_rollout(),
-            None,
-        );
+        let mut odd = rollout_create(&dangerous_rollout());
         odd["request"]["object"]["spec"]["replicas"] = json!("many\n".repeat(200));
         let answer = ask(&a, endpoint, &odd);
         let w = answer.warnings();
@@ -806,14 +759,7 @@ fn a_long_wrongly_typed_value_still_gets_a_warning_the_api_server_keeps() {
 fn an_unreadable_object_is_named_by_its_field_path() {
     let a = default_admission();
     for endpoint in [Endpoint::Validate, Endpoint::Mutate] {
-        let mut odd = review(
-            "Rollout",
-            "rollouts",
-            None,
-            "CREATE",
-            &dangerous_rollout(),
-            None,
-        );
+        let mut odd = rollout_create(&dangerous_rollout());
         odd["request"]["object"]["spec"]["strategy"]["canary"]["steps"] = json!({"not": "a list"});
         let w = ask(&a, endpoint, &odd).warnings();
         assert_eq!(w.len(), 1, "{w:?}");
@@ -829,11 +775,7 @@ fn an_unreadable_object_is_named_by_its_field_path() {
 fn hold_guard_patches_d1_rollouts_and_is_idempotent() {
     let a = admission(Mode::Warn, "hold", ControllerVersion::new(1, 8, 1), &[]);
     let rollout = dangerous_rollout();
-    let answer = ask(
-        &a,
-        Endpoint::Mutate,
-        &review("Rollout", "rollouts", None, "CREATE", &rollout, None),
-    );
+    let answer = ask(&a, Endpoint::Mutate, &rollout_create(&rollout));
     assert_eq!(answer.outcome, Outcome::Mutated);
     let patched = apply(&rollout, &answer.patch().unwrap());
     let steps = &patched["spec"]["strategy"]["canary"]["steps"];
@@ -899,24 +841,16 @@ fn guards_can_be_switched_per_object() {
     let mut r = dangerous_rollout();
     r["metadata"]["annotations"]["rollout-guard.io/guards"] = json!("none");
     assert!(
-        ask(
-            &a,
-            Endpoint::Mutate,
-            &review("Rollout", "rollouts", None, "CREATE", &r, None)
-        )
-        .patch()
-        .is_none()
+        ask(&a, Endpoint::Mutate, &rollout_create(&r))
+            .patch()
+            .is_none()
     );
     let off = admission(Mode::Warn, "none", ControllerVersion::new(1, 8, 1), &[]);
     r["metadata"]["annotations"]["rollout-guard.io/guards"] = json!("hold");
     assert!(
-        ask(
-            &off,
-            Endpoint::Mutate,
-            &review("Rollout", "rollouts", None, "CREATE", &r, None)
-        )
-        .patch()
-        .is_some()
+        ask(&off, Endpoint::Mutate, &rollout_create(&r))
+            .patch()
+            .is_some()
     );
 }
 
@@ -1174,14 +1108,7 @@ fn template_changes_are_checked_against_the_rollouts_that_use_them() {
 #[test]
 fn overloaded_answers_still_echo_the_uid() {
     let a = default_admission();
-    let r = review(
-        "Rollout",
-        "rollouts",
-        None,
-        "CREATE",
-        &dangerous_rollout(),
-        None,
-    );
+    let r = rollout_create(&dangerous_rollout());
     let reply = a.overloaded(Endpoint::Validate, &serde_json::to_vec(&r).unwrap());
     let body: Value = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(body["response"]["uid"], r["request"]["uid"]);
@@ -1413,14 +1340,7 @@ fn template_validations_are_declined_inline_and_answered_on_the_blocking_path() 
 
     // Rollout writes, deletes of templates and bodies that are not reviews stay inline, with
     // the answer `review` gives.
-    let rollout = review(
-        "Rollout",
-        "rollouts",
-        None,
-        "CREATE",
-        &dangerous_rollout(),
-        None,
-    );
+    let rollout = rollout_create(&dangerous_rollout());
     let delete = review(
         "AnalysisTemplate",
         "analysistemplates",
@@ -1644,7 +1564,7 @@ fn fail_closed_puts_the_original_back_when_the_success_condition_is_removed() {
 fn the_hold_record_keeps_only_steps_that_are_still_held_pauses() {
     let a = admission(Mode::Warn, "hold", ControllerVersion::new(1, 8, 1), &[]);
     let rollout = dangerous_rollout();
-    let create = review("Rollout", "rollouts", None, "CREATE", &rollout, None);
+    let create = rollout_create(&rollout);
     let held = apply(
         &rollout,
         &ask(&a, Endpoint::Mutate, &create).patch().unwrap(),
@@ -1684,7 +1604,7 @@ fn held_record(rollout: &Value) -> Option<Value> {
 fn the_hold_record_is_pruned_when_there_is_nothing_left_to_hold() {
     let a = admission(Mode::Warn, "hold", ControllerVersion::new(1, 8, 1), &[]);
     let rollout = dangerous_rollout();
-    let create = review("Rollout", "rollouts", None, "CREATE", &rollout, None);
+    let create = rollout_create(&rollout);
     let held = apply(
         &rollout,
         &ask(&a, Endpoint::Mutate, &create).patch().unwrap(),
@@ -1748,7 +1668,7 @@ fn the_hold_record_is_pruned_when_there_is_nothing_left_to_hold() {
 fn held_pauses_stay_held_when_the_rollout_no_longer_matches() {
     let a = admission(Mode::Warn, "hold", ControllerVersion::new(1, 8, 1), &[]);
     let rollout = dangerous_rollout();
-    let create = review("Rollout", "rollouts", None, "CREATE", &rollout, None);
+    let create = rollout_create(&rollout);
     let mut held = apply(
         &rollout,
         &ask(&a, Endpoint::Mutate, &create).patch().unwrap(),
