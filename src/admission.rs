@@ -1356,29 +1356,27 @@ fn judge(
 fn budget(lines: impl Iterator<Item = String>) -> Vec<String> {
     // Room for the line saying how many were left out (under 100 characters).
     let limit = WARNINGS_BUDGET - 100;
-    let lines: Vec<String> = lines.map(sanitize).collect();
-    // Whole, if they fit (`kept` holds few lines: they fit in 4K characters).
-    let mut kept: Vec<usize> = Vec::new();
+    let mut lines = lines.map(sanitize);
+    // Whole while they fit (`whole` holds few lines: they fit in 4K characters); past the
+    // budget, all of them again, cut.
+    let mut whole: Vec<String> = Vec::new();
     let mut total = 0;
-    for (i, line) in lines.iter().enumerate() {
-        if kept.iter().any(|&k| lines[k] == *line) {
+    while let Some(line) = lines.next() {
+        if whole.contains(&line) {
             continue;
         }
-        total += runes(line);
+        total += runes(&line);
+        whole.push(line);
         if total > limit {
-            break;
+            return cut(whole.into_iter().chain(lines), limit);
         }
-        kept.push(i);
     }
-    if total <= limit {
-        let mut kept = kept.into_iter().peekable();
-        return lines
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| kept.next_if_eq(i).is_some())
-            .map(|(_, line)| line)
-            .collect();
-    }
+    whole
+}
+
+/// Each line cut to 256 characters, exact repeats and lines the same as a kept one once cut
+/// dropped, those past `limit` replaced by a count.
+fn cut(lines: impl Iterator<Item = String>, limit: usize) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut total = 0;
     // Distinct lines left out: past the budget, or the same as a kept one once cut.
