@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -276,7 +276,12 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> std::io::Result<u8> {
         version: args.argo_rollouts_version,
         explain: true,
     };
-    let inputs = load_named(&args.paths, &args.stdin_name);
+    let mut inputs = load_named(&args.paths, &args.stdin_name);
+    if !args.allow_empty {
+        inputs
+            .errors
+            .extend(nothing_to_check(&inputs, &args.paths, &args.stdin_name));
+    }
     let templates = load(&args.templates);
     let report = check_loaded(inputs, templates, &cfg);
     match args.output {
@@ -293,6 +298,44 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> std::io::Result<u8> {
         }
     }
     Ok(exit_code(&report, args.fail_on))
+}
+
+/// The input error for a run whose inputs hold no Kubernetes object and no other error: an
+/// empty directory, a path with only other tools' files, or an empty stdin, which in CI is
+/// most often a `helm template` or `kustomize build` that failed in front of the pipe (its
+/// exit status is lost without `set -o pipefail`). Passing would hide that.
+pub fn nothing_to_check(
+    inputs: &Loaded,
+    paths: &[PathBuf],
+    stdin_name: &str,
+) -> Option<InputError> {
+    if inputs.kubernetes_files > 0 || !inputs.errors.is_empty() {
+        return None;
+    }
+    let named: Vec<String> = paths
+        .iter()
+        .map(|p| match p.to_str() {
+            Some("-") => stdin_name.to_owned(),
+            _ => p.display().to_string(),
+        })
+        .collect();
+    let stdin = paths.iter().any(|p| p.as_os_str() == "-");
+    let hint = if stdin {
+        "; an empty stdin is most often a command before the pipe that failed (use `set -o pipefail`)"
+    } else {
+        ""
+    };
+    Some(InputError {
+        file: named.join(", "),
+        document: None,
+        item: None,
+        line: None,
+        column: None,
+        message: format!(
+            "nothing to check: no Kubernetes object in {} file(s) read{hint}; pass --allow-empty to accept",
+            inputs.files
+        ),
+    })
 }
 
 pub fn exit_code(report: &CheckReport, fail_on: Severity) -> u8 {
@@ -395,7 +438,7 @@ pub fn text(report: &CheckReport, explain: bool, fail_on: Severity) -> String {
         .by_severity
         .iter()
         .rev()
-        .map(|(k, v)| format!("{v} {k}"))
+        .map(|(k, v)| format!("{k} {v}"))
         .collect();
     let _ = write!(
         s,
@@ -405,7 +448,13 @@ pub fn text(report: &CheckReport, explain: bool, fail_on: Severity) -> String {
     if counts.is_empty() {
         s.push_str("no findings");
     } else {
-        s.push_str(&counts.join(", "));
+        // Severity first ("error 4"): "4 error" would read as four input errors.
+        let _ = write!(
+            s,
+            "{} finding(s) ({})",
+            report.findings.len(),
+            counts.join(", ")
+        );
     }
     if !report.errors.is_empty() {
         let _ = write!(s, "; {} input error(s)", report.errors.len());

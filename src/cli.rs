@@ -65,6 +65,10 @@ pub struct CheckArgs {
     /// Print the long explanation under each finding (text output).
     #[arg(long, short = 'v')]
     pub explain: bool,
+    /// Exit 0 when the inputs hold no Kubernetes object at all (by default that is an input
+    /// error: an empty stdin is most often a failed command before the pipe).
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 /// What the validating side does with findings.
@@ -124,9 +128,10 @@ pub struct ServeArgs {
     /// How often the certificate files are re-read (content comparison).
     #[arg(long, env = "ROLLOUT_GUARD_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_positive_duration)]
     pub tls_reload_interval: Duration,
-    /// Create development certificates when none exist, unless running in a pod.
-    #[arg(long, env = "ROLLOUT_GUARD_DEV_CERTS", default_value_t = true, action = clap::ArgAction::Set)]
-    pub dev_certs: bool,
+    /// Create development certificates when none exist: `true` or `false`. Unset: create
+    /// them unless running in a pod (`KUBERNETES_SERVICE_HOST` set).
+    #[arg(long, env = "ROLLOUT_GUARD_DEV_CERTS", value_name = "BOOL", action = clap::ArgAction::Set)]
+    pub dev_certs: Option<bool>,
     /// warn: allow and warn; enforce: deny findings at or above the deny threshold.
     #[arg(long, env = "ROLLOUT_GUARD_MODE", value_enum, default_value_t = Mode::Warn)]
     pub mode: Mode,

@@ -94,6 +94,8 @@ pub struct Loaded {
     pub objects: Vec<(Location, Object)>,
     pub errors: Vec<InputError>,
     pub files: usize,
+    /// Files (stdin counts as one) with at least one Kubernetes object, Argo's or another's.
+    pub kubernetes_files: usize,
     /// Documents of other kinds (Services, Deployments, ...), skipped.
     pub other_documents: usize,
     /// Namespaces (counted among `other_documents` too) with their `rollout-guard.io/`
@@ -275,6 +277,9 @@ pub fn load_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
     loaded.current = CurrentFile::default();
     read_text(file, text, json, loaded);
     let current = std::mem::take(&mut loaded.current);
+    if current.kubernetes {
+        loaded.kubernetes_files += 1;
+    }
     if !current.kubernetes && !current.shapeless.is_empty() {
         // One pass (indices ascend): removing one at a time would be quadratic.
         let mut skipped = current.shapeless.iter().peekable();

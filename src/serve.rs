@@ -19,6 +19,19 @@ enum Source {
     Empty,
 }
 
+/// Whether the server is running in a pod: the kubelet sets `KUBERNETES_SERVICE_HOST`.
+fn in_pod() -> bool {
+    std::env::var_os("KUBERNETES_SERVICE_HOST").is_some_and(|host| !host.is_empty())
+}
+
+/// Whether to create development certificates when none exist. By default not in a pod,
+/// where the certificate comes from a Secret and a missing one is a fault to show, not to
+/// cover; anywhere else (also on a machine with a kubeconfig) the server can start. An
+/// explicit `--dev-certs` decides either way (a development container run in a pod).
+fn makes_dev_certs(flag: Option<bool>, in_pod: bool) -> bool {
+    flag.unwrap_or(!in_pod)
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     crate::logging::init_logging(args.log_format, &args.log_level)?;
     let version = args.argo_rollouts_version;
@@ -26,12 +39,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let (catalog, source) = template_source(&args).await?;
     let no_certs = !args.tls_cert.exists() && !args.tls_key.exists();
-    // In a pod the certificate comes from a Secret, and a missing one is a fault to show, not
-    // to cover; anywhere else (also on a machine with a kubeconfig) the server can start.
-    let in_pod = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some_and(|host| !host.is_empty());
-    if args.dev_certs
-        && no_certs
-        && !in_pod
+    if no_certs
+        && makes_dev_certs(args.dev_certs, in_pod())
         && crate::certs::ensure_dev_certs(&args.tls_cert, &args.tls_key).with_context(|| {
             format!(
                 "cannot create development certificates next to {}",
@@ -42,7 +51,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         info!(
             cert = %args.tls_cert.display(),
             key = %args.tls_key.display(),
-            "created development certificates (none found, not in a pod)"
+            "created development certificates (none found)"
         );
     }
     match &source {
@@ -132,6 +141,30 @@ mod tests {
             Ok(_) => panic!("{flags:?} was accepted"),
             Err(error) => error.to_string(),
         }
+    }
+
+    #[test]
+    fn development_certificates_by_default_only_outside_a_pod() {
+        assert!(makes_dev_certs(None, false));
+        assert!(!makes_dev_certs(None, true));
+        for in_pod in [false, true] {
+            assert!(makes_dev_certs(Some(true), in_pod));
+            assert!(!makes_dev_certs(Some(false), in_pod));
+        }
+    }
+
+    #[test]
+    fn dev_certs_is_unset_unless_given() {
+        let parse = |flags: &[&str]| {
+            let cli = Cli::try_parse_from(["rollout-guard", "serve"].iter().chain(flags)).unwrap();
+            let Command::Serve(args) = cli.command else {
+                unreachable!("parsed as serve")
+            };
+            args.dev_certs
+        };
+        assert_eq!(parse(&[]), None);
+        assert_eq!(parse(&["--dev-certs", "true"]), Some(true));
+        assert_eq!(parse(&["--dev-certs", "false"]), Some(false));
     }
 
     #[tokio::test]

@@ -284,7 +284,7 @@ fn container_configuration_is_accepted_by_serve() {
         assert_eq!(serve.addr.port(), 10250);
         assert_eq!(serve.admin_addr.port(), 8080);
         assert!(
-            !serve.dev_certs,
+            serve.dev_certs == Some(false),
             "pods must never create their own certificates"
         );
 

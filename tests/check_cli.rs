@@ -160,6 +160,11 @@ fn sarif_output_annotates_the_field_line() {
 
 /// Runs `check` with `args`, the fixture `name` piped to its stdin.
 fn check_stdin(args: &[&str], name: &str) -> Output {
+    check_piped(args, &std::fs::read(fixture(name)).unwrap())
+}
+
+/// Runs `check` with `args`, `text` piped to its stdin.
+fn check_piped(args: &[&str], text: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
         .arg("check")
         .args(args)
@@ -167,8 +172,7 @@ fn check_stdin(args: &[&str], name: &str) -> Output {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let text = std::fs::read(fixture(name)).unwrap();
-    child.stdin.take().unwrap().write_all(&text).unwrap();
+    child.stdin.take().unwrap().write_all(text).unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -635,4 +639,48 @@ spec:
     );
     assert_eq!(errors[0]["line"], 10);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `helm template ... | rollout-guard check -` with a failing helm (no `pipefail`) pipes
+/// nothing: that is an input error, not a pass. `--allow-empty` accepts it.
+#[test]
+fn nothing_to_check_is_an_input_error_unless_allowed() {
+    for empty in [&b""[..], b"\n", b"# only a comment\n---\n"] {
+        let out = check_piped(&["-"], empty);
+        assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+        let text = stdout(&out);
+        assert!(
+            text.contains("error: -: nothing to check: no Kubernetes object in 1 file(s) read")
+                && text.contains("set -o pipefail")
+                && text.contains("--allow-empty"),
+            "{text}"
+        );
+        let out = check_piped(&["-", "--allow-empty"], empty);
+        assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    }
+
+    // A directory of other tools' files only (a chart's values), or none at all.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().to_str().unwrap();
+    let out = check(&[empty, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["errors"][0]["file"], empty);
+    std::fs::write(dir.path().join("values.yaml"), "replicaCount: 2\n").unwrap();
+    let text = stdout(&check(&[empty]));
+    assert!(
+        text.contains("nothing to check: no Kubernetes object in 1 file(s) read;")
+            && !text.contains("pipefail"),
+        "{text}"
+    );
+    assert_eq!(check(&[empty, "--allow-empty"]).status.code(), Some(0));
+
+    // One Kubernetes object of any kind is something checked.
+    std::fs::write(
+        dir.path().join("svc.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: shop\n",
+    )
+    .unwrap();
+    let out = check(&[empty]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }

@@ -1,5 +1,5 @@
 //! `serve` makes development certificates when none exist, also on a machine with a
-//! kubeconfig, and not in a pod (where the certificate comes from a Secret).
+//! kubeconfig, and not in a pod (where the certificate comes from a Secret) unless asked to.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -87,4 +87,20 @@ fn no_development_certificates_in_a_pod() {
     let made = dir.path().join("tls.crt").exists() || dir.path().join("tls.key").exists();
     stop(child);
     assert!(!made, "development certificates made in a pod");
+}
+
+#[test]
+fn an_explicit_flag_decides_in_a_pod_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = start(
+        dir.path(),
+        &[
+            ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
+            ("KUBERNETES_SERVICE_PORT", "1"),
+            ("ROLLOUT_GUARD_DEV_CERTS", "true"),
+        ],
+    );
+    let made = dir.path().join("tls.crt").exists() && dir.path().join("tls.key").exists();
+    stop(child);
+    assert!(made, "`--dev-certs true` made no certificates in a pod");
 }
