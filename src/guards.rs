@@ -582,10 +582,7 @@ fn close_conditions(
     // Already closed for an earlier success condition (the user edited only that one):
     // close the recorded original again, not the rewritten condition.
     let f = original.map_or(f, str::to_owned);
-    m.insert(
-        "failureCondition".into(),
-        Value::from(format!("({f}) || !({s})")),
-    );
+    m.insert("failureCondition".into(), Value::from(closed(&f, &s)));
     kept.insert("failureCondition".into(), Value::from(f));
     Some(Edit::Closed)
 }
@@ -596,16 +593,36 @@ fn restore_failure(m: &mut Map<String, Value>, original: Option<&str>) -> Option
     Some(Edit::Restored)
 }
 
-/// Whether `failure` is `(F) || !(S)` as the guard writes it from this F, for some S.
-fn written_from(failure: &str, original: &str) -> bool {
-    failure
-        .strip_prefix(&format!("({original}) || !("))
-        .is_some_and(|rest| rest.ends_with(')'))
+/// `(F) || !(S)`. A condition with `//` in it may end in an expr comment, which runs to the
+/// end of the line and would swallow the closing parenthesis: each then closes on a line of
+/// its own (`(F\n) || !(S\n)`), which is the same expression. (A `//` in a string literal
+/// takes the same form, harmlessly.)
+fn closed(f: &str, s: &str) -> String {
+    if f.contains("//") || s.contains("//") {
+        format!("({f}\n) || !({s}\n)")
+    } else {
+        format!("({f}) || !({s})")
+    }
 }
 
-/// Whether a failure condition is already `(F) || !(S)` for this success condition.
+/// Whether `failure` is `(F) || !(S)` as the guard writes it from this F, for some S.
+fn written_from(failure: &str, original: &str) -> bool {
+    let Some(rest) = failure
+        .strip_prefix('(')
+        .and_then(|rest| rest.strip_prefix(original))
+    else {
+        return false;
+    };
+    [") || !(", "\n) || !("]
+        .iter()
+        .any(|middle| rest.strip_prefix(middle).is_some_and(|s| s.ends_with(')')))
+}
+
+/// Whether a failure condition is already `(F) || !(S)` for this success condition, in
+/// either of the forms [`closed`] writes.
 pub fn is_fail_closed(failure: &str, success: &str) -> bool {
     failure.ends_with(&format!(" || !({success})"))
+        || failure.ends_with(&format!("\n) || !({success}\n)"))
 }
 
 fn has_condition_provider(metric: &Map<String, Value>) -> bool {
@@ -842,6 +859,43 @@ mod tests {
         let mut again = after.clone();
         assert!(fail_closed(&mut again).is_none());
         assert_eq!(apply(&before, &after), after);
+    }
+
+    /// An expr `//` comment runs to the end of its line: each condition closes on a line of
+    /// its own, so the comment cannot swallow a parenthesis. Editing either condition later
+    /// re-closes from the recorded original, in either form.
+    #[test]
+    fn fail_closed_keeps_comments_in_conditions_from_eating_parentheses() {
+        let template = |success: &str, failure: &str| {
+            json!({"metadata": {"name": "t"}, "spec": {"metrics": [{"name": "a",
+                "successCondition": success, "failureCondition": failure,
+                "provider": {"prometheus": {}}}]}})
+        };
+        let before = template("result[0] >= 0.95 // SLO", "result[0] < 0.9");
+        let (after, said) = fail_closed_once(&before);
+        assert!(said.is_some());
+        assert_eq!(
+            after["spec"]["metrics"][0]["failureCondition"],
+            "(result[0] < 0.9\n) || !(result[0] >= 0.95 // SLO\n)"
+        );
+        assert_eq!(
+            record_of(&after).unwrap()["a"]["failureCondition"],
+            "result[0] < 0.9"
+        );
+        // The comment removed from S: back to the one-line form, from the recorded F.
+        let mut edited = after.clone();
+        edited["spec"]["metrics"][0]["successCondition"] = json!("result[0] >= 0.95");
+        let (after, _) = fail_closed_once(&edited);
+        assert_eq!(
+            after["spec"]["metrics"][0]["failureCondition"],
+            "(result[0] < 0.9) || !(result[0] >= 0.95)"
+        );
+        // A comment in F alone.
+        let (after, _) = fail_closed_once(&template("x", "y // z"));
+        assert_eq!(
+            after["spec"]["metrics"][0]["failureCondition"],
+            "(y // z\n) || !(x\n)"
+        );
     }
 
     fn record_of(v: &Value) -> Option<Value> {

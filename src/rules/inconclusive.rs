@@ -91,8 +91,12 @@ pub fn background_findings(
     // D3: on >= 1.8.2 a pause reached while an Inconclusive pause is active is skipped (R1);
     // on <= 1.8.1 an indefinite pause hides the verdict from the human who promotes.
     let fixed = cfg.version.records_inconclusive_pause();
+    // With D1, whose explanation covers the pauses after its timed one, only a pause before
+    // that one is left to say (a manual gate the analysis can skip too).
     let d3 = match (fixed, &trap) {
-        (true, Some(_)) => None,
+        (true, Some(trap)) => eligible()
+            .find(|(i, _)| (*i as i64) > starting)
+            .filter(|(i, _)| *i < trap.timed_pauses[0].0),
         (true, None) => eligible().find(|(i, _)| (*i as i64) > starting),
         (false, _) => eligible().find(|(_, d)| *d == PauseDuration::Indefinite),
     };

@@ -116,7 +116,8 @@ impl<'a> RunMetric<'a> {
         let duration = |t: &Option<Text>| match args.text_value(t.as_ref().map(Text::as_str)) {
             Ok(None) => Resolved::Unset,
             Err(()) => Resolved::Unknown,
-            Ok(Some(text)) => match parse_go_duration(text.trim()) {
+            // As written: Go's time.ParseDuration takes no surrounding spaces.
+            Ok(Some(text)) => match parse_go_duration(&text) {
                 Some(n) => Resolved::Known(n),
                 None => Resolved::Invalid(text.into_owned()),
             },

@@ -488,6 +488,55 @@ mod tests {
     }
 
     #[test]
+    fn d3_beside_d1_names_a_manual_gate_before_the_timed_pause() {
+        let s = store_of(&[template("t", json!([both()]))]);
+        // An indefinite gate at step 1, the trapped timed pause at step 3: D1 speaks of the
+        // pauses after step 3, so the gate the analysis can skip is said on its own.
+        let steps = json!([{"setWeight": 20}, {"pause": {}}, {"setWeight": 50},
+                           {"pause": {"duration": "1m"}}]);
+        let e = eval(&rollout(steps, bg("t")), &s, V19);
+        assert!(e.trap.is_some());
+        assert_eq!(
+            find(&e, Rule::PauseDuringBackgroundAnalysis).path,
+            "spec.strategy.canary.steps[1].pause"
+        );
+        // The first pause after the start is the trapped one: D1 alone.
+        let e = eval(&rollout(standard_steps(), bg("t")), &s, V19);
+        assert!(e.trap.is_some());
+        assert!(
+            !ids(&e).contains(&"pause-during-background-analysis"),
+            "{:?}",
+            ids(&e)
+        );
+        // A gate at the starting step is reached as the run starts, not while it is paused.
+        let steps = json!([{"pause": {}}, {"setWeight": 50}, {"pause": {"duration": "1m"}}]);
+        let e = eval(&rollout(steps, bg("t")), &s, V19);
+        assert!(
+            !ids(&e).contains(&"pause-during-background-analysis"),
+            "{:?}",
+            ids(&e)
+        );
+    }
+
+    #[test]
+    fn metric_durations_with_spaces_are_invalid_as_in_go() {
+        for field in ["interval", "initialDelay"] {
+            for text in ["1m ", " 30s", "\t10s"] {
+                let mut m = both();
+                m[field] = json!(text);
+                let s = store_of(&[template("t", json!([m]))]);
+                let e = eval(&rollout(standard_steps(), bg("t")), &s, V19);
+                let invalid = find(&e, Rule::InvalidDuration);
+                assert_eq!(
+                    (invalid.severity, invalid.path.as_str()),
+                    (Severity::Error, format!("spec.metrics[0].{field}").as_str()),
+                    "{field}: {text:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn d3_names_the_metrics_whose_verdict_depends_on_arguments() {
         let counted = json!({"name": "m", "interval": "1m", "count": "{{args.n}}",
             "successCondition": "a", "failureCondition": "b", "provider": {"web": {}}});
