@@ -624,21 +624,36 @@ impl Admission {
             return Ok(Decision::default());
         }
         let original = guard_tree(raw, Part::RolloutSpec)?;
+        let old = match req.old_object {
+            Some(old_raw) => Some((
+                old_raw,
+                guard_tree(old_raw, Part::RolloutSpec).map_err(before_change)?,
+            )),
+            None => None,
+        };
+        // A record the edit of the steps left as it was follows its steps first.
+        let mut base = original.clone();
+        let carried = old
+            .as_ref()
+            .and_then(|(_, old)| guards::carry_held(&mut base, old));
+        let with_carried = |said: Option<String>| {
+            let said: Vec<String> = carried.iter().cloned().chain(said).collect();
+            said.join("; ")
+        };
         // The steps are left as they are: only the record changes, if it has to.
         let record_only = || {
-            let mut pruned = original.clone();
-            guards::prune_held(&mut pruned)
-                .map_or_else(Decision::default, |said| patched(&original, &pruned, &said))
+            let mut pruned = base.clone();
+            let said = with_carried(guards::prune_held(&mut pruned));
+            patched(&original, &pruned, &said)
         };
-        let mut held = original.clone();
+        let mut held = base.clone();
         let Some(said) = eval.trap.and_then(|trap| guards::hold(&mut held, &trap)) else {
             return Ok(record_only());
         };
-        if let Some(old_raw) = req.old_object {
-            let old = guard_tree(old_raw, Part::RolloutBefore).map_err(before_change)?;
+        if let Some((old_raw, old)) = &old {
             // The pod templates last: only read when the steps and status leave it open.
-            if would_restart_canary(&original, &held, &old)
-                && pod_templates_agree(raw, old_raw, req.lean, Zeros::Absent)?
+            if would_restart_canary(&original, &held, old)
+                && pod_templates_agree(raw, *old_raw, req.lean, Zeros::Absent)?
             {
                 // Sanitized with every other line in `decide`'s budget.
                 let skipped = format!(
@@ -651,7 +666,7 @@ impl Admission {
                 return Ok(decision);
             }
         }
-        Ok(patched(&original, &held, &said))
+        Ok(patched(&original, &held, &with_carried(Some(said))))
     }
 
     fn guard_status(
@@ -982,10 +997,11 @@ enum Part {
     /// `status` alone: the status guard reads and edits nothing else.
     Status,
     /// `metadata` (without `managedFields`), `spec` without `template` and `status`: what hold
-    /// reads and edits. The pod template is compared on its own ([`pod_templates_agree`]).
+    /// reads and edits, and reads of the old object (its record, steps and status). The pod
+    /// template is compared on its own ([`pod_templates_agree`]).
     RolloutSpec,
-    /// `spec` without `template`, and `status`: what hold compares the new object with in the
-    /// old one, and what an update's spec is compared on ([`spec_unchanged`]).
+    /// `spec` without `template`, and `status`: what an update's spec is compared on
+    /// ([`spec_unchanged`]).
     RolloutBefore,
     /// All but `metadata.managedFields`: a template, for fail-closed.
     Whole,

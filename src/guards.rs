@@ -163,7 +163,7 @@ pub fn hold(rollout: &mut Value, trap: &Trap) -> Option<String> {
     let mut record = existing_record(rollout, HELD_PAUSES_ANNOTATION);
     // Entries for steps that are no longer held pauses (the steps were edited since) would
     // restore a duration onto a setWeight step, or onto a pause the user made indefinite.
-    retain_held(&mut record, rollout);
+    let dropped = retain_held(&mut record, rollout);
     for (index, original) in &held {
         record.insert(index.to_string(), original.clone());
     }
@@ -177,9 +177,126 @@ pub fn hold(rollout: &mut Value, trap: &Trap) -> Option<String> {
         .map(|(i, d)| format!("{i} ({})", plain(d)))
         .collect::<Vec<_>>()
         .join(", ");
+    let dropped = if dropped.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", no_longer_held(&dropped))
+    };
     Some(format!(
-        "hold: timed pauses at steps {list} made indefinite; promote by hand (originals: {HELD_PAUSES_ANNOTATION})"
+        "hold: timed pauses at steps {list} made indefinite; promote by hand (originals: {HELD_PAUSES_ANNOTATION}){dropped}"
     ))
+}
+
+/// What a record's dropped entries are said as, with the durations they held.
+fn no_longer_held(dropped: &[(String, Value)]) -> String {
+    let list = dropped
+        .iter()
+        .map(|(i, d)| format!("{i} ({})", plain(d)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("steps {list} are no longer held pauses, dropped from {HELD_PAUSES_ANNOTATION}")
+}
+
+/// Carries the record of held pauses over an edit of the steps that left the record as it
+/// was (`kubectl edit`, a JSON patch inserting a step): the record is indexed by the old
+/// steps, so each entry follows its step to where the edit put it, by a longest common
+/// subsequence of the old and the new steps. An entry whose step was removed or changed is
+/// dropped. A record the request itself changed is taken as written: it is indexed by the
+/// new steps already (the user's own edit, or this guard's output seen again on webhook
+/// reinvocation), which keeps the guard idempotent.
+pub fn carry_held(rollout: &mut Value, old: &Value) -> Option<String> {
+    let record = read_record(rollout, HELD_PAUSES_ANNOTATION)?;
+    if read_record(old, HELD_PAUSES_ANNOTATION).as_ref() != Some(&record) {
+        return None;
+    }
+    let steps = |v: &Value| {
+        v.pointer("/spec/strategy/canary/steps")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (before, after) = (steps(old), steps(rollout));
+    if before == after {
+        return None;
+    }
+    let moved = common_subsequence(&before, &after)?;
+    let mut carried = Map::new();
+    let (mut moves, mut gone) = (Vec::new(), Vec::new());
+    for (key, duration) in &record {
+        match key
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| moved.get(i).copied().flatten())
+        {
+            Some(to) => {
+                if to.to_string() != *key {
+                    moves.push(format!("{key} to {to}"));
+                }
+                carried.insert(to.to_string(), duration.clone());
+            }
+            None => gone.push((key.clone(), duration.clone())),
+        }
+    }
+    if carried == record {
+        return None;
+    }
+    let mut said = vec![];
+    if !moves.is_empty() {
+        said.push(format!(
+            "held pauses moved with the edited steps: {} (record: {HELD_PAUSES_ANNOTATION})",
+            moves.join(", ")
+        ));
+    }
+    if !gone.is_empty() {
+        said.push(no_longer_held(&gone));
+    }
+    if carried.is_empty() {
+        remove_annotation(rollout, HELD_PAUSES_ANNOTATION);
+    } else {
+        set_annotation(
+            rollout,
+            HELD_PAUSES_ANNOTATION,
+            Value::Object(carried).to_string(),
+        );
+    }
+    Some(format!("hold: {}", said.join("; ")))
+}
+
+/// For each old step, where it is among the new ones along a longest common subsequence
+/// (`None`: removed or changed). `None` for more steps than a review should spend a
+/// quadratic table on.
+fn common_subsequence(old: &[Value], new: &[Value]) -> Option<Vec<Option<usize>>> {
+    const MAX_CELLS: usize = 1 << 18;
+    let (n, m) = (old.len(), new.len());
+    if (n + 1).saturating_mul(m + 1) > MAX_CELLS {
+        return None;
+    }
+    // longest[i][j]: the longest common subsequence of old[i..] and new[j..].
+    let width = m + 1;
+    let mut longest = vec![0u32; (n + 1) * width];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            longest[i * width + j] = if old[i] == new[j] {
+                longest[(i + 1) * width + j + 1] + 1
+            } else {
+                longest[(i + 1) * width + j].max(longest[i * width + j + 1])
+            };
+        }
+    }
+    let mut moved = vec![None; n];
+    let (mut i, mut j) = (0, 0);
+    while i < n && j < m {
+        if old[i] == new[j] {
+            moved[i] = Some(j);
+            i += 1;
+            j += 1;
+        } else if longest[(i + 1) * width + j] >= longest[i * width + j + 1] {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    Some(moved)
 }
 
 /// Hold, when there is nothing to hold: prune the record of held pauses to the steps that
@@ -189,20 +306,12 @@ pub fn hold(rollout: &mut Value, trap: &Trap) -> Option<String> {
 /// be missing only for now; the record says what to restore by hand.
 pub fn prune_held(rollout: &mut Value) -> Option<String> {
     let recorded = read_record(rollout, HELD_PAUSES_ANNOTATION)?;
-    let mut record = recorded.clone();
-    retain_held(&mut record, rollout);
-    if record == recorded {
+    let mut record = recorded;
+    let dropped = retain_held(&mut record, rollout);
+    if dropped.is_empty() {
         return None;
     }
-    let gone: Vec<&str> = recorded
-        .keys()
-        .filter(|k| !record.contains_key(*k))
-        .map(String::as_str)
-        .collect();
-    let said = format!(
-        "hold: steps {} are no longer held pauses, dropped from {HELD_PAUSES_ANNOTATION}",
-        gone.join(", ")
-    );
+    let said = format!("hold: {}", no_longer_held(&dropped));
     if record.is_empty() {
         remove_annotation(rollout, HELD_PAUSES_ANNOTATION);
     } else {
@@ -215,9 +324,9 @@ pub fn prune_held(rollout: &mut Value) -> Option<String> {
     Some(said)
 }
 
-/// Keeps the record's entries for steps that are still held pauses: a `pause` without a
-/// duration.
-fn retain_held(record: &mut Map<String, Value>, rollout: &Value) {
+/// Keeps the record's entries for steps that are still held pauses (a `pause` without a
+/// duration) and returns the others.
+fn retain_held(record: &mut Map<String, Value>, rollout: &Value) -> Vec<(String, Value)> {
     let steps = rollout
         .pointer("/spec/strategy/canary/steps")
         .and_then(Value::as_array);
@@ -230,7 +339,15 @@ fn retain_held(record: &mut Map<String, Value>, rollout: &Value) {
             .and_then(Value::as_object)
             .is_some_and(|pause| pause.get("duration").is_none_or(Value::is_null))
     };
-    record.retain(|index, _| is_held_pause(index));
+    let mut dropped = Vec::new();
+    record.retain(|index, duration| {
+        let keep = is_held_pause(index);
+        if !keep {
+            dropped.push((index.clone(), duration.clone()));
+        }
+        keep
+    });
+    dropped
 }
 
 /// Status guard: on a controller write while an `InconclusiveAnalysisRun` pause is present,
@@ -1171,6 +1288,128 @@ mod tests {
         let unreadable = json!({"metadata": {"annotations": {FAIL_CLOSED_ANNOTATION: "by hand"}},
             "spec": {"metrics": [{"name": "b", "successCondition": "x", "provider": {"web": {}}}]}});
         assert_eq!(fail_closed_once(&unreadable), (unreadable.clone(), None));
+    }
+
+    /// A held Rollout: `steps`, and the record of held pauses `record`.
+    fn held_rollout(steps: Value, record: &str) -> Value {
+        json!({"metadata": {"annotations": {HELD_PAUSES_ANNOTATION: record}},
+               "spec": {"strategy": {"canary": {"steps": steps}}}})
+    }
+
+    fn held_record(v: &Value) -> Option<Value> {
+        v.pointer("/metadata/annotations")
+            .and_then(|a| a.get(HELD_PAUSES_ANNOTATION))
+            .map(|r| serde_json::from_str(r.as_str().unwrap()).unwrap())
+    }
+
+    /// Found by review: an edit that inserted or removed steps before held pauses left the
+    /// record on the old indices, where it was pruned (the originals lost) or credited a
+    /// pause the user wrote indefinite. The record now follows its steps.
+    #[test]
+    fn carry_held_moves_the_record_with_edited_steps() {
+        let (sw, held) = (|w: i64| json!({"setWeight": w}), json!({"pause": {}}));
+        let old = held_rollout(
+            json!([sw(20), held, sw(50), held]),
+            r#"{"1":"10m","3":600}"#,
+        );
+        // A step inserted in front.
+        let mut new = old.clone();
+        new["spec"]["strategy"]["canary"]["steps"] = json!([sw(10), sw(20), held, sw(50), held]);
+        let edited = new.clone();
+        let said = carry_held(&mut new, &old).unwrap();
+        assert_eq!(held_record(&new), Some(json!({"2": "10m", "4": 600})));
+        assert!(
+            said.contains("moved with the edited steps: 1 to 2, 3 to 4"),
+            "{said}"
+        );
+        assert_eq!(apply(&edited, &new), new);
+        assert_eq!(
+            prune_held(&mut new.clone()),
+            None,
+            "every entry on a held pause"
+        );
+        // Seen again (webhook reinvocation): the record differs from the old one, so it is
+        // indexed by the new steps already and stays.
+        let mut again = new.clone();
+        assert_eq!(carry_held(&mut again, &old), None);
+
+        // Two steps removed in front of the user's own indefinite pause: the held 1h goes
+        // with its step, the 5m follows its own, the user's pause gets nothing.
+        let old = held_rollout(
+            json!([sw(20), held, sw(40), held, sw(60), held]),
+            r#"{"1":"1h","5":"5m"}"#,
+        );
+        let mut new = old.clone();
+        new["spec"]["strategy"]["canary"]["steps"] = json!([sw(40), held, sw(60), held]);
+        let said = carry_held(&mut new, &old).unwrap();
+        assert_eq!(held_record(&new), Some(json!({"3": "5m"})));
+        assert!(
+            said.contains("5 to 3") && said.contains("steps 1 (1h) are no longer held pauses"),
+            "{said}"
+        );
+
+        // Every held step removed: the record goes.
+        let mut new = old.clone();
+        new["spec"]["strategy"]["canary"]["steps"] = json!([sw(100)]);
+        assert!(carry_held(&mut new, &old).is_some());
+        assert_eq!(held_record(&new), None);
+    }
+
+    #[test]
+    fn carry_held_leaves_records_the_request_changed_and_unedited_steps() {
+        let steps = json!([{"setWeight": 20}, {"pause": {}}]);
+        let old = held_rollout(steps.clone(), r#"{"1":"10m"}"#);
+        // Steps unchanged.
+        let mut same = old.clone();
+        assert_eq!(carry_held(&mut same, &old), None);
+        // The record rewritten by the request: taken as written.
+        let mut new = held_rollout(
+            json!([{"setWeight": 5}, {"setWeight": 20}, {"pause": {}}]),
+            r#"{"2":"10m"}"#,
+        );
+        assert_eq!(carry_held(&mut new, &old), None);
+        // No record before (the first hold), or none now: nothing to carry.
+        let mut new = held_rollout(json!([{"pause": {}}]), r#"{"1":"10m"}"#);
+        let mut bare = old.clone();
+        bare["metadata"]["annotations"] = json!({});
+        assert_eq!(carry_held(&mut new, &bare), None);
+        let mut none = bare.clone();
+        none["spec"]["strategy"]["canary"]["steps"] = json!([]);
+        assert_eq!(carry_held(&mut none, &old), None);
+    }
+
+    #[test]
+    fn hold_says_which_record_entries_it_dropped() {
+        // Step 3 was a held pause and is now a setWeight; step 4 is a new timed pause.
+        let mut r = held_rollout(
+            json!([{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"setWeight": 60},
+                   {"pause": {"duration": "2m"}}]),
+            r#"{"1":"10m","3":600}"#,
+        );
+        let said = hold(
+            &mut r,
+            &Trap {
+                timed_pauses: vec![(4, 120)],
+            },
+        )
+        .unwrap();
+        assert_eq!(held_record(&r), Some(json!({"1": "10m", "4": "2m"})));
+        assert!(
+            said.ends_with("; steps 3 (600s) are no longer held pauses, dropped from rollout-guard.io/held-pauses"),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn common_subsequence_maps_kept_steps_and_refuses_huge_tables() {
+        let v = |xs: &[i64]| xs.iter().map(|x| json!(x)).collect::<Vec<_>>();
+        assert_eq!(
+            common_subsequence(&v(&[1, 2, 3, 4]), &v(&[0, 1, 3, 4, 5])),
+            Some(vec![Some(1), None, Some(2), Some(3)])
+        );
+        assert_eq!(common_subsequence(&v(&[]), &v(&[1])), Some(vec![]));
+        let many = v(&[7; 1000]);
+        assert_eq!(common_subsequence(&many, &many), None);
     }
 
     #[test]

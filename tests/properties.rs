@@ -9,6 +9,8 @@
 //!   when a timed pause sits at or after `startingStep`, the patch applies, leaves no timed
 //!   pause there, and re-submitting the patched Rollout yields no patch; an update that would
 //!   restart an in-flight canary is not patched.
+//! - `held_record_follows_edited_steps_and_is_idempotent`: a held Rollout whose steps are
+//!   edited keeps record entries only on held pauses, and its answer seen again gets no patch.
 //! - `status_guard_patches_apply_and_are_idempotent`: on controller status writes the guard
 //!   keeps the step index and stable ReplicaSet while Inconclusive, lets promoteFull, abort and
 //!   new revisions through, and its patch is idempotent.
@@ -679,6 +681,50 @@ proptest! {
             let second = ask(&a, Endpoint::Mutate, &review_of(&patched));
             prop_assert!(second.patch.is_none(), "second pass patched: {:?}", second.patch);
         }
+    }
+
+    /// A held Rollout whose steps are edited without touching its record (steps inserted or
+    /// removed, as `kubectl edit` does): the record follows its steps, every entry left is on
+    /// a held pause, and the guard's output seen again (webhook reinvocation, same
+    /// oldObject) gets no patch.
+    #[test]
+    fn held_record_follows_edited_steps_and_is_idempotent(
+        rollout in d1_rollout(),
+        edits in prop::collection::vec((any::<bool>(), 0usize..10, step()), 1..4),
+    ) {
+        let a = admission(Mode::Warn, "hold", ControllerVersion::DEFAULT);
+        let first = ask(&a, Endpoint::Mutate, &create(&rollout));
+        let Some(held) = first.patched else {
+            return Ok(());
+        };
+        let mut edited = held.clone();
+        let steps = edited["spec"]["strategy"]["canary"]["steps"].as_array_mut().unwrap();
+        for (insert, at, step) in edits {
+            if insert {
+                steps.insert(at.min(steps.len()), step);
+            } else if !steps.is_empty() {
+                let at = at.min(steps.len() - 1);
+                steps.remove(at);
+            }
+        }
+        let update = |object: &Value| {
+            review(UID, "Rollout", None, "UPDATE", "jane", object, Some(&held), false)
+        };
+        let second = ask(&a, Endpoint::Mutate, &update(&edited));
+        let after = second.patched.unwrap_or(edited);
+        if let Some(record) = after.pointer("/metadata/annotations/rollout-guard.io~1held-pauses") {
+            let record: Value = serde_json::from_str(record.as_str().unwrap()).unwrap();
+            let steps = after["spec"]["strategy"]["canary"]["steps"].as_array().unwrap();
+            for index in record.as_object().unwrap().keys() {
+                let step = &steps[index.parse::<usize>().unwrap()];
+                prop_assert!(
+                    step.get("pause").is_some_and(|p| p.get("duration").is_none()),
+                    "entry {} on {}", index, step
+                );
+            }
+        }
+        let third = ask(&a, Endpoint::Mutate, &update(&after));
+        prop_assert!(third.patch.is_none(), "reinvocation patched: {:?}", third.patch);
     }
 
     #[test]
