@@ -462,7 +462,8 @@ impl<'a> Args<'a> {
             Some(IntOrStr::Int(n)) => Resolved::Known(*n),
             Some(IntOrStr::Str(s)) => match self.substitute(s) {
                 None => Resolved::Unknown,
-                Some(v) => match v.trim().parse::<i64>() {
+                // As Go's strconv.Atoi reads it: a sign, digits, nothing around them.
+                Some(v) => match v.parse::<i64>() {
                     Ok(n) => Resolved::Known(n),
                     Err(_) => Resolved::Invalid(v.into_owned()),
                 },

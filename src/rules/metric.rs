@@ -77,6 +77,9 @@ pub struct RunMetric<'a> {
     pub consecutive_success_limit: Resolved<i64>,
     /// Matched by a dryRun rule: its phase does not count for the run.
     pub dry_run: bool,
+    /// Limits whose text is not a whole number, with that text: Argo Rollouts reads them as
+    /// 0 (`IntOrString.IntValue()` ignores the parse error), and so do the fields above.
+    pub read_as_zero: Vec<(&'static str, String)>,
     /// `{{args.x}}` names that no template declares, with the field that uses them (the
     /// fields above, the conditions, or `provider`).
     pub undeclared_args: Vec<(&'a str, &'static str)>,
@@ -160,6 +163,22 @@ impl<'a> RunMetric<'a> {
                 undeclared.push((name.as_str(), "provider"));
             }
         }
+        let mut read_as_zero = Vec::new();
+        let mut limit =
+            |field: &'static str, value: &Option<IntOrStr>| match args.int(value.as_ref()) {
+                Resolved::Invalid(text) => {
+                    read_as_zero.push((field, text));
+                    Resolved::Known(0)
+                }
+                other => other,
+            };
+        let count = limit("count", &metric.count);
+        let failure_limit = limit("failureLimit", &metric.failure_limit);
+        let inconclusive_limit = limit("inconclusiveLimit", &metric.inconclusive_limit);
+        let consecutive_error_limit =
+            limit("consecutiveErrorLimit", &metric.consecutive_error_limit);
+        let consecutive_success_limit =
+            limit("consecutiveSuccessLimit", &metric.consecutive_success_limit);
         Self {
             template,
             index,
@@ -167,14 +186,15 @@ impl<'a> RunMetric<'a> {
             provider,
             success_condition: set(&metric.success_condition),
             failure_condition: set(&metric.failure_condition),
-            count: args.int(metric.count.as_ref()),
+            count,
             interval: duration(&metric.interval),
             initial_delay: duration(&metric.initial_delay),
-            failure_limit: args.int(metric.failure_limit.as_ref()),
-            inconclusive_limit: args.int(metric.inconclusive_limit.as_ref()),
-            consecutive_error_limit: args.int(metric.consecutive_error_limit.as_ref()),
-            consecutive_success_limit: args.int(metric.consecutive_success_limit.as_ref()),
+            failure_limit,
+            inconclusive_limit,
+            consecutive_error_limit,
+            consecutive_success_limit,
             dry_run: false,
+            read_as_zero,
             undeclared_args: undeclared,
         }
     }
@@ -447,23 +467,24 @@ pub fn metric_findings(m: &RunMetric, undeclared: Undeclared) -> Vec<Finding> {
         _ => {}
     }
 
-    let ints = [
-        ("count", &m.count),
-        ("failureLimit", &m.failure_limit),
-        ("inconclusiveLimit", &m.inconclusive_limit),
-        ("consecutiveErrorLimit", &m.consecutive_error_limit),
-        ("consecutiveSuccessLimit", &m.consecutive_success_limit),
-    ];
-    for (field, value) in ints {
-        if let Resolved::Invalid(text) = value {
-            deny(
+    // Not a denial: Argo Rollouts runs the metric, with 0 (which the rules use too).
+    let read_as_zero: Vec<Finding> = m
+        .read_as_zero
+        .iter()
+        .map(|(field, text)| {
+            Finding::new(
                 Rule::InvalidMetricLimits,
-                field,
-                format!("metric `{name}` {field} `{text}` is not an integer: set a whole number"),
-                "Argo Rollouts reads this field as an integer; any other text makes the run fail.",
-            );
-        }
-    }
+                Severity::Warning,
+                obj,
+                m.field(field),
+                format!("metric `{name}` {field} `{text}` is not a whole number, so Argo Rollouts reads it as 0: set a whole number"),
+            )
+            .explain(
+                "Argo Rollouts reads count and the limits with IntOrString.IntValue(), which gives 0 for \
+                 text that is not a whole number (surrounding spaces included) without an error.",
+            )
+        })
+        .collect();
     let limits_why = "Argo Rollouts validates metric limits when the AnalysisRun starts; a background run \
                       that fails validation goes Error and aborts the Rollout.";
     let count = m.explicit_count().known();
@@ -634,6 +655,7 @@ pub fn metric_findings(m: &RunMetric, undeclared: Undeclared) -> Vec<Finding> {
                  only query errors count. Add the condition the metric is meant to check.",
         );
     }
+    out.extend(read_as_zero);
     out
 }
 

@@ -518,6 +518,61 @@ mod tests {
         );
     }
 
+    /// Argo reads an int-or-string limit with `IntValue()`: text that is not a whole number
+    /// (spaces included) is 0, without an error. A warning, and the rules read 0 too.
+    #[test]
+    fn limits_that_are_not_whole_numbers_read_as_zero() {
+        let limited = |field: &str, text: &str| {
+            let mut m = both();
+            m["count"] = json!(3);
+            m["interval"] = json!("1m");
+            m[field] = json!(text);
+            store_of(&[template("t", json!([m]))])
+        };
+        for text in ["abc", "5 ", " 5", "1.5"] {
+            let e = eval(
+                &rollout(standard_steps(), bg("t")),
+                &limited("count", text),
+                V19,
+            );
+            let f = find(&e, Rule::InvalidMetricLimits);
+            assert_eq!(
+                (f.severity, f.path.as_str()),
+                (Severity::Warning, "spec.metrics[0].count"),
+                "{text:?}"
+            );
+            assert!(f.message.contains("reads it as 0"), "{}", f.message);
+            // Count 0 with an interval: indefinite, so it can end Inconclusive.
+            assert!(e.trap.is_some(), "{text:?}: {:?}", ids(&e));
+        }
+        // inconclusiveLimit `"3 "` is 0, not 3: count 3 is then above it.
+        let e = eval(
+            &rollout(standard_steps(), bg("t")),
+            &limited("inconclusiveLimit", "3 "),
+            V19,
+        );
+        assert!(e.trap.is_some(), "{:?}", ids(&e));
+        assert!(!ids(&e).contains(&"limit-never-trips"), "{:?}", ids(&e));
+        // Signs and leading zeros are whole numbers, as Go's strconv.Atoi reads them.
+        for text in ["+3", "03"] {
+            let e = eval(
+                &rollout(standard_steps(), bg("t")),
+                &limited("inconclusiveLimit", text),
+                V19,
+            );
+            assert!(
+                !ids(&e).contains(&"invalid-metric-limits"),
+                "{text:?}: {:?}",
+                ids(&e)
+            );
+            assert!(
+                ids(&e).contains(&"limit-never-trips"),
+                "{text:?}: {:?}",
+                ids(&e)
+            );
+        }
+    }
+
     #[test]
     fn metric_durations_with_spaces_are_invalid_as_in_go() {
         for field in ["interval", "initialDelay"] {
