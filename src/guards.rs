@@ -135,6 +135,9 @@ use crate::rules::Trap;
 
 /// Annotation recording the original durations of pauses the hold guard made indefinite.
 pub const HELD_PAUSES_ANNOTATION: &str = "rollout-guard.io/held-pauses";
+/// Annotation beside [`HELD_PAUSES_ANNOTATION`]: a fingerprint of the steps its indices refer
+/// to, so the record can follow them when they are edited ([`carry_held`]).
+pub const HELD_STEPS_ANNOTATION: &str = "rollout-guard.io/held-pauses-steps";
 /// Annotation recording the original conditions / thresholds the fail-closed guard changed.
 pub const FAIL_CLOSED_ANNOTATION: &str = "rollout-guard.io/fail-closed";
 
@@ -167,11 +170,7 @@ pub fn hold(rollout: &mut Value, trap: &Trap) -> Option<String> {
     for (index, original) in &held {
         record.insert(index.to_string(), original.clone());
     }
-    set_annotation(
-        rollout,
-        HELD_PAUSES_ANNOTATION,
-        Value::Object(record).to_string(),
-    );
+    write_record(rollout, record);
     let list = held
         .iter()
         .map(|(i, d)| format!("{i} ({})", plain(d)))
@@ -197,48 +196,43 @@ fn no_longer_held(dropped: &[(String, Value)]) -> String {
     format!("steps {list} are no longer held pauses, dropped from {HELD_PAUSES_ANNOTATION}")
 }
 
-/// Carries the record of held pauses over an edit of the steps that left the record as it
-/// was (`kubectl edit`, a JSON patch inserting a step): the record is indexed by the old
-/// steps, so each entry follows its step to where the edit put it, by a longest common
-/// subsequence of the old and the new steps. An entry whose step was removed or changed is
-/// dropped. A record the request itself changed is taken as written: it is indexed by the
-/// new steps already (the user's own edit, or this guard's output seen again on webhook
-/// reinvocation), which keeps the guard idempotent.
+/// Carries the record of held pauses over an edit of the steps (`kubectl edit` inserting a
+/// step, a JSON patch): each entry follows its step to where the edit put it, along a longest
+/// common subsequence of the old and the new steps, and an entry whose step was removed or
+/// changed is dropped.
+///
+/// Which steps the record's indices refer to is kept beside it, as a fingerprint of the
+/// steps with pause durations left out ([`HELD_STEPS_ANNOTATION`], written with every
+/// record): a carry happens only when the record and that fingerprint are as in the old object
+/// and name the old steps. So a record already indexed by the new steps (this guard's output
+/// seen again on webhook reinvocation, or a GitOps sync that only puts durations back) is left
+/// as it is, which keeps the guard idempotent, and a record the request rewrote, or one whose
+/// steps changed out of the guard's sight, is taken as written.
 pub fn carry_held(rollout: &mut Value, old: &Value) -> Option<String> {
     let record = read_record(rollout, HELD_PAUSES_ANNOTATION)?;
-    if read_record(old, HELD_PAUSES_ANNOTATION).as_ref() != Some(&record) {
+    let stamp = annotation(rollout, HELD_STEPS_ANNOTATION)?.to_owned();
+    if read_record(old, HELD_PAUSES_ANNOTATION).as_ref() != Some(&record)
+        || annotation(old, HELD_STEPS_ANNOTATION) != Some(stamp.as_str())
+    {
         return None;
     }
-    let steps = |v: &Value| {
-        v.pointer("/spec/strategy/canary/steps")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let (before, after) = (steps(old), steps(rollout));
-    if before == after {
+    let (before, after) = (step_keys(old), step_keys(rollout));
+    if stamp == fingerprint(&after) || stamp != fingerprint(&before) {
         return None;
     }
     let moved = common_subsequence(&before, &after)?;
     let mut carried = Map::new();
     let (mut moves, mut gone) = (Vec::new(), Vec::new());
     for (key, duration) in &record {
-        match key
-            .parse::<usize>()
-            .ok()
-            .and_then(|i| moved.get(i).copied().flatten())
-        {
-            Some(to) => {
+        match step_index(key).and_then(|i| moved.get(i).copied().flatten()) {
+            Some(to) if !carried.contains_key(&to.to_string()) => {
                 if to.to_string() != *key {
                     moves.push(format!("{key} to {to}"));
                 }
                 carried.insert(to.to_string(), duration.clone());
             }
-            None => gone.push((key.clone(), duration.clone())),
+            _ => gone.push((key.clone(), duration.clone())),
         }
-    }
-    if carried == record {
-        return None;
     }
     let mut said = vec![];
     if !moves.is_empty() {
@@ -250,22 +244,58 @@ pub fn carry_held(rollout: &mut Value, old: &Value) -> Option<String> {
     if !gone.is_empty() {
         said.push(no_longer_held(&gone));
     }
-    if carried.is_empty() {
-        remove_annotation(rollout, HELD_PAUSES_ANNOTATION);
-    } else {
-        set_annotation(
-            rollout,
-            HELD_PAUSES_ANNOTATION,
-            Value::Object(carried).to_string(),
-        );
+    if said.is_empty() {
+        said.push(format!(
+            "the steps were edited and no held pause moved: {HELD_STEPS_ANNOTATION} updated"
+        ));
     }
+    write_record(rollout, carried);
     Some(format!("hold: {}", said.join("; ")))
+}
+
+/// A record key as a step index: the index as Go or anyone writes it, digits without a sign
+/// or leading zeros (`"01"` would otherwise be a second entry for step 1).
+fn step_index(key: &str) -> Option<usize> {
+    key.parse::<usize>().ok().filter(|i| i.to_string() == key)
+}
+
+/// Each step of a Rollout as the record's indices see it, hashed: a pause without its
+/// duration (hold turns a timed pause into an indefinite one in place), anything else as it
+/// is, in canonical JSON (serde_json's maps are sorted).
+fn step_keys(rollout: &Value) -> Vec<u64> {
+    let steps = rollout
+        .pointer("/spec/strategy/canary/steps")
+        .and_then(Value::as_array);
+    steps
+        .into_iter()
+        .flatten()
+        .map(|step| {
+            let mut step = step.clone();
+            if let Some(pause) = step.get_mut("pause").and_then(Value::as_object_mut) {
+                pause.remove("duration");
+            }
+            fnv1a(step.to_string().as_bytes())
+        })
+        .collect()
+}
+
+/// The fingerprint of steps for [`HELD_STEPS_ANNOTATION`]: stable across versions and
+/// processes (FNV-1a, 64 bits, over the step hashes).
+fn fingerprint(steps: &[u64]) -> String {
+    let bytes: Vec<u8> = steps.iter().flat_map(|h| h.to_le_bytes()).collect();
+    format!("{:016x}", fnv1a(&bytes))
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// For each old step, where it is among the new ones along a longest common subsequence
 /// (`None`: removed or changed). `None` for more steps than a review should spend a
 /// quadratic table on.
-fn common_subsequence(old: &[Value], new: &[Value]) -> Option<Vec<Option<usize>>> {
+fn common_subsequence(old: &[u64], new: &[u64]) -> Option<Vec<Option<usize>>> {
     const MAX_CELLS: usize = 1 << 18;
     let (n, m) = (old.len(), new.len());
     if (n + 1).saturating_mul(m + 1) > MAX_CELLS {
@@ -299,6 +329,23 @@ fn common_subsequence(old: &[Value], new: &[Value]) -> Option<Vec<Option<usize>>
     Some(moved)
 }
 
+/// Writes the record of held pauses with the fingerprint of the steps it is indexed by, or
+/// removes both when no entry is left.
+fn write_record(rollout: &mut Value, record: Map<String, Value>) {
+    if record.is_empty() {
+        remove_annotation(rollout, HELD_PAUSES_ANNOTATION);
+        remove_annotation(rollout, HELD_STEPS_ANNOTATION);
+    } else {
+        let stamp = fingerprint(&step_keys(rollout));
+        set_annotation(
+            rollout,
+            HELD_PAUSES_ANNOTATION,
+            Value::Object(record).to_string(),
+        );
+        set_annotation(rollout, HELD_STEPS_ANNOTATION, stamp);
+    }
+}
+
 /// Hold, when there is nothing to hold: prune the record of held pauses to the steps that
 /// are still held (indefinite) pauses, removing it when none is left. The pauses themselves
 /// are left as they are, also when the Rollout no longer matches D1: putting a duration back
@@ -311,17 +358,8 @@ pub fn prune_held(rollout: &mut Value) -> Option<String> {
     if dropped.is_empty() {
         return None;
     }
-    let said = format!("hold: {}", no_longer_held(&dropped));
-    if record.is_empty() {
-        remove_annotation(rollout, HELD_PAUSES_ANNOTATION);
-    } else {
-        set_annotation(
-            rollout,
-            HELD_PAUSES_ANNOTATION,
-            Value::Object(record).to_string(),
-        );
-    }
-    Some(said)
+    write_record(rollout, record);
+    Some(format!("hold: {}", no_longer_held(&dropped)))
 }
 
 /// Keeps the record's entries for steps that are still held pauses (a `pause` without a
@@ -331,9 +369,7 @@ fn retain_held(record: &mut Map<String, Value>, rollout: &Value) -> Vec<(String,
         .pointer("/spec/strategy/canary/steps")
         .and_then(Value::as_array);
     let is_held_pause = |index: &str| {
-        index
-            .parse::<usize>()
-            .ok()
+        step_index(index)
             .and_then(|i| steps?.get(i))
             .and_then(|step| step.get("pause"))
             .and_then(Value::as_object)
@@ -738,8 +774,14 @@ fn written_from(failure: &str, original: &str) -> bool {
 /// Whether a failure condition is already `(F) || !(S)` for this success condition, in
 /// either of the forms [`closed`] writes.
 pub fn is_fail_closed(failure: &str, success: &str) -> bool {
-    failure.ends_with(&format!(" || !({success})"))
-        || failure.ends_with(&format!("\n) || !({success}\n)"))
+    if failure.contains("//") {
+        // Only the form that closes each condition on its own line holds: the one-line form
+        // (which this guard wrote before) has a comment swallowing a parenthesis, and is
+        // written again from the recorded original.
+        failure.ends_with(&format!("\n) || !({success}\n)"))
+    } else {
+        failure.ends_with(&format!(" || !({success})"))
+    }
 }
 
 fn has_condition_provider(metric: &Map<String, Value>) -> bool {
@@ -757,13 +799,17 @@ fn existing_record(object: &Value, key: &str) -> Map<String, Value> {
     read_record(object, key).unwrap_or_default()
 }
 
-/// A record annotation as a map, `None` when it is absent or not a JSON object.
-fn read_record(object: &Value, key: &str) -> Option<Map<String, Value>> {
+/// An annotation's text.
+fn annotation<'v>(object: &'v Value, key: &str) -> Option<&'v str> {
     object
         .pointer("/metadata/annotations")
         .and_then(|a| a.get(key))
         .and_then(Value::as_str)
-        .and_then(|s| serde_json::from_str::<Map<String, Value>>(s).ok())
+}
+
+/// A record annotation as a map, `None` when it is absent or not a JSON object.
+fn read_record(object: &Value, key: &str) -> Option<Map<String, Value>> {
+    annotation(object, key).and_then(|s| serde_json::from_str::<Map<String, Value>>(s).ok())
 }
 
 fn remove_annotation(object: &mut Value, key: &str) {
@@ -1006,6 +1052,17 @@ mod tests {
         assert_eq!(
             after["spec"]["metrics"][0]["failureCondition"],
             "(result[0] < 0.9) || !(result[0] >= 0.95)"
+        );
+        // The one-line form an earlier version wrote, broken by the comment: written again.
+        let mut broken = after.clone();
+        broken["spec"]["metrics"][0]["successCondition"] = json!("result[0] >= 0.95 // SLO");
+        broken["spec"]["metrics"][0]["failureCondition"] =
+            json!("(result[0] < 0.9) || !(result[0] >= 0.95 // SLO)");
+        let (repaired, said) = fail_closed_once(&broken);
+        assert!(said.is_some());
+        assert_eq!(
+            repaired["spec"]["metrics"][0]["failureCondition"],
+            "(result[0] < 0.9\n) || !(result[0] >= 0.95 // SLO\n)"
         );
         // A comment in F alone.
         let (after, _) = fail_closed_once(&template("x", "y // z"));
@@ -1290,10 +1347,14 @@ mod tests {
         assert_eq!(fail_closed_once(&unreadable), (unreadable.clone(), None));
     }
 
-    /// A held Rollout: `steps`, and the record of held pauses `record`.
+    /// A held Rollout: `steps`, and the record of held pauses `record` with the fingerprint
+    /// of those steps, as the guard writes them.
     fn held_rollout(steps: Value, record: &str) -> Value {
-        json!({"metadata": {"annotations": {HELD_PAUSES_ANNOTATION: record}},
-               "spec": {"strategy": {"canary": {"steps": steps}}}})
+        let mut r = json!({"metadata": {"annotations": {HELD_PAUSES_ANNOTATION: record}},
+               "spec": {"strategy": {"canary": {"steps": steps}}}});
+        let stamp = fingerprint(&step_keys(&r));
+        r["metadata"]["annotations"][HELD_STEPS_ANNOTATION] = json!(stamp);
+        r
     }
 
     fn held_record(v: &Value) -> Option<Value> {
@@ -1402,14 +1463,109 @@ mod tests {
 
     #[test]
     fn common_subsequence_maps_kept_steps_and_refuses_huge_tables() {
-        let v = |xs: &[i64]| xs.iter().map(|x| json!(x)).collect::<Vec<_>>();
         assert_eq!(
-            common_subsequence(&v(&[1, 2, 3, 4]), &v(&[0, 1, 3, 4, 5])),
+            common_subsequence(&[1, 2, 3, 4], &[0, 1, 3, 4, 5]),
             Some(vec![Some(1), None, Some(2), Some(3)])
         );
-        assert_eq!(common_subsequence(&v(&[]), &v(&[1])), Some(vec![]));
-        let many = v(&[7; 1000]);
+        assert_eq!(common_subsequence(&[], &[1]), Some(vec![]));
+        let many = [7; 1000];
         assert_eq!(common_subsequence(&many, &many), None);
+    }
+
+    /// The guard's whole pass on a Rollout update, as `guard_rollout` runs it: carry, then
+    /// hold the timed pauses or prune the record.
+    fn hold_pass(new: &Value, old: &Value) -> (Value, Vec<String>) {
+        let mut r = new.clone();
+        let mut said: Vec<String> = carry_held(&mut r, old).into_iter().collect();
+        let steps = r["spec"]["strategy"]["canary"]["steps"].as_array().unwrap();
+        let timed: Vec<(usize, i64)> = steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.pointer("/pause/duration").is_some())
+            .map(|(i, _)| (i, 1))
+            .collect();
+        let held = if timed.is_empty() {
+            prune_held(&mut r)
+        } else {
+            hold(
+                &mut r,
+                &Trap {
+                    timed_pauses: timed,
+                },
+            )
+        };
+        said.extend(held);
+        (r, said)
+    }
+
+    /// Found by review: a carried record plus newly held pauses can equal the old record by
+    /// chance, and a second pass then carried it again; and a sync that only puts durations
+    /// back reported drops that did not happen. The fingerprint settles both.
+    #[test]
+    fn hold_with_carry_is_idempotent_and_quiet_on_a_gitops_resync() {
+        let (sw, held) = (|w: i64| json!({"setWeight": w}), json!({"pause": {}}));
+        let timed = json!({"pause": {"duration": "10m"}});
+        let old = held_rollout(
+            json!([sw(20), held, sw(50), held]),
+            r#"{"1":"10m","3":"10m"}"#,
+        );
+        let mut new = old.clone();
+        new["spec"]["strategy"]["canary"]["steps"] = json!([sw(50), timed, sw(80), timed]);
+        let (first, _) = hold_pass(&new, &old);
+        assert_eq!(held_record(&first), Some(json!({"1": "10m", "3": "10m"})));
+        let (second, said) = hold_pass(&first, &old);
+        assert_eq!(second, first, "{said:?}");
+        assert!(said.is_empty(), "{said:?}");
+
+        // Git's durations put back on the same steps: held again, nothing said dropped.
+        let mut resync = old.clone();
+        resync["spec"]["strategy"]["canary"]["steps"] = json!([sw(20), timed, sw(50), timed]);
+        let (after, said) = hold_pass(&resync, &old);
+        assert_eq!(after, old);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(!said[0].contains("no longer held"), "{said:?}");
+    }
+
+    #[test]
+    fn carry_held_needs_the_fingerprint_of_the_old_steps() {
+        let steps = json!([{"setWeight": 20}, {"pause": {}}]);
+        let old = held_rollout(steps, r#"{"1":"10m"}"#);
+        let inserted = json!([{"setWeight": 5}, {"setWeight": 20}, {"pause": {}}]);
+        // No fingerprint (a record written by hand), or one of other steps: as written.
+        for stamp in [None, Some("0000000000000000")] {
+            let mut o = old.clone();
+            let annotations = o["metadata"]["annotations"].as_object_mut().unwrap();
+            match stamp {
+                None => annotations.remove(HELD_STEPS_ANNOTATION),
+                Some(s) => annotations.insert(HELD_STEPS_ANNOTATION.into(), json!(s)),
+            };
+            let mut new = o.clone();
+            new["spec"]["strategy"]["canary"]["steps"] = inserted.clone();
+            assert_eq!(carry_held(&mut new, &o), None, "{stamp:?}");
+        }
+        // Keys that are not plain indices are not steps: dropped and said.
+        let old = held_rollout(
+            json!([{"setWeight": 20}, {"pause": {}}]),
+            r#"{"1":"10m","01":"5m","+1":"1m"}"#,
+        );
+        let mut new = old.clone();
+        new["spec"]["strategy"]["canary"]["steps"] = inserted;
+        let said = carry_held(&mut new, &old).unwrap();
+        assert_eq!(held_record(&new), Some(json!({"2": "10m"})));
+        assert!(
+            said.contains("1 to 2") && said.contains("steps +1 (1m), 01 (5m) are no longer held"),
+            "{said}"
+        );
+        // Steps appended after the held ones: nothing moves, the fingerprint follows.
+        let mut appended = old.clone();
+        appended["metadata"]["annotations"][HELD_PAUSES_ANNOTATION] = json!(r#"{"1":"10m"}"#);
+        let old = appended.clone();
+        appended["spec"]["strategy"]["canary"]["steps"] =
+            json!([{"setWeight": 20}, {"pause": {}}, {"setWeight": 100}]);
+        let said = carry_held(&mut appended, &old).unwrap();
+        assert!(said.contains("no held pause moved"), "{said}");
+        assert_eq!(held_record(&appended), Some(json!({"1": "10m"})));
+        assert_eq!(carry_held(&mut appended.clone(), &old), None);
     }
 
     #[test]
