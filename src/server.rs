@@ -260,8 +260,33 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
     handle(&state.inner, Endpoint::Mutate, request).await
 }
 
-async fn not_found(State(state): State<AppState>) -> Response {
-    reject(&state.inner.metrics, Rejection::NotFound)
+async fn not_found(State(state): State<AppState>, request: Request) -> Response {
+    refuse_before_body(&state.inner, request, Rejection::NotFound).await
+}
+
+/// The most of a refused request's body that is read and dropped to keep its connection.
+const DRAINED_BODY_BYTES: u64 = 64 * 1024;
+
+/// Refuses a request whose body is of no use (wrong path, method or content type). A body of
+/// up to [`DRAINED_BODY_BYTES`] declared by `Content-Length` is read and dropped within the
+/// body timeout, so the connection stays open for the next request; a larger, chunked or slow
+/// one is left unread and the answer says the connection ends (`Connection: close`), which
+/// is what hyper then does, as for the 413.
+async fn refuse_before_body(state: &Inner, request: Request, rejection: Rejection) -> Response {
+    let refused = reject(&state.metrics, rejection);
+    let headers = request.headers();
+    let chunked = headers.contains_key(header::TRANSFER_ENCODING);
+    match content_length(headers) {
+        None | Some(0) if !chunked => return refused,
+        Some(length) if length <= DRAINED_BODY_BYTES && !chunked => {
+            let drain = axum::body::to_bytes(request.into_body(), DRAINED_BODY_BYTES as usize);
+            if let Ok(Ok(_)) = tokio::time::timeout(state.limits.body_timeout, drain).await {
+                return refused;
+            }
+        }
+        _ => {}
+    }
+    closing(refused)
 }
 
 fn json(status: StatusCode, body: Body) -> Response {
@@ -445,10 +470,10 @@ async fn take_room(
 async fn handle(state: &Inner, endpoint: Endpoint, request: Request) -> Response {
     let started = Instant::now();
     if request.method() != Method::POST {
-        return reject(&state.metrics, Rejection::MethodNotAllowed);
+        return refuse_before_body(state, request, Rejection::MethodNotAllowed).await;
     }
     if !is_json(request.headers()) {
-        return reject(&state.metrics, Rejection::UnsupportedMediaType);
+        return refuse_before_body(state, request, Rejection::UnsupportedMediaType).await;
     }
     let limit = state.limits.max_body_bytes;
     let length = content_length(request.headers());
@@ -474,7 +499,8 @@ async fn handle(state: &Inner, endpoint: Endpoint, request: Request) -> Response
     let body = match read_body(request.into_body(), limit, length, &mut room, body_deadline).await {
         Ok(body) => body,
         // The rest of the body is left unread: the connection ends with this answer. (A
-        // request refused before its body, as with 415, keeps it: hyper drains a small body.)
+        // request refused before its body, as with 415, keeps it when the body is small:
+        // `refuse_before_body`.)
         Err(error) => {
             let rejection = match error {
                 BodyError::TooLarge => Rejection::PayloadTooLarge,

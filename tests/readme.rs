@@ -108,10 +108,24 @@ fn kubectl_apply(mode: Mode, guards: &str, object: Value) -> String {
         out.push_str(&format!("Warning: {}\n", w.as_str().unwrap()));
     }
     if validated["response"]["allowed"] == false {
-        out.push_str(&format!(
-            "Error from server: error when creating \"{ROLLOUT_FILE}\": admission webhook \"validate.rollout-guard.io\" denied the request: {}\n",
-            validated["response"]["status"]["message"].as_str().unwrap()
-        ));
+        // What kubectl prints for the API server's error (k8s.io/kubectl cmd/util checkErr):
+        // the API server keeps the webhook's status and prefixes the message; `apply` adds
+        // the source; reason Invalid without details reads "The request is invalid: ...",
+        // any other reason "Error from server (Reason): ...".
+        let status = &validated["response"]["status"];
+        let error = format!(
+            "error when creating \"{ROLLOUT_FILE}\": admission webhook \"validate.rollout-guard.io\" denied the request: {}",
+            status["message"].as_str().unwrap()
+        );
+        let line = match status["reason"].as_str() {
+            Some("Invalid") if status.get("details").is_none() => {
+                format!("The request is invalid: {error}")
+            }
+            Some(reason) => format!("Error from server ({reason}): {error}"),
+            None => format!("Error from server: {error}"),
+        };
+        out.push_str(&line);
+        out.push('\n');
     } else {
         out.push_str("rollout.argoproj.io/shop created (server dry run)\n");
     }

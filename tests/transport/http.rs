@@ -78,6 +78,51 @@ async fn answers_every_rule_with_json_on_one_keep_alive_connection() {
     .await;
 }
 
+/// Found by review: a 404, 405 or 415 to a request with a large body left the body unread,
+/// and hyper closed the connection after an answer that did not say so. A small body is read
+/// and dropped (the connection stays); a large one gets `Connection: close`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refusals_before_the_body_say_when_the_connection_ends() {
+    bounded(async {
+        let pki = Pki::new();
+        let certs = CertDir::with(&pki.server_leaf());
+        let args = serve_args(&certs, &[]);
+        let server = TestServer::start(&args, Arc::new(NullReviewer)).await;
+        for (method, path, content_type, status) in [
+            ("POST", "/nope", "application/json", 404),
+            ("PUT", "/validate", "application/json", 405),
+            ("POST", "/validate", "text/plain", 415),
+        ] {
+            let mut conn = HttpConn::new(
+                connect_tls(server.https, pki.client_config(rustls::ALL_VERSIONS))
+                    .await
+                    .unwrap(),
+            );
+            let small = conn
+                .request(method, path, &[("content-type", content_type)], GKE_REVIEW)
+                .await
+                .unwrap();
+            assert_json_error(&small, status);
+            assert_eq!(small.header("connection"), None, "{method} {path}");
+            // Declared, not sent: the answer comes before the body either way, and a client
+            // still writing it when the connection closes would see a broken pipe.
+            let big = conn
+                .request(
+                    method,
+                    path,
+                    &[("content-type", content_type), ("content-length", "102400")],
+                    b"",
+                )
+                .await
+                .unwrap();
+            assert_json_error(&big, status);
+            assert_eq!(big.header("connection"), Some("close"), "{method} {path}");
+        }
+        server.shutdown().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn refuses_large_bodies_by_content_length_and_while_streaming() {
     bounded(async {
