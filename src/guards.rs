@@ -772,7 +772,7 @@ fn written_from(failure: &str, original: &str) -> bool {
 }
 
 /// Whether a failure condition is already `(F) || !(S)` for this success condition, in
-/// either of the forms [`closed`] writes.
+/// either of the forms the guard writes (one line, or each condition closed on its own line).
 pub fn is_fail_closed(failure: &str, success: &str) -> bool {
     if failure.contains("//") {
         // Only the form that closes each condition on its own line holds: the one-line form
