@@ -167,8 +167,13 @@ pub fn hold(rollout: &mut Value, trap: &Trap) -> Option<String> {
     // Entries for steps that are no longer held pauses (the steps were edited since) would
     // restore a duration onto a setWeight step, or onto a pause the user made indefinite.
     let dropped = retain_held(&mut record, rollout);
+    let mut replaced = Vec::new();
     for (index, original) in &held {
-        record.insert(index.to_string(), original.clone());
+        if let Some(before) = record.insert(index.to_string(), original.clone())
+            && before != *original
+        {
+            replaced.push(format!("{index} ({})", plain(&before)));
+        }
     }
     write_record(rollout, record);
     let list = held
@@ -176,11 +181,17 @@ pub fn hold(rollout: &mut Value, trap: &Trap) -> Option<String> {
         .map(|(i, d)| format!("{i} ({})", plain(d)))
         .collect::<Vec<_>>()
         .join(", ");
-    let dropped = if dropped.is_empty() {
+    let mut dropped = if dropped.is_empty() {
         String::new()
     } else {
         format!("; {}", no_longer_held(&dropped))
     };
+    if !replaced.is_empty() {
+        dropped.push_str(&format!(
+            "; the record's earlier durations for steps {} replaced",
+            replaced.join(", ")
+        ));
+    }
     Some(format!(
         "hold: timed pauses at steps {list} made indefinite; promote by hand (originals: {HELD_PAUSES_ANNOTATION}){dropped}"
     ))
@@ -220,7 +231,7 @@ pub fn carry_held(rollout: &mut Value, old: &Value) -> Option<String> {
     if stamp == fingerprint(&after) || stamp != fingerprint(&before) {
         return None;
     }
-    let moved = common_subsequence(&before, &after)?;
+    let moved = align_steps(old, rollout, &record)?;
     let mut carried = Map::new();
     let (mut moves, mut gone) = (Vec::new(), Vec::new());
     for (key, duration) in &record {
@@ -292,35 +303,87 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// For each old step, where it is among the new ones along a longest common subsequence
-/// (`None`: removed or changed). `None` for more steps than a review should spend a
-/// quadratic table on.
-fn common_subsequence(old: &[u64], new: &[u64]) -> Option<Vec<Option<usize>>> {
+/// Where each old step went among the new ones. A step matches a new one written exactly as
+/// it is stored; a held pause matches better the timed pause it was (its recorded duration
+/// put back), as a GitOps sync sends it, than an indefinite one, which may be a pause the
+/// user wrote indefinite. So an inserted pause, timed or not, does not take a held one's
+/// place.
+fn align_steps(
+    old: &Value,
+    new: &Value,
+    record: &Map<String, Value>,
+) -> Option<Vec<Option<usize>>> {
+    let steps = |v: &Value| {
+        v.pointer("/spec/strategy/canary/steps")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let hash = |step: &Value| fnv1a(step.to_string().as_bytes());
+    let old_steps = steps(old);
+    let stored: Vec<u64> = old_steps.iter().map(hash).collect();
+    let restored: Vec<u64> = old_steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let duration = record.get(&i.to_string());
+            match (duration, step.get("pause").and_then(Value::as_object)) {
+                (Some(duration), Some(_)) => {
+                    let mut step = step.clone();
+                    step["pause"]["duration"] = duration.clone();
+                    hash(&step)
+                }
+                _ => hash(step),
+            }
+        })
+        .collect();
+    let new: Vec<u64> = steps(new).iter().map(hash).collect();
+    heaviest_common_subsequence(old_steps.len(), new.len(), |i, j| {
+        if new[j] == restored[i] {
+            2
+        } else if new[j] == stored[i] {
+            1
+        } else {
+            0
+        }
+    })
+}
+
+/// For each of `n` old items, where it is among `m` new ones along the common subsequence
+/// of the largest total `weight` (0: no match). `None` for more steps than a review should
+/// spend a quadratic table on.
+fn heaviest_common_subsequence(
+    n: usize,
+    m: usize,
+    weight: impl Fn(usize, usize) -> u32,
+) -> Option<Vec<Option<usize>>> {
     const MAX_CELLS: usize = 1 << 18;
-    let (n, m) = (old.len(), new.len());
     if (n + 1).saturating_mul(m + 1) > MAX_CELLS {
         return None;
     }
-    // longest[i][j]: the longest common subsequence of old[i..] and new[j..].
+    // best[i][j]: the heaviest common subsequence of old[i..] and new[j..].
     let width = m + 1;
-    let mut longest = vec![0u32; (n + 1) * width];
+    let mut best = vec![0u32; (n + 1) * width];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
-            longest[i * width + j] = if old[i] == new[j] {
-                longest[(i + 1) * width + j + 1] + 1
+            let skip = best[(i + 1) * width + j].max(best[i * width + j + 1]);
+            let w = weight(i, j);
+            best[i * width + j] = if w > 0 {
+                skip.max(w + best[(i + 1) * width + j + 1])
             } else {
-                longest[(i + 1) * width + j].max(longest[i * width + j + 1])
+                skip
             };
         }
     }
     let mut moved = vec![None; n];
     let (mut i, mut j) = (0, 0);
     while i < n && j < m {
-        if old[i] == new[j] {
+        let w = weight(i, j);
+        if w > 0 && best[i * width + j] == w + best[(i + 1) * width + j + 1] {
             moved[i] = Some(j);
             i += 1;
             j += 1;
-        } else if longest[(i + 1) * width + j] >= longest[i * width + j + 1] {
+        } else if best[(i + 1) * width + j] >= best[i * width + j + 1] {
             i += 1;
         } else {
             j += 1;
@@ -1440,6 +1503,27 @@ mod tests {
     }
 
     #[test]
+    fn hold_says_which_record_entries_it_replaced() {
+        // Step 1 holds a record entry (10m) but is a timed pause again, of 2m.
+        let mut r = held_rollout(
+            json!([{"setWeight": 20}, {"pause": {"duration": "2m"}}]),
+            r#"{"1":"10m"}"#,
+        );
+        let said = hold(
+            &mut r,
+            &Trap {
+                timed_pauses: vec![(1, 120)],
+            },
+        )
+        .unwrap();
+        assert_eq!(held_record(&r), Some(json!({"1": "2m"})));
+        assert!(
+            said.ends_with("; the record's earlier durations for steps 1 (10m) replaced"),
+            "{said}"
+        );
+    }
+
+    #[test]
     fn hold_says_which_record_entries_it_dropped() {
         // Step 3 was a held pause and is now a setWeight; step 4 is a new timed pause.
         let mut r = held_rollout(
@@ -1462,14 +1546,57 @@ mod tests {
     }
 
     #[test]
-    fn common_subsequence_maps_kept_steps_and_refuses_huge_tables() {
+    fn heaviest_common_subsequence_maps_kept_steps_and_refuses_huge_tables() {
+        let equal = |old: &'static [u8], new: &'static [u8]| {
+            move |i: usize, j: usize| u32::from(old[i] == new[j])
+        };
+        let (old, new) = (&[1, 2, 3, 4][..], &[0, 1, 3, 4, 5][..]);
         assert_eq!(
-            common_subsequence(&[1, 2, 3, 4], &[0, 1, 3, 4, 5]),
+            heaviest_common_subsequence(4, 5, equal(old, new)),
             Some(vec![Some(1), None, Some(2), Some(3)])
         );
-        assert_eq!(common_subsequence(&[], &[1]), Some(vec![]));
-        let many = [7; 1000];
-        assert_eq!(common_subsequence(&many, &many), None);
+        assert_eq!(heaviest_common_subsequence(0, 1, |_, _| 1), Some(vec![]));
+        assert_eq!(heaviest_common_subsequence(1000, 1000, |_, _| 1), None);
+        // A heavier match wins over an earlier lighter one.
+        let weight = |_: usize, j: usize| if j == 1 { 2 } else { 1 };
+        assert_eq!(
+            heaviest_common_subsequence(1, 2, weight),
+            Some(vec![Some(1)])
+        );
+    }
+
+    /// Found by review: with durations left out of the comparison, a pause the user inserted
+    /// beside held ones took a held pause's place, and its duration was lost.
+    #[test]
+    fn carry_held_keeps_held_pauses_apart_from_inserted_ones() {
+        let (sw, held) = (|w: i64| json!({"setWeight": w}), json!({"pause": {}}));
+        let timed = |d: &str| json!({"pause": {"duration": d}});
+        // A timed pause inserted in front of a held one (kubectl edit).
+        let old = held_rollout(json!([sw(20), held, sw(50)]), r#"{"1":"5m"}"#);
+        let mut new = old.clone();
+        new["spec"]["strategy"]["canary"]["steps"] = json!([sw(20), timed("1m"), held, sw(50)]);
+        let (after, _) = hold_pass(&new, &old);
+        assert_eq!(held_record(&after), Some(json!({"1": "1m", "2": "5m"})));
+        // Between held ones.
+        let old = held_rollout(
+            json!([sw(20), held, held, held]),
+            r#"{"1":"1m","2":"30s","3":"10m"}"#,
+        );
+        let mut new = old.clone();
+        new["spec"]["strategy"]["canary"]["steps"] = json!([sw(20), held, timed("2m"), held, held]);
+        let (after, _) = hold_pass(&new, &old);
+        assert_eq!(
+            held_record(&after),
+            Some(json!({"1": "1m", "2": "2m", "3": "30s", "4": "10m"}))
+        );
+        // Git adds a pause written indefinite before the held one, and sends the held one
+        // with its duration: the held one is the timed one.
+        let old = held_rollout(json!([sw(20), held, held]), r#"{"2":"5m"}"#);
+        let mut new = old.clone();
+        new["spec"]["strategy"]["canary"]["steps"] = json!([sw(20), held, held, timed("5m")]);
+        let (after, _) = hold_pass(&new, &old);
+        assert_eq!(held_record(&after), Some(json!({"3": "5m"})));
+        assert_eq!(hold_pass(&after, &old).0, after, "idempotent");
     }
 
     /// The guard's whole pass on a Rollout update, as `guard_rollout` runs it: carry, then
