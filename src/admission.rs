@@ -665,6 +665,23 @@ impl Admission {
                 decision.rules = vec![Rule::InconclusiveTimedPause.id()];
                 return Ok(decision);
             }
+            // A sync putting back the durations of pauses held before the canary started
+            // (Git's steps): holding everything would change the steps as stored, and so
+            // restart the canary; holding those again, and only those, leaves them as they
+            // are.
+            let steps = "/spec/strategy/canary/steps";
+            if in_flight(old)
+                && held.pointer(steps) != old.pointer(steps)
+                && original.pointer(steps) != old.pointer(steps)
+                && let Some(as_stored) = guards::hold_as_stored(&base, old)
+                && pod_templates_agree(raw, *old_raw, req.lean, Zeros::Absent)?
+            {
+                let said = format!(
+                    "hold: the pauses held before are held again; other timed pauses are not held while the canary is in flight (that would restart it); {} applies to the next revision",
+                    Rule::InconclusiveTimedPause
+                );
+                return Ok(patched(&original, &as_stored, &with_carried(Some(said))));
+            }
         }
         Ok(patched(&original, &held, &with_carried(Some(said))))
     }
@@ -1575,6 +1592,11 @@ fn would_restart_canary(new: &Value, held: &Value, old: &Value) -> bool {
     if held.pointer(steps) == old.pointer(steps) || new.pointer(steps) != old.pointer(steps) {
         return false;
     }
+    in_flight(old)
+}
+
+/// Whether a canary is in flight in `old`: its current pod hash is not the stable one.
+fn in_flight(old: &Value) -> bool {
     let status = |f: &str| {
         old.get("status")
             .and_then(|s| s.get(f))

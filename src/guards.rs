@@ -264,6 +264,38 @@ pub fn carry_held(rollout: &mut Value, old: &Value) -> Option<String> {
     Some(format!("hold: {}", said.join("; ")))
 }
 
+/// The Rollout with only the pauses `old` holds held again, when that gives exactly `old`'s
+/// steps: a sync that sends Git's steps puts their durations back, and while a canary is in
+/// flight the steps must stay as stored (any change restarts it). `None` when the steps
+/// differ in anything else.
+pub fn hold_as_stored(rollout: &Value, old: &Value) -> Option<Value> {
+    let pointer = "/spec/strategy/canary/steps";
+    let stored = old.pointer(pointer)?.as_array()?;
+    let record = read_record(old, HELD_PAUSES_ANNOTATION)?;
+    let mut result = rollout.clone();
+    let steps = result.pointer_mut(pointer)?.as_array_mut()?;
+    if steps.len() != stored.len() {
+        return None;
+    }
+    for (i, (step, was)) in steps.iter_mut().zip(stored).enumerate() {
+        if step == was {
+            continue;
+        }
+        let recorded = record.get(&i.to_string());
+        let pause = step.get_mut("pause").and_then(Value::as_object_mut);
+        match (pause, recorded) {
+            (Some(pause), Some(recorded)) if pause.get("duration") == Some(recorded) => {
+                pause.remove("duration");
+            }
+            _ => return None,
+        }
+        if step != was {
+            return None;
+        }
+    }
+    Some(result)
+}
+
 /// A record key as a step index: the index as Go or anyone writes it, digits without a sign
 /// or leading zeros (`"01"` would otherwise be a second entry for step 1).
 fn step_index(key: &str) -> Option<usize> {

@@ -796,6 +796,63 @@ fn hold_guard_patches_d1_rollouts_and_is_idempotent() {
     assert_eq!(again.outcome, Outcome::Allowed);
 }
 
+/// Found by review: a sync re-sending Git's steps (durations back on the held pauses) to an
+/// in-flight canary, where a later pause had been left timed (hold skipped), got every pause
+/// held: steps unlike the stored ones, so Argo restarted the canary. Only the pauses held
+/// before are held again, which leaves the steps exactly as stored.
+#[test]
+fn a_sync_in_flight_holds_again_only_what_was_held() {
+    let a = admission(Mode::Warn, "hold", ControllerVersion::new(1, 8, 1), &[]);
+    let git = dangerous_rollout();
+    // Held on creation, then step 3 put back by hand... as a pause left timed in flight.
+    let created = apply(
+        &git,
+        &ask(&a, Endpoint::Mutate, &rollout_create(&git))
+            .patch()
+            .unwrap(),
+    );
+    let mut stored = created.clone();
+    stored["spec"]["strategy"]["canary"]["steps"][3] = json!({"pause": {"duration": 120}});
+    stored["metadata"]["annotations"]["rollout-guard.io/held-pauses"] = json!(r#"{"1":"5m"}"#);
+    stored["status"] = in_flight(1);
+    let mut sync = git.clone();
+    sync["metadata"]["annotations"] = stored["metadata"]["annotations"].clone();
+    sync["status"] = stored["status"].clone();
+    let answer = ask(&a, Endpoint::Mutate, &rollout_update(&sync, &stored));
+    let after = apply(&sync, &answer.patch().unwrap());
+    assert_eq!(
+        after["spec"]["strategy"]["canary"]["steps"],
+        stored["spec"]["strategy"]["canary"]["steps"],
+        "{:?}",
+        answer.warnings()
+    );
+    assert!(
+        answer.warnings()[0].contains("held before are held again"),
+        "{:?}",
+        answer.warnings()
+    );
+    assert_eq!(held_record(&after), Some(json!({"1": "5m"})));
+    // Idempotent: the answer seen again changes nothing.
+    assert!(
+        ask(&a, Endpoint::Mutate, &rollout_update(&after, &stored))
+            .patch()
+            .is_none()
+    );
+    // Anything else changed in the steps: the canary restarts anyway, so all is held.
+    let mut edited = sync.clone();
+    edited["spec"]["strategy"]["canary"]["steps"][2] = json!({"setWeight": 70});
+    let after = apply(
+        &edited,
+        &ask(&a, Endpoint::Mutate, &rollout_update(&edited, &stored))
+            .patch()
+            .unwrap(),
+    );
+    assert_eq!(
+        after["spec"]["strategy"]["canary"]["steps"][3],
+        json!({"pause": {}})
+    );
+}
+
 #[test]
 fn hold_guard_never_restarts_an_in_flight_canary() {
     let a = admission(Mode::Warn, "hold", ControllerVersion::new(1, 8, 1), &[]);
