@@ -620,7 +620,18 @@ impl Admission {
             .metadata
             .annotations
             .contains_key(guards::HELD_PAUSES_ANNOTATION);
-        if eval.trap.is_none() && !recorded {
+        // In flight, a record only the stored object still has matters too (a replace that
+        // drops it): `hold_as_stored` below.
+        let stored_record = || {
+            req.old_object.is_some_and(|old| {
+                view::<Rollout>(old, req.lean).is_ok_and(|old| {
+                    old.metadata
+                        .annotations
+                        .contains_key(guards::HELD_PAUSES_ANNOTATION)
+                })
+            })
+        };
+        if eval.trap.is_none() && !recorded && !stored_record() {
             return Ok(Decision::default());
         }
         let original = guard_tree(raw, Part::RolloutSpec)?;
@@ -647,12 +658,12 @@ impl Admission {
             patched(&original, &pruned, &said)
         };
         let mut held = base.clone();
-        let Some(said) = eval.trap.and_then(|trap| guards::hold(&mut held, &trap)) else {
-            return Ok(record_only());
-        };
+        let trapped = eval.trap.is_some();
+        let said = eval.trap.and_then(|trap| guards::hold(&mut held, &trap));
         if let Some((old_raw, old)) = &old {
             // The pod templates last: only read when the steps and status leave it open.
-            if would_restart_canary(&original, &held, old)
+            if said.is_some()
+                && would_restart_canary(&original, &held, old)
                 && pod_templates_agree(raw, *old_raw, req.lean, Zeros::Absent)?
             {
                 // Sanitized with every other line in `decide`'s budget.
@@ -665,24 +676,22 @@ impl Admission {
                 decision.rules = vec![Rule::InconclusiveTimedPause.id()];
                 return Ok(decision);
             }
-            // A sync putting back the durations of pauses held before the canary started
-            // (Git's steps): holding everything would change the steps as stored, and so
-            // restart the canary; holding those again, and only those, leaves them as they
-            // are.
+            // A sync sending Git's steps to a canary in flight, also one no longer matching
+            // D1: the pauses the stored record holds are held again when that keeps the steps
+            // as stored (any change of them restarts the canary).
             let steps = "/spec/strategy/canary/steps";
             if in_flight(old)
                 && held.pointer(steps) != old.pointer(steps)
                 && original.pointer(steps) != old.pointer(steps)
-                && let Some(as_stored) = guards::hold_as_stored(&base, old)
+                && let Some((as_stored, said)) = guards::hold_as_stored(&base, old, trapped)
                 && pod_templates_agree(raw, *old_raw, req.lean, Zeros::Absent)?
             {
-                let said = format!(
-                    "hold: the pauses held before are held again; other timed pauses are not held while the canary is in flight (that would restart it); {} applies to the next revision",
-                    Rule::InconclusiveTimedPause
-                );
-                return Ok(patched(&original, &as_stored, &with_carried(Some(said))));
+                return Ok(patched(&original, &as_stored, &said));
             }
         }
+        let Some(said) = said else {
+            return Ok(record_only());
+        };
         Ok(patched(&original, &held, &with_carried(Some(said))))
     }
 

@@ -264,36 +264,72 @@ pub fn carry_held(rollout: &mut Value, old: &Value) -> Option<String> {
     Some(format!("hold: {}", said.join("; ")))
 }
 
-/// The Rollout with only the pauses `old` holds held again, when that gives exactly `old`'s
-/// steps: a sync that sends Git's steps puts their durations back, and while a canary is in
-/// flight the steps must stay as stored (any change restarts it). `None` when the steps
-/// differ in anything else.
-pub fn hold_as_stored(rollout: &Value, old: &Value) -> Option<Value> {
+/// In flight, the steps as stored: a sync that sends Git's steps to a canary in flight puts
+/// durations back on the pauses the stored record holds (or changes them), and a replace may
+/// drop the record too; any change of the steps restarts the canary. When holding those
+/// pauses again, and nothing else, gives exactly the stored steps, this is the Rollout so
+/// held, with the stored record, and what to say. A duration other than the recorded one is
+/// held too, and recorded, when `trapped` (the Rollout still matches D1, so hold would convert
+/// it anyway); otherwise it is the user's edit, which is theirs to make. `None` when the steps
+/// differ in anything else, or nothing is recorded.
+pub fn hold_as_stored(rollout: &Value, old: &Value, trapped: bool) -> Option<(Value, String)> {
     let pointer = "/spec/strategy/canary/steps";
     let stored = old.pointer(pointer)?.as_array()?;
-    let record = read_record(old, HELD_PAUSES_ANNOTATION)?;
+    let mut record = read_record(old, HELD_PAUSES_ANNOTATION)?;
     let mut result = rollout.clone();
     let steps = result.pointer_mut(pointer)?.as_array_mut()?;
     if steps.len() != stored.len() {
         return None;
     }
+    let (mut again, mut replaced) = (Vec::new(), Vec::new());
     for (i, (step, was)) in steps.iter_mut().zip(stored).enumerate() {
         if step == was {
             continue;
         }
-        let recorded = record.get(&i.to_string());
-        let pause = step.get_mut("pause").and_then(Value::as_object_mut);
-        match (pause, recorded) {
-            (Some(pause), Some(recorded)) if pause.get("duration") == Some(recorded) => {
-                pause.remove("duration");
-            }
-            _ => return None,
-        }
+        let recorded = record.get_mut(&i.to_string())?;
+        let duration = step
+            .get_mut("pause")
+            .and_then(Value::as_object_mut)?
+            .remove("duration")?;
         if step != was {
             return None;
         }
+        if duration != *recorded {
+            if !trapped {
+                return None;
+            }
+            replaced.push(format!("{i} ({})", plain(recorded)));
+            *recorded = duration.clone();
+        }
+        again.push(format!("{i} ({})", plain(&duration)));
     }
-    Some(result)
+    if again.is_empty() {
+        return None;
+    }
+    let timed: Vec<String> = steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.pointer("/pause/duration").is_some_and(|d| !d.is_null()))
+        .map(|(i, _)| i.to_string())
+        .collect();
+    write_record(&mut result, record);
+    let mut said = format!(
+        "hold: canary in flight, so the steps stay as stored: pauses at steps {} held again",
+        again.join(", ")
+    );
+    if !replaced.is_empty() {
+        said.push_str(&format!(
+            "; the record's earlier durations for steps {} replaced",
+            replaced.join(", ")
+        ));
+    }
+    if !timed.is_empty() {
+        said.push_str(&format!(
+            "; timed pauses at steps {} are left until the next revision",
+            timed.join(", ")
+        ));
+    }
+    Some((result, said))
 }
 
 /// A record key as a step index: the index as Go or anyone writes it, digits without a sign

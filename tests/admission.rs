@@ -827,7 +827,8 @@ fn a_sync_in_flight_holds_again_only_what_was_held() {
         answer.warnings()
     );
     assert!(
-        answer.warnings()[0].contains("held before are held again"),
+        answer.warnings()[0].contains("steps stay as stored: pauses at steps 1 (5m) held again")
+            && answer.warnings()[0].contains("timed pauses at steps 3 are left"),
         "{:?}",
         answer.warnings()
     );
@@ -838,6 +839,37 @@ fn a_sync_in_flight_holds_again_only_what_was_held() {
             .patch()
             .is_none()
     );
+
+    // Found by a later review, each also in flight:
+    let steps_of = |v: &Value| v["spec"]["strategy"]["canary"]["steps"].clone();
+    // a replace without the guard's annotations gets the stored record back;
+    let mut replace = sync.clone();
+    replace["metadata"]["annotations"] = json!({"team": "payments"});
+    let answer = ask(&a, Endpoint::Mutate, &rollout_update(&replace, &stored));
+    let after = apply(&replace, &answer.patch().unwrap());
+    assert_eq!(steps_of(&after), steps_of(&stored));
+    assert_eq!(held_record(&after), Some(json!({"1": "5m"})));
+    assert!(
+        ask(&a, Endpoint::Mutate, &rollout_update(&after, &stored))
+            .patch()
+            .is_none()
+    );
+    // Git changing a held pause's duration: held, the new duration recorded;
+    let mut longer = sync.clone();
+    longer["spec"]["strategy"]["canary"]["steps"][1] = json!({"pause": {"duration": "7m"}});
+    let answer = ask(&a, Endpoint::Mutate, &rollout_update(&longer, &stored));
+    let after = apply(&longer, &answer.patch().unwrap());
+    assert_eq!(steps_of(&after), steps_of(&stored));
+    assert_eq!(held_record(&after), Some(json!({"1": "7m"})));
+    assert!(answer.warnings()[0].contains("earlier durations for steps 1 (5m) replaced"));
+    // a sync whose Rollout no longer matches D1 (startingStep past the pauses) too.
+    let mut late = sync.clone();
+    late["spec"]["strategy"]["canary"]["analysis"]["startingStep"] = json!(4);
+    let mut stored_late = stored.clone();
+    stored_late["spec"]["strategy"]["canary"]["analysis"]["startingStep"] = json!(4);
+    let answer = ask(&a, Endpoint::Mutate, &rollout_update(&late, &stored_late));
+    let after = apply(&late, &answer.patch().unwrap());
+    assert_eq!(steps_of(&after), steps_of(&stored_late));
     // Anything else changed in the steps: the canary restarts anyway, so all is held.
     let mut edited = sync.clone();
     edited["spec"]["strategy"]["canary"]["steps"][2] = json!({"setWeight": 70});
