@@ -306,12 +306,16 @@ pub fn hold_as_stored(rollout: &Value, old: &Value, trapped: bool) -> Option<(Va
     if again.is_empty() {
         return None;
     }
+    // Pauses the next revision holds: the timed ones, when the Rollout still matches D1.
     let timed: Vec<String> = steps
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.pointer("/pause/duration").is_some_and(|d| !d.is_null()))
+        .filter(|(_, s)| trapped && s.pointer("/pause/duration").is_some_and(|d| !d.is_null()))
         .map(|(i, _)| i.to_string())
         .collect();
+    // The stored record may name a pause put back out of the guard's sight (opted out, or
+    // while the webhook was down): kept to the held pauses, as everywhere else.
+    let dropped = retain_held(&mut record, &result);
     write_record(&mut result, record);
     let mut said = format!(
         "hold: canary in flight, so the steps stay as stored: pauses at steps {} held again",
@@ -322,6 +326,9 @@ pub fn hold_as_stored(rollout: &Value, old: &Value, trapped: bool) -> Option<(Va
             "; the record's earlier durations for steps {} replaced",
             replaced.join(", ")
         ));
+    }
+    if !dropped.is_empty() {
+        said.push_str(&format!("; {}", no_longer_held(&dropped)));
     }
     if !timed.is_empty() {
         said.push_str(&format!(
@@ -1568,6 +1575,37 @@ mod tests {
         let mut none = bare.clone();
         none["spec"]["strategy"]["canary"]["steps"] = json!([]);
         assert_eq!(carry_held(&mut none, &old), None);
+    }
+
+    /// Found by review: held again as stored, the stored record went back out unpruned when
+    /// a pause had been put back out of the guard's sight; and the warning promised that the
+    /// next revision holds timed pauses also when the Rollout no longer matches.
+    #[test]
+    fn hold_as_stored_prunes_the_stored_record_and_promises_only_what_holds() {
+        let timed = |d: &str| json!({"pause": {"duration": d}});
+        let mut stored = held_rollout(
+            json!([{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, timed("10m")]),
+            r#"{"1":"5m","3":"10m"}"#,
+        );
+        stored["status"] = json!({"currentPodHash": "new", "stableRS": "old"});
+        let mut sync = stored.clone();
+        sync["spec"]["strategy"]["canary"]["steps"][1] = timed("5m");
+        for trapped in [true, false] {
+            let (held, said) = hold_as_stored(&sync, &stored, trapped).unwrap();
+            assert_eq!(held["spec"], stored["spec"]);
+            assert_eq!(held_record(&held), Some(json!({"1": "5m"})));
+            assert!(
+                said.contains("steps 3 (10m) are no longer held pauses"),
+                "{said}"
+            );
+            assert_eq!(
+                said.contains("timed pauses at steps 3 are left until the next revision"),
+                trapped,
+                "{said}"
+            );
+            // Its own output: the steps as stored already, nothing to hold again.
+            assert_eq!(hold_as_stored(&held, &stored, trapped), None);
+        }
     }
 
     #[test]
