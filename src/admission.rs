@@ -20,7 +20,10 @@ use crate::cli::Mode;
 use crate::finding::{Finding, Rule, Severity};
 use crate::guards::{self, Guard, GuardSet};
 use crate::json::{self, RawJson};
-use crate::model::{AnalysisTemplate, Kind, ObjectMeta, ObjectRef, Rollout, RolloutState};
+use crate::model::{
+    AnalysisTemplate, Kind, ObjectMeta, ObjectRef, Rollout, RolloutState, RolloutStatus,
+    canary_in_flight,
+};
 use crate::review::{Endpoint, Outcome, Reply, Reviewer, Summary};
 use crate::rules::{Config, Evaluation, check_rollout, check_template};
 use crate::version::ControllerVersion;
@@ -621,13 +624,15 @@ impl Admission {
             .annotations
             .contains_key(guards::HELD_PAUSES_ANNOTATION);
         // In flight, a record only the stored object still has matters too (a replace that
-        // drops it): `hold_as_stored` below.
+        // drops it): `hold_as_stored` below. Its metadata and status are all that says so.
         let stored_record = || {
             req.old_object.is_some_and(|old| {
-                view::<Rollout>(old, req.lean).is_ok_and(|old| {
-                    old.metadata
-                        .annotations
-                        .contains_key(guards::HELD_PAUSES_ANNOTATION)
+                view::<RolloutState>(old, req.lean).is_ok_and(|old| {
+                    old.status.as_ref().is_some_and(RolloutStatus::in_flight)
+                        && old
+                            .metadata
+                            .annotations
+                            .contains_key(guards::HELD_PAUSES_ANNOTATION)
                 })
             })
         };
@@ -679,7 +684,7 @@ impl Admission {
             // A sync sending Git's steps to a canary in flight, also one no longer matching
             // D1: the pauses the stored record holds are held again when that keeps the steps
             // as stored (any change of them restarts the canary).
-            let steps = "/spec/strategy/canary/steps";
+            let steps = guards::STEPS;
             if in_flight(old)
                 && held.pointer(steps) != old.pointer(steps)
                 && original.pointer(steps) != old.pointer(steps)
@@ -1597,24 +1602,21 @@ impl<'de, const ZEROS_ABSENT: bool> Visitor<'de> for SignificantVisitor<ZEROS_AB
 /// or no canary is in flight (a fully promoted Rollout is not restarted). The caller compares
 /// the pod templates last, when this says a canary would restart.
 fn would_restart_canary(new: &Value, held: &Value, old: &Value) -> bool {
-    let steps = "/spec/strategy/canary/steps";
+    let steps = guards::STEPS;
     if held.pointer(steps) == old.pointer(steps) || new.pointer(steps) != old.pointer(steps) {
         return false;
     }
     in_flight(old)
 }
 
-/// Whether a canary is in flight in `old`: its current pod hash is not the stable one.
+/// Whether a canary is in flight in `old` ([`canary_in_flight`]), read from its tree.
 fn in_flight(old: &Value) -> bool {
     let status = |f: &str| {
         old.get("status")
             .and_then(|s| s.get(f))
             .and_then(Value::as_str)
     };
-    matches!(
-        (status("currentPodHash"), status("stableRS")),
-        (Some(current), Some(stable)) if current != stable
-    )
+    canary_in_flight(status("currentPodHash"), status("stableRS"))
 }
 
 #[cfg(test)]

@@ -141,12 +141,34 @@ pub const HELD_STEPS_ANNOTATION: &str = "rollout-guard.io/held-pauses-steps";
 /// Annotation recording the original conditions / thresholds the fail-closed guard changed.
 pub const FAIL_CLOSED_ANNOTATION: &str = "rollout-guard.io/fail-closed";
 
+/// Where a Rollout's canary steps are, as a JSON Pointer.
+pub const STEPS: &str = "/spec/strategy/canary/steps";
+
+/// A Rollout's canary steps (none when it has none).
+fn steps_of(rollout: &Value) -> &[Value] {
+    rollout
+        .pointer(STEPS)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// A step and a duration as the warnings name them: `3 (10m)`.
+fn step_with(index: impl std::fmt::Display, duration: &Value) -> String {
+    format!("{index} ({})", plain(duration))
+}
+
+/// The note for record entries whose duration was replaced (`step_with` each).
+fn replaced_note(replaced: &[String]) -> String {
+    format!(
+        "the record's earlier durations for steps {} replaced",
+        replaced.join(", ")
+    )
+}
+
 /// Hold: turn the timed pauses of a D1 Rollout (at or after `startingStep`) into indefinite
 /// ones, recording the original durations so the change is visible and reversible.
 pub fn hold(rollout: &mut Value, trap: &Trap) -> Option<String> {
-    let steps = rollout
-        .pointer_mut("/spec/strategy/canary/steps")?
-        .as_array_mut()?;
+    let steps = rollout.pointer_mut(STEPS)?.as_array_mut()?;
     let mut held = Vec::new();
     for &(index, _) in &trap.timed_pauses {
         let Some(pause) = steps
@@ -172,36 +194,32 @@ pub fn hold(rollout: &mut Value, trap: &Trap) -> Option<String> {
         if let Some(before) = record.insert(index.to_string(), original.clone())
             && before != *original
         {
-            replaced.push(format!("{index} ({})", plain(&before)));
+            replaced.push(step_with(index, &before));
         }
     }
     write_record(rollout, record);
     let list = held
         .iter()
-        .map(|(i, d)| format!("{i} ({})", plain(d)))
+        .map(|(i, d)| step_with(i, d))
         .collect::<Vec<_>>()
         .join(", ");
-    let mut dropped = if dropped.is_empty() {
-        String::new()
-    } else {
-        format!("; {}", no_longer_held(&dropped))
-    };
-    if !replaced.is_empty() {
-        dropped.push_str(&format!(
-            "; the record's earlier durations for steps {} replaced",
-            replaced.join(", ")
-        ));
+    let mut said = vec![format!(
+        "hold: timed pauses at steps {list} made indefinite; promote by hand (originals: {HELD_PAUSES_ANNOTATION})"
+    )];
+    if !dropped.is_empty() {
+        said.push(no_longer_held(&dropped));
     }
-    Some(format!(
-        "hold: timed pauses at steps {list} made indefinite; promote by hand (originals: {HELD_PAUSES_ANNOTATION}){dropped}"
-    ))
+    if !replaced.is_empty() {
+        said.push(replaced_note(&replaced));
+    }
+    Some(said.join("; "))
 }
 
 /// What a record's dropped entries are said as, with the durations they held.
 fn no_longer_held(dropped: &[(String, Value)]) -> String {
     let list = dropped
         .iter()
-        .map(|(i, d)| format!("{i} ({})", plain(d)))
+        .map(|(i, d)| step_with(i, d))
         .collect::<Vec<_>>()
         .join(", ");
     format!("steps {list} are no longer held pauses, dropped from {HELD_PAUSES_ANNOTATION}")
@@ -273,11 +291,10 @@ pub fn carry_held(rollout: &mut Value, old: &Value) -> Option<String> {
 /// it anyway); otherwise it is the user's edit, which is theirs to make. `None` when the steps
 /// differ in anything else, or nothing is recorded.
 pub fn hold_as_stored(rollout: &Value, old: &Value, trapped: bool) -> Option<(Value, String)> {
-    let pointer = "/spec/strategy/canary/steps";
-    let stored = old.pointer(pointer)?.as_array()?;
+    let stored = old.pointer(STEPS)?.as_array()?;
     let mut record = read_record(old, HELD_PAUSES_ANNOTATION)?;
     let mut result = rollout.clone();
-    let steps = result.pointer_mut(pointer)?.as_array_mut()?;
+    let steps = result.pointer_mut(STEPS)?.as_array_mut()?;
     if steps.len() != stored.len() {
         return None;
     }
@@ -298,10 +315,10 @@ pub fn hold_as_stored(rollout: &Value, old: &Value, trapped: bool) -> Option<(Va
             if !trapped {
                 return None;
             }
-            replaced.push(format!("{i} ({})", plain(recorded)));
+            replaced.push(step_with(i, recorded));
             *recorded = duration.clone();
         }
-        again.push(format!("{i} ({})", plain(&duration)));
+        again.push(step_with(i, &duration));
     }
     if again.is_empty() {
         return None;
@@ -317,26 +334,23 @@ pub fn hold_as_stored(rollout: &Value, old: &Value, trapped: bool) -> Option<(Va
     // while the webhook was down): kept to the held pauses, as everywhere else.
     let dropped = retain_held(&mut record, &result);
     write_record(&mut result, record);
-    let mut said = format!(
+    let mut said = vec![format!(
         "hold: canary in flight, so the steps stay as stored: pauses at steps {} held again",
         again.join(", ")
-    );
+    )];
     if !replaced.is_empty() {
-        said.push_str(&format!(
-            "; the record's earlier durations for steps {} replaced",
-            replaced.join(", ")
-        ));
+        said.push(replaced_note(&replaced));
     }
     if !dropped.is_empty() {
-        said.push_str(&format!("; {}", no_longer_held(&dropped)));
+        said.push(no_longer_held(&dropped));
     }
     if !timed.is_empty() {
-        said.push_str(&format!(
-            "; timed pauses at steps {} are left until the next revision",
+        said.push(format!(
+            "timed pauses at steps {} are left until the next revision",
             timed.join(", ")
         ));
     }
-    Some((result, said))
+    Some((result, said.join("; ")))
 }
 
 /// A record key as a step index: the index as Go or anyone writes it, digits without a sign
@@ -349,12 +363,8 @@ fn step_index(key: &str) -> Option<usize> {
 /// duration (hold turns a timed pause into an indefinite one in place), anything else as it
 /// is, in canonical JSON (serde_json's maps are sorted).
 fn step_keys(rollout: &Value) -> Vec<u64> {
-    let steps = rollout
-        .pointer("/spec/strategy/canary/steps")
-        .and_then(Value::as_array);
-    steps
-        .into_iter()
-        .flatten()
+    steps_of(rollout)
+        .iter()
         .map(|step| {
             let mut step = step.clone();
             if let Some(pause) = step.get_mut("pause").and_then(Value::as_object_mut) {
@@ -388,14 +398,8 @@ fn align_steps(
     new: &Value,
     record: &Map<String, Value>,
 ) -> Option<Vec<Option<usize>>> {
-    let steps = |v: &Value| {
-        v.pointer("/spec/strategy/canary/steps")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
     let hash = |step: &Value| fnv1a(step.to_string().as_bytes());
-    let old_steps = steps(old);
+    let old_steps = steps_of(old);
     let stored: Vec<u64> = old_steps.iter().map(hash).collect();
     let restored: Vec<u64> = old_steps
         .iter()
@@ -412,7 +416,7 @@ fn align_steps(
             }
         })
         .collect();
-    let new: Vec<u64> = steps(new).iter().map(hash).collect();
+    let new: Vec<u64> = steps_of(new).iter().map(hash).collect();
     heaviest_common_subsequence(old_steps.len(), new.len(), |i, j| {
         if new[j] == restored[i] {
             2
@@ -490,8 +494,7 @@ fn write_record(rollout: &mut Value, record: Map<String, Value>) {
 /// changes the steps (restarting an in-flight canary), and D1 depends on templates that may
 /// be missing only for now; the record says what to restore by hand.
 pub fn prune_held(rollout: &mut Value) -> Option<String> {
-    let recorded = read_record(rollout, HELD_PAUSES_ANNOTATION)?;
-    let mut record = recorded;
+    let mut record = read_record(rollout, HELD_PAUSES_ANNOTATION)?;
     let dropped = retain_held(&mut record, rollout);
     if dropped.is_empty() {
         return None;
@@ -503,12 +506,10 @@ pub fn prune_held(rollout: &mut Value) -> Option<String> {
 /// Keeps the record's entries for steps that are still held pauses (a `pause` without a
 /// duration) and returns the others.
 fn retain_held(record: &mut Map<String, Value>, rollout: &Value) -> Vec<(String, Value)> {
-    let steps = rollout
-        .pointer("/spec/strategy/canary/steps")
-        .and_then(Value::as_array);
+    let steps = steps_of(rollout);
     let is_held_pause = |index: &str| {
         step_index(index)
-            .and_then(|i| steps?.get(i))
+            .and_then(|i| steps.get(i))
             .and_then(|step| step.get("pause"))
             .and_then(Value::as_object)
             .is_some_and(|pause| pause.get("duration").is_none_or(Value::is_null))

@@ -499,11 +499,22 @@ pub struct PauseCondition {
 impl RolloutStatus {
     pub const INCONCLUSIVE_REASON: &'static str = "InconclusiveAnalysisRun";
 
+    /// A canary in flight ([`canary_in_flight`]).
+    pub fn in_flight(&self) -> bool {
+        canary_in_flight(self.current_pod_hash.as_deref(), self.stable_rs.as_deref())
+    }
+
     pub fn paused_inconclusive(&self) -> bool {
         self.pause_conditions
             .iter()
             .any(|c| c.reason == Self::INCONCLUSIVE_REASON)
     }
+}
+
+/// Whether a canary is in flight: the current pod hash (`status.currentPodHash`) is known and
+/// is not the stable one (`status.stableRS`). Any change of the steps then restarts it.
+pub fn canary_in_flight(current_pod_hash: Option<&str>, stable_rs: Option<&str>) -> bool {
+    matches!((current_pod_hash, stable_rs), (Some(current), Some(stable)) if current != stable)
 }
 
 // ---------------------------------------------------------------------------------------------
