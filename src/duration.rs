@@ -106,15 +106,30 @@ impl PauseDuration {
     }
 }
 
+/// An integer as Go's `strconv.Atoi` reads it, with the value `IntOrString.IntValue()` keeps
+/// when it reports an error: a sign and decimal digits, nothing around them; past the 64-bit
+/// range, the bound on that side (Go returns it with the range error, which `IntValue`
+/// ignores). `None` for any other text, which `IntValue` reads as 0.
+pub fn go_atoi(text: &str) -> Option<i64> {
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(text.parse::<i64>().unwrap_or(if text.starts_with('-') {
+        i64::MIN
+    } else {
+        i64::MAX
+    }))
+}
+
 /// The whole seconds a pause duration states before the controller narrows them to int32: an
 /// integer, a string of one, or a Go duration truncated to seconds; `None` for none of these.
 fn whole_seconds(duration: &IntOrStr) -> Option<i64> {
     match duration {
         IntOrStr::Int(n) => Some(*n),
-        IntOrStr::Str(s) => s
-            .parse::<i64>()
-            .ok()
-            .or_else(|| parse_go_duration(s).map(|n| n / NANOS_PER_SECOND)),
+        IntOrStr::Str(s) => {
+            go_atoi(s).or_else(|| parse_go_duration(s).map(|n| n / NANOS_PER_SECOND))
+        }
     }
 }
 
@@ -125,17 +140,7 @@ pub fn invalid_reason(duration: &IntOrStr) -> &'static str {
         (Some(n), _) if n < 0 => "it is negative",
         (Some(_), _) => beyond,
         (None, IntOrStr::Str(s)) => {
-            // One sign at most, as Go's ParseInt and ParseDuration take.
-            let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
-            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-                // Whole seconds past i64.
-                if s.starts_with('-') {
-                    "it is negative"
-                } else {
-                    beyond
-                }
-            } else if s
-                .trim_end()
+            if s.trim_end()
                 .strip_suffix('d')
                 .is_some_and(|days| parse_go_duration(&format!("{days}h")).is_some())
             {
@@ -176,6 +181,29 @@ impl fmt::Display for HumanSeconds {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_read_as_go_atoi_and_int_value_do() {
+        for (text, value) in [
+            ("3", Some(3)),
+            ("+3", Some(3)),
+            ("-3", Some(-3)),
+            ("03", Some(3)),
+            ("-0", Some(0)),
+            ("99999999999999999999", Some(i64::MAX)),
+            ("-99999999999999999999", Some(i64::MIN)),
+            ("", None),
+            ("+", None),
+            ("5 ", None),
+            (" 5", None),
+            ("1_000", None),
+            ("1.5", None),
+            ("0x10", None),
+            ("+-3", None),
+        ] {
+            assert_eq!(go_atoi(text), value, "{text:?}");
+        }
+    }
 
     #[test]
     fn says_why_a_pause_duration_is_invalid() {

@@ -380,22 +380,6 @@ pub struct Args<'a> {
     values: BTreeMap<&'a str, ArgValue<'a>>,
 }
 
-/// An integer as Go's `strconv.Atoi` reads it, with the value `IntOrString.IntValue()` keeps
-/// when it reports an error: a sign and decimal digits, nothing around them; past the 64-bit
-/// range, the bound on that side (Go returns it with the range error, which `IntValue`
-/// ignores). `None` for any other text, which `IntValue` reads as 0.
-pub fn go_atoi(text: &str) -> Option<i64> {
-    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(text.parse::<i64>().unwrap_or(if text.starts_with('-') {
-        i64::MIN
-    } else {
-        i64::MAX
-    }))
-}
-
 impl<'a> Args<'a> {
     /// Template declarations first, as Argo's `flattenArgs` merges them: the first `value`
     /// stays, and a declaration without one is replaced by the next declaration of the same
@@ -478,7 +462,7 @@ impl<'a> Args<'a> {
             Some(IntOrStr::Int(n)) => Resolved::Known(*n),
             Some(IntOrStr::Str(s)) => match self.substitute(s) {
                 None => Resolved::Unknown,
-                Some(v) => match go_atoi(&v) {
+                Some(v) => match crate::duration::go_atoi(&v) {
                     Some(n) => Resolved::Known(n),
                     None => Resolved::Invalid(v.into_owned()),
                 },
@@ -743,28 +727,6 @@ impl<'s> Walk<'s> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn integers_read_as_go_atoi_and_int_value_do() {
-        for (text, value) in [
-            ("3", Some(3)),
-            ("+3", Some(3)),
-            ("-3", Some(-3)),
-            ("03", Some(3)),
-            ("-0", Some(0)),
-            ("99999999999999999999", Some(i64::MAX)),
-            ("-99999999999999999999", Some(i64::MIN)),
-            ("", None),
-            ("+", None),
-            ("5 ", None),
-            (" 5", None),
-            ("1_000", None),
-            ("1.5", None),
-            ("0x10", None),
-            ("+-3", None),
-        ] {
-            assert_eq!(go_atoi(text), value, "{text:?}");
-        }
-    }
     use serde_json::json;
 
     fn template(name: &str, nested: &[(&str, bool)]) -> AnalysisTemplate {

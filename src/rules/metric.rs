@@ -467,24 +467,6 @@ pub fn metric_findings(m: &RunMetric, undeclared: Undeclared) -> Vec<Finding> {
         _ => {}
     }
 
-    // Not a denial: Argo Rollouts runs the metric, with 0 (which the rules use too).
-    let read_as_zero: Vec<Finding> = m
-        .read_as_zero
-        .iter()
-        .map(|(field, text)| {
-            Finding::new(
-                Rule::InvalidMetricLimits,
-                Severity::Warning,
-                obj,
-                m.field(field),
-                format!("metric `{name}` {field} `{text}` is not a whole number, so Argo Rollouts reads it as 0: set a whole number"),
-            )
-            .explain(
-                "Argo Rollouts reads count and the limits with IntOrString.IntValue(), which gives 0 for \
-                 text that is not a whole number (surrounding spaces included) without an error.",
-            )
-        })
-        .collect();
     let limits_why = "Argo Rollouts validates metric limits when the AnalysisRun starts; a background run \
                       that fails validation goes Error and aborts the Rollout.";
     let count = m.explicit_count().known();
@@ -655,7 +637,24 @@ pub fn metric_findings(m: &RunMetric, undeclared: Undeclared) -> Vec<Finding> {
                  only query errors count. Add the condition the metric is meant to check.",
         );
     }
-    out.extend(read_as_zero);
+    // Not a denial: Argo Rollouts runs the metric, with 0 (which the rules use too).
+    out.extend(m
+        .read_as_zero
+        .iter()
+        .map(|(field, text)| {
+            Finding::new(
+                Rule::InvalidMetricLimits,
+                Severity::Warning,
+                obj,
+                m.field(field),
+                format!("metric `{name}` {field} `{text}` is not a whole number, so Argo Rollouts reads it as 0: set a whole number"),
+            )
+            .explain(
+                "Argo Rollouts reads count and the limits with IntOrString.IntValue(), which gives 0 for \
+                 text that is not a whole number (surrounding spaces included) without an error.",
+            )
+        })
+    );
     out
 }
 
