@@ -2,8 +2,10 @@
 //!
 //! No helm binary exists where this runs, so `chart/helm.rs` renders the chart with a small
 //! implementation of exactly the template constructs the chart uses; anything else is an error,
-//! so an unsupported construct fails the test instead of passing it (see the renderer tests at
-//! the bottom). On the rendered output this test checks what a cluster would reject or what
+//! so an unsupported construct fails the test instead of passing it (see the `renderer_*`
+//! tests). What a real helm rendered of the chart is kept in
+//! `tests/fixtures/chart/golden-*.yaml` (`tools/helm-golden/render.sh`), and the renderer must
+//! make the same objects of the same values. On the rendered output this test checks what a cluster would reject or what
 //! would drift from the server:
 //! - every document is YAML with apiVersion, kind and metadata.name, and the known kinds
 //!   survive a round trip through the k8s-openapi types (a misspelt field is dropped by the
@@ -1293,4 +1295,84 @@ fn notes_warn_about_the_unpublished_default_image() {
     let own =
         json!({"image": {"repository": "registry.example.com/rollout-guard", "tag": "0.1.0"}});
     assert!(!notes(&own).contains("WARNING"), "{}", notes(&own));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real helm: tests/fixtures/chart/golden-*.yaml are what helm itself rendered of this chart
+// (tools/helm-golden/render.sh). The renderer above must make the same objects of the same
+// values, so the tests above check what a real install gets.
+
+/// The objects of a render by (kind, name), in that order.
+fn by_kind_and_name(docs: Vec<Value>) -> Vec<((String, String), Value)> {
+    let mut keyed: Vec<_> = docs
+        .into_iter()
+        .map(|doc| {
+            let key = (
+                doc["kind"].as_str().unwrap_or_default().to_owned(),
+                doc["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+            (key, doc)
+        })
+        .collect();
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    keyed
+}
+
+#[test]
+fn renders_what_real_helm_rendered() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut goldens: Vec<PathBuf> = std::fs::read_dir(root.join("tests/fixtures/chart"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("golden-") && name.ends_with(".yaml")
+        })
+        .collect();
+    goldens.sort();
+    assert!(goldens.len() >= 3, "golden renders missing: {goldens:?}");
+
+    for golden in goldens {
+        let name = golden.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&golden).unwrap();
+        // First line: `# helm template RELEASE charts/rollout-guard --namespace NS ... [--values FILE]`.
+        let command: Vec<&str> = text
+            .lines()
+            .next()
+            .and_then(|line| line.strip_prefix("# helm "))
+            .unwrap_or_else(|| panic!("{name}: the first line is not the helm command"))
+            .split_whitespace()
+            .collect();
+        assert_eq!(command[0], "template", "{name}: {command:?}");
+        assert_eq!(command[2], "charts/rollout-guard", "{name}: {command:?}");
+        let release = command[1];
+        let option = |flag: &str| {
+            let at = command.iter().position(|a| *a == flag)?;
+            command.get(at + 1).copied()
+        };
+        assert_eq!(option("--namespace"), Some(NAMESPACE), "{name}");
+        let values = match option("--values") {
+            Some(file) => serde_yaml::from_str(&std::fs::read_to_string(root.join(file)).unwrap())
+                .unwrap_or_else(|e| panic!("{name}: {file}: {e}")),
+            None => json!({}),
+        };
+        assert_eq!(
+            schema_errors(&values),
+            Vec::<String>::new(),
+            "{name}: helm took these values, so the schema test's validator must too"
+        );
+
+        let helm = by_kind_and_name(helm::documents(&text).unwrap());
+        let ours = by_kind_and_name(render(&values, release));
+        let keys = |docs: &[((String, String), Value)]| -> Vec<(String, String)> {
+            docs.iter().map(|(key, _)| key.clone()).collect()
+        };
+        assert_eq!(keys(&ours), keys(&helm), "{name}: objects differ");
+        for ((key, ours), (_, helm)) in ours.iter().zip(&helm) {
+            assert_eq!(ours, helm, "{name}: {key:?} differs from helm's render");
+        }
+    }
 }
