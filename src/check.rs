@@ -300,42 +300,48 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> std::io::Result<u8> {
     Ok(exit_code(&report, args.fail_on))
 }
 
-/// The input error for a run whose inputs hold no Kubernetes object and no other error: an
+/// The input errors for a run whose inputs hold no Kubernetes object and no other error: an
 /// empty directory, a path with only other tools' files, or an empty stdin, which in CI is
 /// most often a `helm template` or `kustomize build` that failed in front of the pipe (its
-/// exit status is lost without `set -o pipefail`). Passing would hide that.
-pub fn nothing_to_check(
-    inputs: &Loaded,
-    paths: &[PathBuf],
-    stdin_name: &str,
-) -> Option<InputError> {
+/// exit status is lost without `set -o pipefail`). Passing would hide that. One error per
+/// path given (each named as given, stdin by `stdin_name`), so each `file` is one input.
+pub fn nothing_to_check(inputs: &Loaded, paths: &[PathBuf], stdin_name: &str) -> Vec<InputError> {
     if inputs.kubernetes_files > 0 || !inputs.errors.is_empty() {
-        return None;
+        return Vec::new();
     }
-    let named: Vec<String> = paths
-        .iter()
-        .map(|p| match p.to_str() {
-            Some("-") => stdin_name.to_owned(),
-            _ => p.display().to_string(),
+    let mut named: Vec<(String, bool)> = Vec::new();
+    for path in paths {
+        let entry = match path.to_str() {
+            Some("-") => (stdin_name.to_owned(), true),
+            _ => (path.display().to_string(), false),
+        };
+        if !named.contains(&entry) {
+            named.push(entry);
+        }
+    }
+    named
+        .into_iter()
+        .map(|(file, stdin)| {
+            let what = if stdin {
+                "no Kubernetes object on stdin; an empty stdin is most often a command before the \
+                 pipe that failed (use `set -o pipefail`)"
+                    .to_owned()
+            } else {
+                format!(
+                    "no Kubernetes object here ({} file(s) read in all)",
+                    inputs.files
+                )
+            };
+            InputError {
+                file,
+                document: None,
+                item: None,
+                line: None,
+                column: None,
+                message: format!("nothing to check: {what}; pass --allow-empty to accept"),
+            }
         })
-        .collect();
-    let stdin = paths.iter().any(|p| p.as_os_str() == "-");
-    let hint = if stdin {
-        "; an empty stdin is most often a command before the pipe that failed (use `set -o pipefail`)"
-    } else {
-        ""
-    };
-    Some(InputError {
-        file: named.join(", "),
-        document: None,
-        item: None,
-        line: None,
-        column: None,
-        message: format!(
-            "nothing to check: no Kubernetes object in {} file(s) read{hint}; pass --allow-empty to accept",
-            inputs.files
-        ),
-    })
+        .collect()
 }
 
 pub fn exit_code(report: &CheckReport, fail_on: Severity) -> u8 {

@@ -650,7 +650,7 @@ fn nothing_to_check_is_an_input_error_unless_allowed() {
         assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
         let text = stdout(&out);
         assert!(
-            text.contains("error: -: nothing to check: no Kubernetes object in 1 file(s) read")
+            text.contains("error: -: nothing to check: no Kubernetes object on stdin;")
                 && text.contains("set -o pipefail")
                 && text.contains("--allow-empty"),
             "{text}"
@@ -669,10 +669,23 @@ fn nothing_to_check_is_an_input_error_unless_allowed() {
     std::fs::write(dir.path().join("values.yaml"), "replicaCount: 2\n").unwrap();
     let text = stdout(&check(&[empty]));
     assert!(
-        text.contains("nothing to check: no Kubernetes object in 1 file(s) read;")
+        text.contains("nothing to check: no Kubernetes object here (1 file(s) read in all);")
             && !text.contains("pipefail"),
         "{text}"
     );
+    // Each path given is its own error, named as given (a `file` is one input), once.
+    let other = tempfile::tempdir().unwrap();
+    let other = other.path().to_str().unwrap();
+    let out = check(&[empty, other, empty, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files: Vec<&str> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, [empty, other]);
     assert_eq!(check(&[empty, "--allow-empty"]).status.code(), Some(0));
 
     // One Kubernetes object of any kind is something checked.
