@@ -6,7 +6,7 @@
 //! errors (a document that does not parse, a file that cannot be read). Input errors win:
 //! a partial check is not a pass.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -74,9 +74,20 @@ pub struct SameName {
     pub locations: Vec<Location>,
 }
 
-/// The directory of the file an object was read from.
-fn dir_of(loc: &Location) -> &Path {
-    Path::new(&loc.file).parent().unwrap_or(Path::new(""))
+/// Where each file read is ([`crate::input::place`]), by the name it is reported under, so
+/// that `./deploy/a.yaml` and `deploy/a.yaml` are one file in one directory.
+struct Places(HashMap<String, PathBuf>);
+
+impl Places {
+    fn file<'a>(&'a self, loc: &'a Location) -> &'a Path {
+        self.0
+            .get(&loc.file)
+            .map_or(Path::new(&loc.file), PathBuf::as_path)
+    }
+
+    fn dir<'a>(&'a self, loc: &'a Location) -> &'a Path {
+        self.file(loc).parent().unwrap_or(Path::new(""))
+    }
 }
 
 /// The templates one input sees, nearest first: those read in its own file, then in its
@@ -98,10 +109,10 @@ impl Nearest<'_> {
 
 /// Of the places an object was read (in reading order), the one `Nearest` takes for an input
 /// read at `from`: the last in its file, else in its directory, else anywhere.
-fn nearest_read<'l>(at: &[&'l Location], from: &Location) -> Option<&'l Location> {
+fn nearest_read<'l>(at: &[&'l Location], from: &Location, places: &Places) -> Option<&'l Location> {
     let last = |keep: &dyn Fn(&Location) -> bool| at.iter().rev().find(|l| keep(l)).copied();
-    last(&|l| l.file == from.file)
-        .or_else(|| last(&|l| dir_of(l) == dir_of(from)))
+    last(&|l| places.file(l) == places.file(from))
+        .or_else(|| last(&|l| places.dir(l) == places.dir(from)))
         .or_else(|| at.last().copied())
 }
 
@@ -137,10 +148,26 @@ fn object_ref(obj: &Object) -> ObjectRef {
 /// name in different files (a kustomize base and its overlay, two demos) are reported apart.
 /// A reference resolves to the nearest template of its name (`Nearest`), else to the last one
 /// read; the report lists the templates that share a name.
-pub fn check_loaded(inputs: Loaded, templates: Loaded, cfg: &Config) -> CheckReport {
+pub fn check_loaded(mut inputs: Loaded, mut templates: Loaded, cfg: &Config) -> CheckReport {
+    // A file read both as an input and under `--templates` (`check deploy/ --templates
+    // deploy/`) counts once, as the input: its templates would otherwise be defined twice,
+    // and its errors said twice.
+    let input_files: HashSet<PathBuf> = inputs.places.values().cloned().collect();
+    let mut places = std::mem::take(&mut inputs.places);
+    places.extend(std::mem::take(&mut templates.places));
+    let places = Places(places);
+    let also_input = |file: &str| {
+        places
+            .0
+            .get(file)
+            .is_some_and(|place| input_files.contains(place))
+    };
+    templates.objects.retain(|(loc, _)| !also_input(&loc.file));
+    templates.errors.retain(|e| !also_input(&e.file));
+
     let mut store = MemoryStore::new();
     // The templates of each file and of each directory, for `Nearest`.
-    let mut by_file: HashMap<&str, MemoryStore> = HashMap::new();
+    let mut by_file: HashMap<&Path, MemoryStore> = HashMap::new();
     let mut by_dir: HashMap<&Path, MemoryStore> = HashMap::new();
     // Where each object was read, in reading order (the last is the one the store keeps).
     let mut read_at: HashMap<ObjectRef, Vec<&Location>> = HashMap::new();
@@ -150,8 +177,8 @@ pub fn check_loaded(inputs: Loaded, templates: Loaded, cfg: &Config) -> CheckRep
                 let t = Arc::new((**t).clone());
                 let stores = [
                     &mut store,
-                    by_file.entry(loc.file.as_str()).or_default(),
-                    by_dir.entry(dir_of(loc)).or_default(),
+                    by_file.entry(places.file(loc)).or_default(),
+                    by_dir.entry(places.dir(loc)).or_default(),
                 ];
                 for s in stores {
                     if *kind == Kind::ClusterAnalysisTemplate {
@@ -169,8 +196,8 @@ pub fn check_loaded(inputs: Loaded, templates: Loaded, cfg: &Config) -> CheckRep
     for (loc, obj) in &inputs.objects {
         let own = object_ref(obj);
         let nearest = Nearest {
-            file: by_file.get(loc.file.as_str()),
-            dir: by_dir.get(dir_of(loc)),
+            file: by_file.get(places.file(loc)),
+            dir: by_dir.get(places.dir(loc)),
             all: &store,
         };
         let found = match obj {
@@ -186,7 +213,7 @@ pub fn check_loaded(inputs: Loaded, templates: Loaded, cfg: &Config) -> CheckRep
             } else {
                 read_at
                     .get(&f.object)
-                    .and_then(|at| nearest_read(at, loc))
+                    .and_then(|at| nearest_read(at, loc, &places))
                     .cloned()
             };
             (at, f)
@@ -276,72 +303,107 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> std::io::Result<u8> {
         version: args.argo_rollouts_version,
         explain: true,
     };
-    let mut inputs = load_named(&args.paths, &args.stdin_name);
+    let mut inputs = load_named(&args.paths, &args.stdin_name, &args.templates);
     if !args.allow_empty {
         inputs
             .errors
             .extend(nothing_to_check(&inputs, &args.paths, &args.stdin_name));
     }
-    let templates = load(&args.templates);
-    let report = check_loaded(inputs, templates, &cfg);
-    match args.output {
-        OutputFormat::Text => {
-            out.write_all(text(&report, args.explain, args.fail_on).as_bytes())?
-        }
-        OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, &report)?;
-            out.write_all(b"\n")?;
-        }
-        OutputFormat::Sarif => {
-            serde_json::to_writer_pretty(&mut *out, &sarif(&report))?;
-            out.write_all(b"\n")?;
-        }
+    // Stdin can be read once: as an input, if it is one.
+    let stdin = |p: &PathBuf| p.as_os_str() == "-";
+    let stdin_twice = args.paths.iter().any(stdin) && args.templates.iter().any(stdin);
+    let template_paths: Vec<PathBuf> = args
+        .templates
+        .iter()
+        .filter(|p| !(stdin_twice && stdin(p)))
+        .cloned()
+        .collect();
+    let templates = load(&template_paths);
+    if stdin_twice {
+        inputs.errors.push(InputError {
+            file: "-".into(),
+            document: None,
+            item: None,
+            line: None,
+            column: None,
+            message: "`--templates -` not read: stdin is already an input of this run, and \
+                      it can be read once"
+                .into(),
+        });
     }
-    Ok(exit_code(&report, args.fail_on))
+    let report = check_loaded(inputs, templates, &cfg);
+    let code = exit_code(&report, args.fail_on);
+    match write_report(&report, args, out) {
+        // The reader stopped early (`check ... | head`): the verdict was reached before the
+        // first byte was written and stands, or a pipeline would pass on a finding.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(code),
+        written => written.map(|()| code),
+    }
 }
 
-/// The input errors for a run whose inputs hold no Kubernetes object and no other error: an
-/// empty directory, a path with only other tools' files, or an empty stdin, which in CI is
-/// most often a `helm template` or `kustomize build` that failed in front of the pipe (its
-/// exit status is lost without `set -o pipefail`). Passing would hide that. One error per
-/// path given (each named as given, stdin by `stdin_name`), so each `file` is one input.
+fn write_report(
+    report: &CheckReport,
+    args: &CheckArgs,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    match args.output {
+        OutputFormat::Text => out.write_all(text(report, args.explain, args.fail_on).as_bytes())?,
+        OutputFormat::Json => serde_json::to_writer_pretty(&mut *out, report)?,
+        OutputFormat::Sarif => serde_json::to_writer_pretty(&mut *out, &sarif(report))?,
+    }
+    if args.output != OutputFormat::Text {
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
+/// The input errors for inputs that hold no Kubernetes object: an empty stdin, whatever
+/// else the run reads, and every path given when none holds one (an empty directory, a path
+/// with only other tools' files). In CI an empty stdin is most often a `helm template` or
+/// `kustomize build` that failed in front of the pipe (its exit status is lost without
+/// `set -o pipefail`), beside a directory of shared templates that holds objects; passing
+/// would hide that. None when other input errors already fail the run. One error per path
+/// given (each named as given, stdin by `stdin_name`), so each `file` is one input.
 pub fn nothing_to_check(inputs: &Loaded, paths: &[PathBuf], stdin_name: &str) -> Vec<InputError> {
-    if inputs.kubernetes_files > 0 || !inputs.errors.is_empty() {
+    if !inputs.errors.is_empty() {
         return Vec::new();
     }
-    let mut named: Vec<(String, bool)> = Vec::new();
-    for path in paths {
-        let entry = match path.to_str() {
-            Some("-") => (stdin_name.to_owned(), true),
-            _ => (path.display().to_string(), false),
-        };
-        if !named.contains(&entry) {
-            named.push(entry);
-        }
+    let error = |file: &str, what: String| InputError {
+        file: file.to_owned(),
+        document: None,
+        item: None,
+        line: None,
+        column: None,
+        message: format!("nothing to check: {what}; pass --allow-empty to accept"),
+    };
+    let mut errors = Vec::new();
+    if inputs.stdin_held_objects == Some(false) {
+        errors.push(error(
+            stdin_name,
+            "no Kubernetes object on stdin; an empty stdin is most often a command before the \
+             pipe that failed (use `set -o pipefail`)"
+                .into(),
+        ));
     }
-    named
-        .into_iter()
-        .map(|(file, stdin)| {
-            let what = if stdin {
-                "no Kubernetes object on stdin; an empty stdin is most often a command before the \
-                 pipe that failed (use `set -o pipefail`)"
-                    .to_owned()
-            } else {
+    if inputs.kubernetes_files == 0 {
+        let mut named: Vec<String> = Vec::new();
+        for path in paths.iter().filter(|p| p.as_os_str() != "-") {
+            let name = path.display().to_string();
+            if !named.contains(&name) {
+                named.push(name);
+            }
+        }
+        errors.extend(named.iter().map(|file| {
+            error(
+                file,
                 format!(
                     "no Kubernetes object here ({} file(s) read in all)",
                     inputs.files
-                )
-            };
-            InputError {
-                file,
-                document: None,
-                item: None,
-                line: None,
-                column: None,
-                message: format!("nothing to check: {what}; pass --allow-empty to accept"),
-            }
-        })
-        .collect()
+                ),
+            )
+        }));
+    }
+    errors
 }
 
 pub fn exit_code(report: &CheckReport, fail_on: Severity) -> u8 {
@@ -359,6 +421,25 @@ pub fn exit_code(report: &CheckReport, fail_on: Severity) -> u8 {
 }
 
 /// The human report: findings grouped by object, then input errors, then a summary line.
+/// `value` as text with control characters escaped (`\n`, `\u{1b}`): file names and manifest
+/// strings reach the report, and a raw line break in one would start a line of its own,
+/// which a CI log reads as its own (GitHub Actions runs `::error ...` lines as commands).
+fn printable(value: impl std::fmt::Display) -> String {
+    let text = value.to_string();
+    if !text.chars().any(char::is_control) {
+        return text;
+    }
+    text.chars()
+        .map(|c| match c {
+            '\n' => "\\n".to_owned(),
+            '\r' => "\\r".to_owned(),
+            '\t' => "\\t".to_owned(),
+            c if c.is_control() => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 pub fn text(report: &CheckReport, explain: bool, fail_on: Severity) -> String {
     let mut s = String::new();
     // One group per object and place, in the order of each group's most severe finding (the
@@ -383,10 +464,14 @@ pub fn text(report: &CheckReport, explain: bool, fail_on: Severity) -> String {
             current = Some((&f.object, &located.location));
             match &located.location {
                 Some(loc) => {
-                    let _ = writeln!(s, "{}  {}", f.object, loc);
+                    let _ = writeln!(s, "{}  {}", printable(&f.object), printable(loc));
                 }
                 None => {
-                    let _ = writeln!(s, "{}  (referenced, not among the inputs)", f.object);
+                    let _ = writeln!(
+                        s,
+                        "{}  (referenced, not among the inputs)",
+                        printable(&f.object)
+                    );
                 }
             }
         }
@@ -395,15 +480,15 @@ pub fn text(report: &CheckReport, explain: bool, fail_on: Severity) -> String {
             "  {:<7} {}  {}{}",
             f.severity.as_str(),
             f.rule.id(),
-            f.path,
+            printable(&f.path),
             located
                 .line
                 .map(|l| format!("  (line {l})"))
                 .unwrap_or_default()
         );
-        let _ = writeln!(s, "          {}", f.message);
+        let _ = writeln!(s, "          {}", printable(&f.message));
         if explain && !f.explanation.is_empty() {
-            for line in wrap(&f.explanation, 90) {
+            for line in wrap(&printable(&f.explanation), 90) {
                 let _ = writeln!(s, "          | {line}");
             }
         }
@@ -413,7 +498,7 @@ pub fn text(report: &CheckReport, explain: bool, fail_on: Severity) -> String {
             s.push('\n');
         }
         for e in &report.errors {
-            let _ = writeln!(s, "error: {e}");
+            let _ = writeln!(s, "error: {}", printable(e));
         }
     }
     let above = !report.findings.is_empty() || !report.errors.is_empty();
@@ -422,7 +507,7 @@ pub fn text(report: &CheckReport, explain: bool, fail_on: Severity) -> String {
         s.push('\n');
     }
     for same in notes {
-        let places: Vec<String> = same.locations.iter().map(ToString::to_string).collect();
+        let places: Vec<String> = same.locations.iter().map(printable).collect();
         let as_found = if same.or_in_default {
             ", as a Rollout naming no namespace finds it,"
         } else {
@@ -431,7 +516,7 @@ pub fn text(report: &CheckReport, explain: bool, fail_on: Severity) -> String {
         let _ = writeln!(
             s,
             "note: {}{as_found} is defined {} times ({}); references resolve to the nearest (same file, then same directory), else the last",
-            same.object,
+            printable(&same.object),
             places.len(),
             places.join(", ")
         );

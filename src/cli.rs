@@ -65,8 +65,9 @@ pub struct CheckArgs {
     /// Print the long explanation under each finding (text output).
     #[arg(long, short = 'v')]
     pub explain: bool,
-    /// Exit 0 when the inputs hold no Kubernetes object at all (by default that is an input
-    /// error: an empty stdin is most often a failed command before the pipe).
+    /// Exit 0 when the inputs hold no Kubernetes object at all, or stdin holds none (by
+    /// default each is an input error: an empty stdin is most often a failed command before
+    /// the pipe).
     #[arg(long)]
     pub allow_empty: bool,
 }

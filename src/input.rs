@@ -104,6 +104,12 @@ pub struct Loaded {
     /// YAML text of each document that held an Argo object, by (file, document), so field
     /// paths can be turned into lines later.
     pub texts: HashMap<(String, usize), Arc<str>>,
+    /// Where each file read is, by the name it is reported under ([`place`]): the
+    /// nearest-first template lookup compares these, not the names, so `./deploy/a.yaml`, an
+    /// absolute path and `deploy/a.yaml` are one file in one directory.
+    pub places: HashMap<String, PathBuf>,
+    /// Whether stdin held a Kubernetes object; `None` when stdin was not read.
+    pub stdin_held_objects: Option<bool>,
     /// The file being read.
     current: CurrentFile,
 }
@@ -121,20 +127,24 @@ struct CurrentFile {
 /// Reads every path: files, directories (recursively, `.yaml`/`.yml`/`.json`, in name order)
 /// or `-` for stdin.
 pub fn load(paths: &[PathBuf]) -> Loaded {
-    load_named(paths, "-")
+    load_named(paths, "-", &[])
 }
 
 /// [`load`], reporting what stdin holds under `stdin_name` (the file it was rendered from).
-/// A `stdin_name` that is also the name of a file read in the same run is refused with an
-/// error on stdin (the file is still read): findings, lines and the nearest-first template
-/// lookup could not tell the two apart.
-pub fn load_named(paths: &[PathBuf], stdin_name: &str) -> Loaded {
+/// A `stdin_name` that is also the name of a file read in the same run (in `paths`, or in
+/// `also_read`, the run's other inputs such as `--templates`) is refused with an error on
+/// stdin (the file is still read): findings, lines and the nearest-first template lookup
+/// could not tell the two apart.
+pub fn load_named(paths: &[PathBuf], stdin_name: &str, also_read: &[PathBuf]) -> Loaded {
     let mut loaded = Loaded::default();
     let sources = sources(paths);
-    let clash = stdin_name != "-"
-        && sources
+    let stdin_place = place(Path::new(stdin_name));
+    let named = |sources: &[Source]| {
+        sources
             .iter()
-            .any(|s| matches!(s, Source::File(f) if file_name(f) == stdin_name));
+            .any(|s| matches!(s, Source::File(f) if place(f) == stdin_place))
+    };
+    let clash = stdin_name != "-" && (named(&sources) || named(&self::sources(also_read)));
     for source in sources {
         match source {
             Source::Stdin if clash => loaded.errors.push(file_error(
@@ -148,7 +158,14 @@ pub fn load_named(paths: &[PathBuf], stdin_name: &str) -> Loaded {
             Source::Stdin => {
                 let mut text = String::new();
                 match std::io::stdin().read_to_string(&mut text) {
-                    Ok(_) => load_text(stdin_name, &text, false, &mut loaded),
+                    Ok(_) => {
+                        let before = loaded.kubernetes_files;
+                        load_text(stdin_name, &text, false, &mut loaded);
+                        loaded.stdin_held_objects = Some(loaded.kubernetes_files > before);
+                        loaded
+                            .places
+                            .insert(stdin_name.to_owned(), place(Path::new(stdin_name)));
+                    }
                     Err(e) => loaded
                         .errors
                         .push(file_error(stdin_name, format!("cannot read stdin: {e}"))),
@@ -194,9 +211,12 @@ fn sources(paths: &[PathBuf]) -> Vec<Source> {
                 .into_iter()
                 .filter_map(|e| match e {
                     Ok(e) => Some(e),
-                    // A broken link or unreadable entry that would not be read anyway (a
-                    // README, a dangling editor lock file) is no reason to fail the run.
-                    Err(err) if err.path().is_some_and(|p| !is_manifest(p)) => None,
+                    // A broken link or unreadable file that would not be read anyway (a
+                    // README, a dangling editor lock file) is no reason to fail the run, nor
+                    // is a link back to a directory above (each file is read once anyway). A
+                    // directory that cannot be read is: the manifests in it would be lost.
+                    Err(err) if err.loop_ancestor().is_some() => None,
+                    Err(err) if err.path().is_some_and(|p| !is_manifest(p) && !p.is_dir()) => None,
                     Err(err) => {
                         let p = err
                             .path()
@@ -249,8 +269,29 @@ fn file_name(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// Where a file is: its canonical path, or for a name that is no file on disk (a
+/// `--stdin-name`, `-`), the name made absolute with `.` and `..` resolved as written.
+pub fn place(path: &Path) -> PathBuf {
+    if let Ok(canonical) = path.canonicalize() {
+        return canonical;
+    }
+    let absolute = std::env::current_dir().unwrap_or_default().join(path);
+    let mut out = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 fn load_file(path: &Path, loaded: &mut Loaded) {
     let name = file_name(path);
+    loaded.places.insert(name.clone(), place(path));
     match std::fs::read(path) {
         Err(e) => loaded
             .errors
@@ -311,7 +352,7 @@ fn read_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
                     item: None,
                     line: Some(e.line()),
                     column: Some(e.column()),
-                    message: format!("invalid JSON: {e}"),
+                    message: format!("invalid JSON: {e}{}", unrendered_hint(text)),
                 });
             }
             Err(_) => {}
@@ -343,7 +384,11 @@ fn read_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
                     item: None,
                     line,
                     column,
-                    message: format!("invalid YAML: {}", strip_location(&e.to_string())),
+                    message: format!(
+                        "invalid YAML: {}{}",
+                        strip_location(&e.to_string()),
+                        unrendered_hint(chunk)
+                    ),
                 });
             }
         }
@@ -404,6 +449,25 @@ fn yaml_document(chunk: &str) -> Result<Value, serde_yaml::Error> {
     }
 }
 
+/// What to add to a parse error of text that holds a template expression: an Argo
+/// placeholder (`{{args.name}}`) left unquoted, where YAML reads `{` as the start of a map,
+/// or else a chart's template, which is not YAML until `helm template` renders it.
+fn unrendered_hint(text: &str) -> &'static str {
+    let argo = ["args.", "metrics.", "templates.", "secrets."];
+    let placeholder = text.split("{{").skip(1).any(|after| {
+        let after = after.trim_start();
+        argo.iter().any(|p| after.starts_with(p))
+    });
+    if placeholder {
+        " (an Argo placeholder such as `{{args.name}}` must be quoted in YAML: unquoted, `{` \
+         starts a map)"
+    } else if text.contains("{{") {
+        " (this looks like an unrendered Helm template: check what `helm template` prints)"
+    } else {
+        ""
+    }
+}
+
 /// serde_yaml appends " at line L column C"; the location is reported separately.
 fn strip_location(message: &str) -> &str {
     message.split(" at line ").next().unwrap_or(message)
@@ -458,6 +522,28 @@ fn only_directives(chunk: &str) -> bool {
     directives
 }
 
+/// A Kubernetes `List` or a typed list (`RolloutList`): a kind ending in `List` with `items`.
+fn is_list(value: &Value) -> bool {
+    value
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k.ends_with("List"))
+        && value.get("items").is_some_and(Value::is_array)
+}
+
+/// The kind of ours that `kind` misspells under an Argo API version: another case
+/// (`rollout`) or a plural (`Rollouts`). Argo's other kinds (`Application`, `Workflow`, ...)
+/// are not ours and pass as other kinds.
+fn misspelt_kind(api_version: &str, kind: &str) -> Option<&'static str> {
+    if !api_version.starts_with("argoproj.io/") {
+        return None;
+    }
+    let singular = kind.strip_suffix(['s', 'S']).unwrap_or(kind);
+    ["Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate"]
+        .into_iter()
+        .find(|ours| ours.eq_ignore_ascii_case(kind) || ours.eq_ignore_ascii_case(singular))
+}
+
 fn add_value(file: &str, document: usize, line: usize, value: Value, loaded: &mut Loaded) {
     let location = Location {
         file: file.to_owned(),
@@ -465,12 +551,7 @@ fn add_value(file: &str, document: usize, line: usize, value: Value, loaded: &mu
         item: None,
         line,
     };
-    let is_list = value
-        .get("kind")
-        .and_then(Value::as_str)
-        .is_some_and(|k| k == "List" || k.ends_with("List"))
-        && value.get("items").is_some_and(Value::is_array);
-    if is_list {
+    if is_list(&value) {
         loaded.current.kubernetes = true;
         let Value::Array(items) = value["items"].clone() else {
             return;
@@ -544,6 +625,14 @@ fn add_object(location: Location, value: Value, loaded: &mut Loaded) {
         ));
         return;
     }
+    if location.item.is_some() && is_list(&value) {
+        // kubectl reads the items of a List, not the items of a List inside one.
+        loaded.errors.push(error(format!(
+            "a {kind_name} inside a List: its items are not read (kubectl does not read them \
+             either); move them into the outer List"
+        )));
+        return;
+    }
     let Some(kind) = Kind::from_type(api_version, kind_name) else {
         if kind_name.is_empty() {
             if !api_version.contains('/') {
@@ -552,6 +641,12 @@ fn add_object(location: Location, value: Value, loaded: &mut Loaded) {
             loaded.errors.push(error(
                 "document has no `kind`: expected a Kubernetes object".into(),
             ));
+        } else if let Some(meant) = misspelt_kind(api_version, kind_name) {
+            // Kinds are case-sensitive: the API server refuses `rollout`, and skipping it
+            // here would pass a Rollout nobody checked.
+            loaded.errors.push(error(format!(
+                "kind `{kind_name}` is not a kind of {api_version}: did you mean {meant}?"
+            )));
         } else if api_version.is_empty()
             && ["Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate"].contains(&kind_name)
         {
@@ -568,11 +663,24 @@ fn add_object(location: Location, value: Value, loaded: &mut Loaded) {
         }
         return;
     };
-    let name = value
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("<unnamed>")
-        .to_owned();
+    let name_of = |field: &str| {
+        value
+            .pointer(&format!("/metadata/{field}"))
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+    };
+    // A nameless object is still checked (a documentation snippet often leaves the name
+    // out), and the run fails on the error all the same.
+    let name = match name_of("name").or(name_of("generateName")) {
+        Some(name) => name.to_owned(),
+        None => {
+            loaded.errors.push(error(format!(
+                "{kind} has no metadata.name (nor generateName): the API server refuses it \
+                 without one"
+            )));
+            "<unnamed>".to_owned()
+        }
+    };
     let object = match kind {
         Kind::Rollout => serde_path_to_error::deserialize::<_, Rollout>(value)
             .map(|r| Object::Rollout(Box::new(r))),
@@ -669,6 +777,133 @@ mod tests {
         let json = "{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [\n  1\n]}";
         load_text("l.json", json, true, &mut l);
         assert_eq!(l.errors[0].line, Some(2));
+    }
+
+    #[test]
+    fn a_list_inside_a_list_is_an_error_not_a_skip() {
+        let l = load_str(
+            "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: List\n  items:\n  \
+             - apiVersion: argoproj.io/v1alpha1\n    kind: Rollout\n    metadata: {name: r}\n",
+        );
+        assert!(l.objects.is_empty());
+        assert_eq!(l.other_documents, 0);
+        assert_eq!(l.errors.len(), 1, "{:?}", l.errors);
+        let e = &l.errors[0];
+        assert_eq!((e.item, e.line), (Some(0), Some(4)), "{e:?}");
+        assert!(e.message.starts_with("a List inside a List"), "{e}");
+        // A typed list as an item is the same mistake.
+        let l = load_str(
+            "apiVersion: v1\nkind: List\nitems:\n- apiVersion: argoproj.io/v1alpha1\n  \
+             kind: RolloutList\n  items: []\n",
+        );
+        assert!(
+            l.errors[0].message.starts_with("a RolloutList inside"),
+            "{:?}",
+            l.errors
+        );
+    }
+
+    #[test]
+    fn a_misspelt_argo_kind_is_an_error_other_argo_kinds_pass() {
+        for (kind, meant) in [
+            ("rollout", "Rollout"),
+            ("Rollouts", "Rollout"),
+            ("analysisTemplate", "AnalysisTemplate"),
+            ("CLUSTERANALYSISTEMPLATE", "ClusterAnalysisTemplate"),
+        ] {
+            let l = load_str(&format!(
+                "apiVersion: argoproj.io/v1alpha1\nkind: {kind}\nmetadata: {{name: x}}\n"
+            ));
+            assert!(l.objects.is_empty());
+            assert_eq!(l.errors.len(), 1, "{kind}: {:?}", l.errors);
+            assert!(
+                l.errors[0]
+                    .message
+                    .ends_with(&format!("did you mean {meant}?")),
+                "{}",
+                l.errors[0]
+            );
+        }
+        // Argo's other kinds, and our kinds' names in another group, are other objects.
+        for (api_version, kind) in [
+            ("argoproj.io/v1alpha1", "Application"),
+            ("argoproj.io/v1alpha1", "AnalysisRun"),
+            ("apps.kruise.io/v1alpha1", "rollout"),
+        ] {
+            let l = load_str(&format!(
+                "apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: x}}\n"
+            ));
+            assert!(l.errors.is_empty(), "{kind}: {:?}", l.errors);
+            assert_eq!(l.other_documents, 1);
+        }
+    }
+
+    #[test]
+    fn a_nameless_object_is_an_error_and_still_checked() {
+        let rollout = "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\n";
+        let l = load_str(&format!("{rollout}spec: {{}}\n"));
+        assert_eq!(l.objects.len(), 1);
+        assert_eq!(l.errors.len(), 1, "{:?}", l.errors);
+        assert!(
+            l.errors[0]
+                .message
+                .starts_with("Rollout has no metadata.name"),
+            "{}",
+            l.errors[0]
+        );
+        let l = load_str(&format!("{rollout}metadata: {{name: \"\"}}\n"));
+        assert_eq!((l.objects.len(), l.errors.len()), (1, 1), "{:?}", l.errors);
+        // `kubectl create` names it from generateName.
+        let l = load_str(&format!("{rollout}metadata: {{generateName: shop-}}\n"));
+        assert_eq!((l.objects.len(), l.errors.len()), (1, 0), "{:?}", l.errors);
+    }
+
+    #[test]
+    fn an_unrendered_helm_template_is_said_to_be_one() {
+        let l = load_str(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: {{ include \"app\" . }}\n",
+        );
+        assert_eq!(l.errors.len(), 1, "{:?}", l.errors);
+        assert!(
+            l.errors[0].message.contains("unrendered Helm template"),
+            "{}",
+            l.errors[0]
+        );
+        let mut l = Loaded::default();
+        load_text("t.json", "{\"kind\": {{ .Values.kind }}}", true, &mut l);
+        assert!(
+            l.errors[0].message.contains("unrendered Helm template"),
+            "{:?}",
+            l.errors
+        );
+        // Other broken YAML is not blamed on Helm, and an Argo placeholder is not Helm's.
+        let l = load_str("apiVersion: v1\nkind: [\n");
+        assert!(!l.errors[0].message.contains("Helm"), "{}", l.errors[0]);
+        let l = load_str(
+            "apiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\nmetadata:\n  \
+             annotations:\n    inject: {{ args.inject }}\n",
+        );
+        assert!(
+            l.errors[0].message.contains("must be quoted"),
+            "{}",
+            l.errors[0]
+        );
+    }
+
+    #[test]
+    fn places_name_one_file_however_it_is_spelt() {
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(
+            place(Path::new("./no/such/../file.yaml")),
+            here.join("no/file.yaml")
+        );
+        assert_eq!(place(Path::new("no/file.yaml")), here.join("no/file.yaml"));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.yaml");
+        std::fs::write(&file, "").unwrap();
+        let dotted = dir.path().join(".").join("a.yaml");
+        assert_eq!(place(&dotted), place(&file));
+        assert_eq!(place(&file), file.canonicalize().unwrap());
     }
 
     #[test]

@@ -20,7 +20,6 @@ fn main() -> ExitCode {
             let stdout = std::io::stdout();
             match rollout_guard::check::run(&args, &mut stdout.lock()) {
                 Ok(code) => ExitCode::from(code),
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: cannot write the report: {e}");
                     ExitCode::from(2)

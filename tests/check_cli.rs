@@ -697,3 +697,248 @@ fn nothing_to_check_is_an_input_error_unless_allowed() {
     let out = check(&[empty]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
+
+/// `check deploy/ | head` in a pipeline: the reader stops early, and the verdict still decides
+/// the exit code (a report larger than a pipe's buffer, so the write does fail).
+#[test]
+fn a_reader_that_stops_early_does_not_turn_findings_into_a_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let rollout = std::fs::read_to_string(fixture("dangerous.yaml")).unwrap();
+    for i in 0..200 {
+        let renamed = rollout.replace("name: shop\n", &format!("name: shop-{i}\n"));
+        assert_ne!(renamed, rollout);
+        std::fs::write(dir.path().join(format!("r{i}.yaml")), renamed).unwrap();
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
+        .args(["check", "--explain", dir.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+
+    // The whole report is indeed larger than a pipe holds.
+    let out = check(&["--explain", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.len() > 256 << 10, "{} bytes", out.stdout.len());
+}
+
+/// `check` run in `dir` (for relative paths).
+fn check_in(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
+        .arg("check")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn example(name: &str) -> String {
+    let path = format!("{}/docs/examples/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// app1 holds the Rollout and the template that can end Inconclusive; app2 a template of the
+/// same name that cannot (no failureCondition). The nearest is app1's, however the paths are
+/// spelt: `./app1/...`, `app1/...` and absolute paths are one directory.
+#[test]
+fn the_nearest_template_does_not_depend_on_how_paths_are_spelt() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let template = example("success-rate-template.yaml");
+    let tame = template.replace("    failureCondition: result[0] < 0.90\n", "");
+    assert_ne!(tame, template);
+    for (sub, text) in [
+        ("app1/shop.yaml", example("shop-rollout.yaml")),
+        ("app1/tpl.yaml", template),
+        ("app2/tpl.yaml", tame),
+    ] {
+        std::fs::create_dir_all(root.join(sub).parent().unwrap()).unwrap();
+        std::fs::write(root.join(sub), text).unwrap();
+    }
+    let absolute = root.join("app1/shop.yaml");
+    let absolute = absolute.to_str().unwrap();
+    for args in [
+        &["app1/shop.yaml", "app1/tpl.yaml", "app2/tpl.yaml"][..],
+        &["./app1/shop.yaml", "app1/tpl.yaml", "app2/tpl.yaml"],
+        &[
+            "./app1/shop.yaml",
+            "--templates",
+            "app1",
+            "--templates",
+            "app2",
+        ],
+        &[absolute, "--templates", "app1", "--templates", "./app2"],
+    ] {
+        let out = check_in(root, args);
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {text}");
+        assert!(
+            text.contains("high    inconclusive-promotion"),
+            "{args:?}: {text}"
+        );
+    }
+}
+
+/// A chart whose render failed pipes nothing, beside a directory that holds objects: the empty
+/// stdin is an input error all the same, unless `--allow-empty`.
+#[test]
+fn an_empty_stdin_beside_other_inputs_is_an_input_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tpl.yaml"),
+        example("success-rate-template.yaml"),
+    )
+    .unwrap();
+    let templates = dir.path().to_str().unwrap();
+    let out = check_piped(&["-", templates, "-o", "json"], b"");
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["file"], "-");
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("nothing to check: no Kubernetes object on stdin"),
+        "{errors:?}"
+    );
+    let out = check_piped(&["-", templates, "--allow-empty"], b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    // Stdin with an object beside the same directory is a plain run.
+    let rollout = example("shop-rollout.yaml");
+    let out = check_piped(&["-", templates], rollout.as_bytes());
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+}
+
+/// The inputs and `--templates` are one run: a file read as both counts once, stdin is read
+/// once, and `--stdin-name` may not name a file `--templates` reads either.
+#[test]
+fn inputs_and_templates_are_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(root.join("shop.yaml"), example("shop-rollout.yaml")).unwrap();
+    std::fs::write(root.join("tpl.yaml"), example("success-rate-template.yaml")).unwrap();
+
+    let out = check_in(root, &[".", "--templates", "./", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["sameName"], Value::Null, "{report:#}");
+    assert_eq!(report["errors"], serde_json::json!([]));
+
+    let rollout = example("shop-rollout.yaml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
+        .args(["check", "-", "--templates", "-", "--templates", "tpl.yaml"])
+        .current_dir(root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(rollout.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("error: -: `--templates -` not read"),
+        "{text}"
+    );
+    assert!(text.contains("high    inconclusive-promotion"), "{text}");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
+        .args(["check", "-", "--stdin-name", "tpl.yaml", "--templates", "."])
+        .current_dir(root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(rollout.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("stdin not read: `--stdin-name tpl.yaml`"),
+        "{text}"
+    );
+}
+
+/// A directory `check` cannot read is an input error, not a silent skip: the manifests in it
+/// would be lost. Root reads any directory, so as root the run is made as `nobody`.
+#[test]
+fn an_unreadable_directory_is_an_input_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let open = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(root, open.clone()).unwrap();
+    std::fs::write(root.join("tpl.yaml"), example("success-rate-template.yaml")).unwrap();
+    let locked = root.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::write(locked.join("shop.yaml"), example("shop-rollout.yaml")).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+
+    let mut command = if std::fs::read_dir(&locked).is_ok() {
+        // A copy of the binary nobody can run wherever the checkout is.
+        let binary = root.join("rollout-guard");
+        std::fs::copy(env!("CARGO_BIN_EXE_rollout-guard"), &binary).unwrap();
+        std::fs::set_permissions(&binary, open).unwrap();
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(binary);
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
+    };
+    let out = command.arg("check").arg(root).output().unwrap();
+    let text = stdout(&out);
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!(
+            "error: {}: cannot read directory entry",
+            locked.display()
+        )) && text.contains("Permission denied"),
+        "{text}"
+    );
+}
+
+/// A line break in a file name or a manifest string is printed escaped: raw, it would start a
+/// line of its own in the CI log, which GitHub Actions reads as a workflow command.
+#[test]
+fn control_characters_cannot_start_lines_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "x\n::error file=README.md::injected\n.yaml";
+    let template = example("success-rate-template.yaml").replace(
+        "  - name: success-rate\n",
+        "  - name: \"success-rate\\n::warning file=x::injected\"\n",
+    );
+    // A second, broken document: its error names the file.
+    std::fs::write(dir.path().join(name), format!("{template}---\nkind: [\n")).unwrap();
+    std::fs::write(dir.path().join("shop.yaml"), example("shop-rollout.yaml")).unwrap();
+    let out = check(&[dir.path().to_str().unwrap(), "--explain"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains(r"success-rate\n::warning"), "{text}");
+    assert!(
+        text.contains(r"x\n::error file=README.md::injected\n.yaml:"),
+        "{text}"
+    );
+    for line in text.lines() {
+        assert!(!line.starts_with("::"), "{line:?} in\n{text}");
+    }
+}
