@@ -343,7 +343,7 @@ fn read_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
     }
     // A `.json` file, or YAML text that is JSON (read once; YAML then reads what is not).
     if json || text.trim_start().starts_with('{') {
-        match serde_json::from_str::<Value>(text) {
+        match strict_json(text) {
             Ok(v) => return add_document(file, 1, 1, v, text, loaded),
             Err(e) if json => {
                 return loaded.errors.push(InputError {
@@ -447,6 +447,75 @@ fn yaml_document(chunk: &str) -> Result<Value, serde_yaml::Error> {
         // Only the stricter read fails (a duplicate key, a bad merge): its error stands.
         Err(strict) => serde_yaml::from_str::<Value>(chunk).and(Err(strict)),
     }
+}
+
+/// A JSON document read as serde_json reads it, except that a key given twice in one object
+/// is an error, as in YAML (`yaml_document`): the API server's strict field validation
+/// (kubectl's default) refuses a duplicate field, where a plain read lets the later one win.
+fn strict_json(text: &str) -> serde_json::Result<Value> {
+    use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+    struct Strict;
+
+    impl<'de> DeserializeSeed<'de> for Strict {
+        type Value = Value;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Strict {
+        type Value = Value;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(v.into())
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(v.into())
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(v.into())
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(v.into())
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(v.into())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element_seed(Strict)? {
+                items.push(item);
+            }
+            Ok(Value::Array(items))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut object = serde_json::Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if object.contains_key(&key) {
+                    return Err(de::Error::custom(format_args!(
+                        "duplicate key `{key}` in one object"
+                    )));
+                }
+                let value = map.next_value_seed(Strict)?;
+                object.insert(key, value);
+            }
+            Ok(Value::Object(object))
+        }
+    }
+
+    let mut reader = serde_json::Deserializer::from_str(text);
+    let value = Strict.deserialize(&mut reader)?;
+    reader.end()?;
+    Ok(value)
 }
 
 /// What to add to a parse error of text that holds a template expression: an Argo
@@ -777,6 +846,36 @@ mod tests {
         let json = "{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [\n  1\n]}";
         load_text("l.json", json, true, &mut l);
         assert_eq!(l.errors[0].line, Some(2));
+    }
+
+    #[test]
+    fn a_key_given_twice_is_an_error_in_json_as_in_yaml() {
+        let rollout = r#"{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+ "metadata": {"name": "r"},
+ "spec": {"replicas": 1,
+          "replicas": 3}}"#;
+        let mut l = Loaded::default();
+        load_text("r.json", rollout, true, &mut l);
+        assert!(l.objects.is_empty());
+        let e = &l.errors[0];
+        assert!(e.message.contains("duplicate key `replicas`"), "{e}");
+        assert_eq!(e.line, Some(4), "{e}");
+        // The same text under a .yaml name is read as JSON first, then as YAML: refused too.
+        let l = load_str(rollout);
+        assert!(l.objects.is_empty());
+        assert!(l.errors[0].message.contains("duplicate"), "{}", l.errors[0]);
+        // Without the repeat, the strict read agrees with serde_json's.
+        let once = rollout.replace(",\n          \"replicas\": 3", "");
+        assert_eq!(
+            strict_json(&once).unwrap(),
+            serde_json::from_str::<Value>(&once).unwrap()
+        );
+        let numbers = r#"[0, -1, 18446744073709551615, 1.5e300, "\u00e9", null, true, {}]"#;
+        assert_eq!(
+            strict_json(numbers).unwrap(),
+            serde_json::from_str::<Value>(numbers).unwrap()
+        );
+        assert!(strict_json("{} {}").is_err());
     }
 
     #[test]
