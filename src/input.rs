@@ -370,6 +370,19 @@ fn read_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
     };
     for (index, (start_line, chunk)) in split_documents(&text).into_iter().enumerate() {
         let document = index + 1;
+        if let Some(line) = too_deep(chunk) {
+            loaded.errors.push(InputError {
+                file: file.to_owned(),
+                document: Some(document),
+                item: None,
+                line: Some(start_line + line - 1),
+                column: None,
+                message: format!(
+                    "invalid YAML: brackets nested deeper than {YAML_DEPTH} levels (not read)"
+                ),
+            });
+            continue;
+        }
         match yaml_document(chunk) {
             Ok(Value::Null) => {}
             Ok(v) => add_document(file, document, start_line, v, chunk, loaded),
@@ -447,6 +460,56 @@ fn yaml_document(chunk: &str) -> Result<Value, serde_yaml::Error> {
         // Only the stricter read fails (a duplicate key, a bad merge): its error stands.
         Err(strict) => serde_yaml::from_str::<Value>(chunk).and(Err(strict)),
     }
+}
+
+/// How deep a document may nest: serde_yaml's own limit, which it only applies after
+/// parsing the whole document.
+const YAML_DEPTH: usize = 128;
+
+/// The line (1-based) where a document's flow brackets (`[`, `{`) nest deeper than
+/// [`YAML_DEPTH`], counted outside quoted scalars and comments. The YAML parser takes time
+/// quadratic in that depth before its own limit refuses the document (41 s for a 200 KB
+/// file), so such a document is refused before it is parsed; within the limit a count that
+/// meets brackets in plain or block scalar text only ever decides to parse.
+fn too_deep(chunk: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut line = 1;
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut previous = '\n';
+    let mut chars = chunk.chars();
+    while let Some(c) = chars.next() {
+        if c == '\n' {
+            line += 1;
+            comment = false;
+            // A line break ends neither quoted scalar (YAML folds it).
+        }
+        if comment {
+            previous = c;
+            continue;
+        }
+        match (quote, c) {
+            (Some('"'), '\\') => {
+                chars.next();
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '#') if previous.is_whitespace() => comment = true,
+            (None, '"' | '\'') if previous.is_whitespace() || "[{,:-".contains(previous) => {
+                quote = Some(c);
+            }
+            (None, '[' | '{') => {
+                depth += 1;
+                if depth > YAML_DEPTH {
+                    return Some(line);
+                }
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        previous = c;
+    }
+    None
 }
 
 /// A JSON document read as serde_json reads it, except that a key given twice in one object
@@ -846,6 +909,33 @@ mod tests {
         let json = "{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [\n  1\n]}";
         load_text("l.json", json, true, &mut l);
         assert_eq!(l.errors[0].line, Some(2));
+    }
+
+    #[test]
+    fn brackets_nested_past_the_parsers_limit_are_refused_before_parsing() {
+        let deep = |n: usize| format!("spec:\n  x: {}{}\n", "[".repeat(n), "]".repeat(n));
+        // Far past the limit: refused by the count (the parser's own refusal says "recursion
+        // limit exceeded", after seconds), at the line where the limit is crossed.
+        let l = load_str(&format!(
+            "apiVersion: v1\nkind: ConfigMap\n---\n{}",
+            deep(100_000)
+        ));
+        assert_eq!(l.errors.len(), 1, "{:?}", l.errors);
+        let e = &l.errors[0];
+        assert_eq!((e.document, e.line), (Some(2), Some(5)), "{e}");
+        assert!(e.message.contains("deeper than 128"), "{e}");
+        // Within it, the parser decides (and takes the document).
+        assert!(load_str(&deep(60)).errors.is_empty());
+        // Brackets in quotes and comments do not count; every line is one level here.
+        let quoted = format!(
+            "a: \"{}\"\nb: '{}'\n# {}\nc: [\"]\", '[']\n",
+            "[".repeat(200),
+            "{".repeat(200),
+            "[".repeat(200)
+        );
+        assert_eq!(too_deep(&quoted), None);
+        assert_eq!(too_deep(&format!("x: {}", "{".repeat(129))), Some(1));
+        assert_eq!(too_deep(&format!("x: {}", "{".repeat(128))), None);
     }
 
     #[test]
