@@ -122,6 +122,9 @@ struct CurrentFile {
     kubernetes: bool,
     /// The errors (indices into `Loaded::errors`) for documents without either.
     shapeless: Vec<usize>,
+    /// Errors (indices into `Loaded::errors`) on a field, with its path, to be given the
+    /// field's own line once the document's text is at hand.
+    fields: Vec<(usize, String)>,
 }
 
 /// Reads every path: files, directories (recursively, `.yaml`/`.yml`/`.json`, in name order)
@@ -420,11 +423,32 @@ fn add_document(
 ) {
     let (objects, errors) = (loaded.objects.len(), loaded.errors.len());
     add_value(file, document, start_line, value, loaded);
+    let fields = std::mem::take(&mut loaded.current.fields);
     locate_items(&mut loaded.errors[errors..], text, start_line);
+    locate_fields(&mut loaded.errors, &fields, text, start_line);
     if loaded.objects.len() > objects {
         loaded
             .texts
             .insert((file.to_owned(), document), Arc::from(text));
+    }
+}
+
+/// Errors on a field (a value of the wrong type) point at the field's own line, not the
+/// document's first (nor the List item's).
+fn locate_fields(errors: &mut [InputError], fields: &[(usize, String)], text: &str, start: usize) {
+    if fields.is_empty() {
+        return;
+    }
+    let lines = crate::locate::field_lines(text);
+    for (index, path) in fields {
+        let error = &mut errors[*index];
+        let path = match error.item {
+            Some(item) => format!("items[{item}].{path}"),
+            None => path.clone(),
+        };
+        if let Some(line) = crate::locate::line_of(&lines, &path) {
+            error.line = Some(start + line - 1);
+        }
     }
 }
 
@@ -823,9 +847,9 @@ fn add_object(location: Location, value: Value, loaded: &mut Loaded) {
         Ok(o) => loaded.objects.push((location, o)),
         Err(e) => {
             let path = e.path().to_string();
-            loaded
-                .errors
-                .push(error(format!("{kind} {name}: {path}: {}", e.inner())));
+            let message = format!("{kind} {name}: {path}: {}", e.inner());
+            loaded.current.fields.push((loaded.errors.len(), path));
+            loaded.errors.push(error(message));
         }
     }
 }
@@ -870,6 +894,19 @@ mod tests {
         assert!(
             msg.contains("Rollout r: spec.strategy.canary.steps[0].setWeight"),
             "{msg}"
+        );
+        // At the field's own line, also in a List item of a later document.
+        assert_eq!(l.errors[0].line, Some(8));
+        let l = load_str(
+            "apiVersion: v1\nkind: Service\n---\napiVersion: v1\nkind: List\nitems:\n\
+             - apiVersion: argoproj.io/v1alpha1\n  kind: Rollout\n  metadata: {name: r}\n  \
+             spec:\n    replicas: x\n",
+        );
+        let e = &l.errors[0];
+        assert_eq!(
+            (e.document, e.item, e.line),
+            (Some(2), Some(0), Some(11)),
+            "{e}"
         );
     }
 
