@@ -349,6 +349,7 @@ fn read_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
         match strict_json(text) {
             Ok(v) => return add_document(file, 1, 1, v, text, loaded),
             Err(e) if json => {
+                unparsed(text, loaded);
                 return loaded.errors.push(InputError {
                     file: file.to_owned(),
                     document: Some(1),
@@ -394,6 +395,7 @@ fn read_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
                     .location()
                     .map(|l| (Some(start_line + l.line() - 1), Some(l.column())))
                     .unwrap_or((Some(start_line), None));
+                unparsed(chunk, loaded);
                 loaded.errors.push(InputError {
                     file: file.to_owned(),
                     document: Some(document),
@@ -483,6 +485,21 @@ fn yaml_document(chunk: &str) -> Result<Value, serde_yaml::Error> {
         Ok(Err(_)) => serde_yaml::from_str::<Value>(chunk),
         // Only the stricter read fails (a duplicate key, a bad merge): its error stands.
         Err(strict) => serde_yaml::from_str::<Value>(chunk).and(Err(strict)),
+    }
+}
+
+/// Notes a document that does not parse (its error is pushed next): one that names neither a
+/// kind nor an API version cannot be a Kubernetes object, so in a file of another tool's (a
+/// `.vscode/settings.json` with comments, a broken CI workflow, met by `check .` at a
+/// repository's root) it is skipped with the file's other documents. One that names either
+/// may be a manifest: the file then holds Kubernetes objects, and every error in it stands.
+fn unparsed(text: &str, loaded: &mut Loaded) {
+    let names_kind =
+        text.contains("apiVersion") || text.contains("kind:") || text.contains("\"kind\"");
+    if names_kind {
+        loaded.current.kubernetes = true;
+    } else {
+        loaded.current.shapeless.push(loaded.errors.len());
     }
 }
 
@@ -949,6 +966,32 @@ mod tests {
     }
 
     #[test]
+    fn another_tools_file_that_does_not_parse_is_skipped_a_manifest_is_not() {
+        // JSON with comments (an editor's settings), a broken CI workflow.
+        let mut l = Loaded::default();
+        load_text(
+            "settings.json",
+            "{\n  // indent\n  \"tabSize\": 2\n}\n",
+            true,
+            &mut l,
+        );
+        load_text("ci.yaml", "on: push\njobs: [\n", false, &mut l);
+        assert!(l.errors.is_empty(), "{:?}", l.errors);
+        assert_eq!((l.files, l.other_documents), (2, 2));
+        // A broken manifest is an error, alone or beside another tool's documents.
+        let mut l = Loaded::default();
+        load_text("r.json", "{\"kind\": \"Rollout\",}", true, &mut l);
+        load_text("r.yaml", "kind: Rollout\nspec: [\n", false, &mut l);
+        load_text(
+            "v.yaml",
+            "apiVersion: v1\nkind: Service\n---\njobs: [\n",
+            false,
+            &mut l,
+        );
+        assert_eq!(l.errors.len(), 3, "{:?}", l.errors);
+    }
+
+    #[test]
     fn brackets_nested_past_the_parsers_limit_are_refused_before_parsing() {
         let deep = |n: usize| format!("spec:\n  x: {}{}\n", "[".repeat(n), "]".repeat(n));
         // Far past the limit: refused by the count (the parser's own refusal says "recursion
@@ -1173,15 +1216,29 @@ mod tests {
             assert!(l.errors.is_empty(), "{text}: {:?}", l.errors);
             assert!(l.other_documents >= 1 && l.objects.is_empty(), "{text}");
         }
-        // A document that does not parse stays an error; the skipped ones around it go.
+        // A document that does not parse and names no kind goes with the others.
         let l = load_str("a: 1\n---\nb: [\n---\nc: 2\n");
-        assert_eq!(l.errors.len(), 1, "{:?}", l.errors);
-        assert!(
-            l.errors[0].message.contains("invalid YAML"),
+        assert!(l.errors.is_empty(), "{:?}", l.errors);
+        assert_eq!(l.other_documents, 3);
+        // A broken document that names a kind may be a manifest: the file is one, and every
+        // error in it stands, those of documents without a kind too.
+        let l = load_str("a: 1\n---\nkind: [\n---\nc: [\n");
+        let said: Vec<_> = l
+            .errors
+            .iter()
+            .map(|e| (e.document, &e.message[..12]))
+            .collect();
+        assert_eq!(
+            said,
+            [
+                (Some(1), "document has"),
+                (Some(2), "invalid YAML"),
+                (Some(3), "invalid YAML")
+            ],
             "{:?}",
             l.errors
         );
-        assert_eq!((l.errors[0].document, l.other_documents), (Some(2), 2));
+        assert_eq!(l.other_documents, 0);
         // The next file is judged on its own.
         let mut l = Loaded::default();
         load_text("values.yaml", "a: 1\n", false, &mut l);

@@ -561,7 +561,7 @@ fn a_file_named_twice_is_read_once_and_broken_links_to_other_files_are_ignored()
 #[test]
 fn input_errors_are_reported_in_reading_order() {
     let dir = dir_with(&[
-        ("bad.yaml", "a: [unclosed\n"),
+        ("bad.yaml", "kind: [unclosed\n"),
         (
             "d/ok.yaml",
             "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
