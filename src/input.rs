@@ -348,6 +348,12 @@ fn read_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
     if json || text.trim_start().starts_with('{') {
         match strict_json(text) {
             Ok(v) => return add_document(file, 1, 1, v, text, loaded),
+            // Objects one after another (`jq '.items[]'`), which kubectl reads too.
+            Err(_)
+                if text.trim_start().starts_with('{') && read_json_stream(file, text, loaded) =>
+            {
+                return;
+            }
             Err(e) if json => {
                 unparsed(text, loaded);
                 return loaded.errors.push(InputError {
@@ -553,13 +559,80 @@ fn too_deep(chunk: &str) -> Option<usize> {
     None
 }
 
+/// Reads `text` as JSON objects one after another, each a document of its own at its own
+/// line, if it is such a stream; an error in one ends the stream there, as in kubectl, with
+/// the documents before it read. Returns false (nothing read) when the text is not a whole
+/// object followed by the start of another.
+fn read_json_stream(file: &str, text: &str, loaded: &mut Loaded) -> bool {
+    let mut probe = serde_json::Deserializer::from_str(text).into_iter::<StrictValue>();
+    let Some(Ok(_)) = probe.next() else {
+        return false;
+    };
+    if !text[probe.byte_offset()..].trim_start().starts_with('{') {
+        return false;
+    }
+    let line_at = |offset: usize| text[..offset].matches('\n').count() + 1;
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<StrictValue>();
+    let mut start = 0;
+    let mut document = 0;
+    loop {
+        let next = stream.next();
+        document += 1;
+        match next {
+            None => return true,
+            Some(Ok(StrictValue(value))) => {
+                let end = stream.byte_offset();
+                // From the object's first byte: the line break after the one before is not
+                // part of it.
+                let slice = text[start..end].trim_start();
+                let begin = end - slice.len();
+                add_document(file, document, line_at(begin), value, slice, loaded);
+                start = end;
+            }
+            Some(Err(e)) => {
+                loaded.errors.push(InputError {
+                    file: file.to_owned(),
+                    document: Some(document),
+                    item: None,
+                    line: Some(e.line()),
+                    column: Some(e.column()),
+                    message: format!("invalid JSON: {e}"),
+                });
+                return true;
+            }
+        }
+    }
+}
+
+/// A JSON value read by [`strict_json`]'s rules, for a stream of them.
+struct StrictValue(Value);
+
+impl<'de> serde::Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::DeserializeSeed;
+        strict::Strict.deserialize(d).map(StrictValue)
+    }
+}
+
 /// A JSON document read as serde_json reads it, except that a key given twice in one object
 /// is an error, as in YAML (`yaml_document`): the API server's strict field validation
 /// (kubectl's default) refuses a duplicate field, where a plain read lets the later one win.
 fn strict_json(text: &str) -> serde_json::Result<Value> {
+    use serde::de::DeserializeSeed;
+    let mut reader = serde_json::Deserializer::from_str(text);
+    let value = strict::Strict.deserialize(&mut reader)?;
+    reader.end()?;
+    Ok(value)
+}
+
+mod strict {
+    use std::fmt;
+
+    use serde_json::Value;
+
     use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
-    struct Strict;
+    pub(super) struct Strict;
 
     impl<'de> DeserializeSeed<'de> for Strict {
         type Value = Value;
@@ -615,11 +688,6 @@ fn strict_json(text: &str) -> serde_json::Result<Value> {
             Ok(Value::Object(object))
         }
     }
-
-    let mut reader = serde_json::Deserializer::from_str(text);
-    let value = Strict.deserialize(&mut reader)?;
-    reader.end()?;
-    Ok(value)
 }
 
 /// What to add to a parse error of text that holds a template expression: an Argo
@@ -676,8 +744,17 @@ pub fn split_documents(text: &str) -> Vec<(usize, &str)> {
         offset += line.len();
     }
     docs.push((start_line, &text[start..]));
-    docs.retain(|(_, d)| !d.trim().is_empty() && !only_directives(d));
+    // Only comments (a licence header before the first `---`) is no document: numbering it
+    // would call the file's only Rollout "document 2".
+    docs.retain(|(_, d)| !only_comments(d) && !only_directives(d));
     docs
+}
+
+fn only_comments(chunk: &str) -> bool {
+    chunk.lines().all(|line| {
+        let line = line.trim();
+        line.is_empty() || line.starts_with('#')
+    })
 }
 
 /// Directives (`%YAML 1.1`, `%TAG ...`) before a `---`, with nothing else but comments: they
@@ -887,6 +964,9 @@ mod tests {
         assert_eq!(docs.iter().map(|d| d.0).collect::<Vec<_>>(), [1, 2, 4]);
         assert_eq!(docs[2].1.trim(), "# c\nc: 3");
         assert_eq!(split_documents("---\nx: 1\n")[0], (1, "\nx: 1\n"));
+        // A header of comments is no document of its own.
+        let docs = split_documents("# Copyright\n# more\n---\nx: 1\n---\n# trailing\n");
+        assert_eq!(docs, [(3, "\nx: 1\n")]);
     }
 
     #[test]
@@ -1016,6 +1096,48 @@ mod tests {
         assert_eq!(too_deep(&quoted), None);
         assert_eq!(too_deep(&format!("x: {}", "{".repeat(129))), Some(1));
         assert_eq!(too_deep(&format!("x: {}", "{".repeat(128))), None);
+    }
+
+    #[test]
+    fn json_objects_one_after_another_are_documents_at_their_lines() {
+        let r = |name: &str| {
+            format!(
+                "{{\n  \"apiVersion\": \"argoproj.io/v1alpha1\",\n  \"kind\": \"Rollout\",\n  \
+                 \"metadata\": {{\"name\": \"{name}\"}}\n}}\n"
+            )
+        };
+        let stream = format!("{}{}{}", r("a"), r("b"), r("c"));
+        for json in [true, false] {
+            let mut l = Loaded::default();
+            load_text("items.json", &stream, json, &mut l);
+            assert!(l.errors.is_empty(), "{:?}", l.errors);
+            let at: Vec<_> = l
+                .objects
+                .iter()
+                .map(|(loc, _)| (loc.document, loc.line))
+                .collect();
+            assert_eq!(at, [(1, 1), (2, 6), (3, 11)]);
+        }
+        // An error ends the stream at its line; what came before is read.
+        let mut l = Loaded::default();
+        load_text(
+            "items.json",
+            &format!("{}{{\"kind\": }}\n{}", r("a"), r("c")),
+            true,
+            &mut l,
+        );
+        assert_eq!(l.objects.len(), 1);
+        let e = &l.errors[0];
+        assert_eq!((e.document, e.line), (Some(2), Some(6)), "{e}");
+        // One object with trailing text is not a stream: the error is the plain one.
+        let mut l = Loaded::default();
+        load_text("one.json", &format!("{}x", r("a")), true, &mut l);
+        assert!(l.objects.is_empty());
+        assert!(
+            l.errors[0].message.contains("trailing characters"),
+            "{}",
+            l.errors[0]
+        );
     }
 
     #[test]
