@@ -486,4 +486,30 @@ mod tests {
             ]
         );
     }
+
+    /// A step analysis or an experiment waits for its run: a step that halts a Rollout
+    /// whose scaling is held (DOMAIN D2), like a plugin step.
+    #[test]
+    fn analysis_and_experiment_steps_block() {
+        let c = canary(
+            json!({"steps": [{"analysis": {"templates": [{"templateName": "smoke"}]}},
+            {"experiment": {"templates": []}}]}),
+        );
+        let kinds: Vec<_> = c.steps.iter().map(kind).collect();
+        assert_eq!(kinds, [StepKind::Blocking, StepKind::Blocking]);
+    }
+
+    /// Upstream considers the split at `replicas + 1` only `if maxSurge > 0`: a negative
+    /// maxSurge adds no surge pod, as 0 does (two replicas at 75% get no canary pod).
+    #[test]
+    fn a_negative_max_surge_allows_no_surge_pod() {
+        let c = canary(json!({"maxSurge": -1, "steps": [{"setWeight": 75}]}));
+        assert_eq!(
+            pods_after(&c, 2),
+            Pods {
+                canary: 0,
+                stable: 2
+            }
+        );
+    }
 }

@@ -217,7 +217,11 @@ fn d1_explanation(
     metrics: &[(&RunMetric, Reason)],
     cfg: &Config,
 ) -> String {
-    let (first, _) = metrics[0];
+    let (first, why_first) = &metrics[0];
+    // A streak (`consecutiveSuccessLimit`, DOMAIN (e)) takes no inconclusive measurement: the
+    // run ends Inconclusive when `count` measurements pass without the streak, so its timing
+    // and fixes differ from a metric whose measurements can be inconclusive.
+    let streak = |why: &Reason| matches!(why, Reason::Streak(_) | Reason::StreakDependsOnArgs);
     let mut explanation = String::with_capacity(1024);
     if cfg.version.records_inconclusive_pause() {
         let _ = write!(
@@ -242,15 +246,24 @@ fn d1_explanation(
             m.name, m.template.kind, m.template.name
         );
     }
-    if first.inconclusive_limit_value() == Some(0) {
+    if !streak(why_first) && first.inconclusive_limit_value() == Some(0) {
         explanation.push_str("inconclusiveLimit is 0 (the default), so the first inconclusive measurement ends the run. ");
     }
-    if starting == pause_index as i64
-        && let (Some(interval), Some(limit)) =
-            (first.interval.known(), first.inconclusive_limit_value())
-    {
-        let delay = first.initial_delay.known().unwrap_or(0);
-        let earliest = delay.saturating_add(limit.saturating_mul(interval)) / 1_000_000_000;
+    let delay = first.initial_delay.known().unwrap_or(0);
+    let earliest = match (streak(why_first), first.interval.known()) {
+        _ if starting != pause_index as i64 => None,
+        (false, Some(interval)) => first.inconclusive_limit_value().map(|limit| {
+            let at = delay.saturating_add(limit.saturating_mul(interval));
+            (at, "initialDelay + inconclusiveLimit x interval")
+        }),
+        (true, Some(interval)) => first.explicit_count().known().map(|count| {
+            let at = delay.saturating_add(count.saturating_sub(1).saturating_mul(interval));
+            (at, "initialDelay + (count - 1) x interval: a streak's verdict comes with the last measurement")
+        }),
+        (_, None) => None,
+    };
+    if let Some((at, formula)) = earliest {
+        let earliest = at / 1_000_000_000;
         let relation = if earliest <= pause.0 {
             "within"
         } else {
@@ -258,16 +271,19 @@ fn d1_explanation(
         };
         let _ = write!(
             explanation,
-            "The run starts at this pause; the earliest verdict of `{}` comes about {} after that (initialDelay + \
-             inconclusiveLimit x interval, plus query time), {relation} the {pause} pause. ",
+            "The run starts at this pause; the earliest verdict of `{}` comes about {} after that ({formula}, plus \
+             query time), {relation} the {pause} pause. ",
             first.name,
             HumanSeconds(earliest)
         );
     }
-    explanation.push_str(
+    explanation.push_str(if metrics.iter().all(|(_, why)| streak(why)) {
+        "Fixes: make the pause indefinite (rollout-guard's hold guard does this), or run rollout-guard's status \
+         guard (>= 1.8.2)."
+    } else {
         "Fixes: make the pause indefinite (rollout-guard's hold guard does this), run rollout-guard's status guard \
-         (>= 1.8.2), or make inconclusive count as failure (failureCondition: (F) || !(S)).",
-    );
+         (>= 1.8.2), or make inconclusive count as failure (failureCondition: (F) || !(S))."
+    });
     explanation.truncate(explanation.trim_end().len());
     explanation
 }

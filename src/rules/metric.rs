@@ -1042,4 +1042,145 @@ mod tests {
         assert_eq!(f.path, "spec.metrics[0].interval");
         assert!(!f.message.contains('\n'));
     }
+
+    /// A run metric whose templates declare `args` (a `valueFrom` is known only when the run
+    /// starts).
+    fn with_args(spec: Value, args: Value) -> RunMetric<'static> {
+        let m: &'static Metric = Box::leak(Box::new(serde_json::from_value(spec).unwrap()));
+        let declared: Vec<crate::model::Arg> = serde_json::from_value(args).unwrap();
+        let obj = Box::leak(Box::new(ObjectRef {
+            kind: Kind::AnalysisTemplate,
+            namespace: None,
+            name: "t".into(),
+        }));
+        RunMetric::new(obj, 0, m, &Args::merge(&declared, &[]))
+    }
+
+    fn from_pod(name: &str) -> Value {
+        json!({"name": name, "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['x']"}}})
+    }
+
+    /// A negative or unparsable interval is deny-class (the run goes Error): the metric takes
+    /// no measurement, so it is neither indefinite nor undecided.
+    #[test]
+    fn an_invalid_interval_cannot_inconclude() {
+        for interval in ["-1m", "1d"] {
+            let m = prom(json!({ "interval": interval }));
+            assert_eq!(m.runs(), None, "{interval}");
+            assert_eq!(can_inconclude(&m, V19), Verdict::No, "{interval}");
+            assert_eq!(rules(&m), ["invalid-duration"], "{interval}");
+        }
+    }
+
+    /// 0 is the default of inconclusiveLimit, consecutiveErrorLimit's floor and
+    /// consecutiveSuccessLimit's "off": written out, none is rejected, and a streak of 0
+    /// cannot end a metric Inconclusive (DOMAIN §2, §4 (e)).
+    #[test]
+    fn limits_written_as_zero_are_valid_and_zero_streak_is_off() {
+        for field in [
+            "inconclusiveLimit",
+            "consecutiveErrorLimit",
+            "consecutiveSuccessLimit",
+        ] {
+            let mut extra = json!({"count": 5});
+            extra[field] = json!(0);
+            assert!(rules(&prom(extra)).is_empty(), "{field}");
+        }
+        let one_condition = prom(json!({"failureCondition": null, "count": 5,
+            "consecutiveSuccessLimit": 0}));
+        assert_eq!(can_inconclude(&one_condition, V19), Verdict::No);
+    }
+
+    /// DOMAIN §4: a value known only when the run starts is unknown, never a guess, whether
+    /// it is the streak, a Kayenta threshold or a condition; a known count at or below the
+    /// limit still rules Inconclusive out.
+    #[test]
+    fn values_known_only_at_run_start_leave_the_verdict_unknown() {
+        let streak = |csl: Value, fl: Value| {
+            with_args(
+                json!({"name": "s", "interval": "1m", "count": 5, "successCondition": "true",
+                    "consecutiveSuccessLimit": csl, "failureLimit": fl,
+                    "provider": {"web": {"url": "u"}}}),
+                json!([from_pod("streak"), from_pod("fl")]),
+            )
+        };
+        for m in [
+            streak(json!("{{args.streak}}"), json!(0)),
+            streak(json!(3), json!("{{args.fl}}")),
+        ] {
+            assert_eq!(
+                can_inconclude(&m, V19),
+                Verdict::Unknown(Reason::StreakDependsOnArgs)
+            );
+        }
+        let kayenta = with_args(
+            json!({"name": "k", "interval": "5m", "provider": {"kayenta":
+                {"threshold": {"pass": "{{args.pass}}", "marginal": 75}}}}),
+            json!([from_pod("pass")]),
+        );
+        assert_eq!(
+            can_inconclude(&kayenta, V19),
+            Verdict::Unknown(Reason::KayentaDependsOnArgs)
+        );
+        let conditions = |count: i64| {
+            with_args(
+                json!({"name": "c", "interval": "1m", "count": count, "inconclusiveLimit": 3,
+                    "successCondition": "result == 1", "failureCondition": "{{args.fc}}",
+                    "provider": {"web": {"url": "u"}}}),
+                json!([from_pod("fc")]),
+            )
+        };
+        assert_eq!(
+            can_inconclude(&conditions(4), V19),
+            Verdict::Unknown(Reason::ConditionsDependOnArgs("web"))
+        );
+        assert_eq!(can_inconclude(&conditions(3), V19), Verdict::No);
+    }
+
+    #[test]
+    fn kayenta_thresholds_that_are_not_integers_are_invalid() {
+        let m = metric(json!({"name": "k", "interval": "5m",
+            "provider": {"kayenta": {"threshold": {"pass": "high", "marginal": 75}}}}));
+        assert_eq!(can_inconclude(&m, V19), Verdict::No);
+        let f = metric_findings(&m, Undeclared::Refused);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(
+            (f[0].rule, f[0].severity, f[0].path.as_str()),
+            (
+                Rule::InvalidProvider,
+                Severity::Error,
+                "spec.metrics[0].provider.kayenta.threshold"
+            )
+        );
+        assert!(
+            f[0].message
+                .contains("threshold.pass `high` is not an integer"),
+            "{}",
+            f[0].message
+        );
+    }
+
+    /// The reason is said in words in D1's explanation.
+    #[test]
+    fn reasons_say_why_in_words() {
+        let Verdict::Yes(reason) = can_inconclude(&prom(json!({})), V19) else {
+            panic!("prometheus with both conditions can end Inconclusive");
+        };
+        assert_eq!(
+            reason.to_string(),
+            "prometheus with successCondition and failureCondition: a value matching neither is Inconclusive"
+        );
+        assert_eq!(
+            Reason::KayentaBand {
+                marginal: 75,
+                pass: 90
+            }
+            .to_string(),
+            "kayenta scores from 75 (marginal) up to 90 (pass) are Inconclusive"
+        );
+        assert_eq!(
+            Reason::CountDependsOnArgs(Box::new(Reason::Plugin)).to_string(),
+            "a plugin provider can return Inconclusive, but count or inconclusiveLimit depends on an argument"
+        );
+    }
 }

@@ -1306,4 +1306,184 @@ mod tests {
             }
         }
     }
+
+    /// D3 without D1 (>= 1.8.2): a pause at the starting step is reached as the run starts,
+    /// not while it can be paused Inconclusive; the first pause after it is the one said.
+    #[test]
+    fn d3_without_d1_skips_a_pause_at_the_starting_step() {
+        let s = store_of(&[template("t", json!([both()]))]);
+        let steps = json!([{"pause": {}}, {"setWeight": 50}, {"pause": {}}]);
+        let e = eval(&rollout(steps, bg("t")), &s, V19);
+        assert!(e.trap.is_none(), "{:?}", ids(&e));
+        assert_eq!(
+            find(&e, Rule::PauseDuringBackgroundAnalysis).path,
+            "spec.strategy.canary.steps[2].pause"
+        );
+        let mut a = bg("t");
+        a["startingStep"] = json!(1);
+        let steps = json!([{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]);
+        let e = eval(&rollout(steps, a), &s, V19);
+        assert_eq!(
+            find(&e, Rule::PauseDuringBackgroundAnalysis).path,
+            "spec.strategy.canary.steps[3].pause"
+        );
+    }
+
+    /// D1 names the first metric that can end Inconclusive and counts the others.
+    #[test]
+    fn d1_names_the_first_metric_and_counts_the_others() {
+        let r = rollout(standard_steps(), bg("t"));
+        let s = store_of(&[template("t", json!([both()]))]);
+        let message = find(&eval(&r, &s, V19), Rule::InconclusiveTimedPause)
+            .message
+            .clone();
+        assert!(
+            message.starts_with("`web` can end Inconclusive (inconclusiveLimit 0)"),
+            "{message}"
+        );
+        let mut other = both();
+        other["name"] = json!("errors");
+        let s = store_of(&[template("t", json!([both(), other]))]);
+        let message = find(&eval(&r, &s, V19), Rule::InconclusiveTimedPause)
+            .message
+            .clone();
+        assert!(
+            message.starts_with("`web` (+1 more) can end Inconclusive"),
+            "{message}"
+        );
+    }
+
+    /// DOMAIN D1 "say whether inconclusiveLimit is 0/unset": the explanation says that the
+    /// first inconclusive measurement ends the run only when the limit is 0.
+    #[test]
+    fn d1_explains_a_zero_limit_only_when_it_is_zero() {
+        let zero = "inconclusiveLimit is 0 (the default)";
+        let r = rollout(standard_steps(), bg("t"));
+        let s = store_of(&[template("t", json!([both()]))]);
+        let f = find(&eval(&r, &s, V19), Rule::InconclusiveTimedPause).clone();
+        assert!(f.explanation.contains(zero), "{}", f.explanation);
+        let mut m = both();
+        m["inconclusiveLimit"] = json!(2);
+        let s = store_of(&[template("t", json!([m]))]);
+        let f = find(&eval(&r, &s, V19), Rule::InconclusiveTimedPause).clone();
+        assert!(f.message.contains("(inconclusiveLimit 2)"), "{}", f.message);
+        assert!(!f.explanation.contains(zero), "{}", f.explanation);
+    }
+
+    /// DOMAIN D1: the earliest verdict comes about initialDelay + L x interval after the run
+    /// starts, and only when startingStep is the pause's own index can it be compared with
+    /// the pause's duration.
+    #[test]
+    fn d1_times_the_earliest_verdict_only_when_the_run_starts_at_the_pause() {
+        let s = |limit: i64| {
+            let mut m = both();
+            m["interval"] = json!("1m");
+            m["initialDelay"] = json!("30s");
+            m["inconclusiveLimit"] = json!(limit);
+            store_of(&[template("t", json!([m]))])
+        };
+        let steps = json!([{"setWeight": 20}, {"pause": {"duration": "5m"}}]);
+        let at = |starting: i64| {
+            let mut a = bg("t");
+            a["startingStep"] = json!(starting);
+            rollout(steps.clone(), a)
+        };
+        // 30s + 2 x 1m = 2m30s, within the 5m pause.
+        let f = find(&eval(&at(1), &s(2), V19), Rule::InconclusiveTimedPause).clone();
+        assert!(
+            f.explanation.contains(
+                "The run starts at this pause; the earliest verdict of `web` comes about 2m30s after that"
+            ) && f.explanation.contains("within the 5m pause"),
+            "{}",
+            f.explanation
+        );
+        // 30s + 5 x 1m = 5m30s, after it.
+        let f = find(&eval(&at(1), &s(5), V19), Rule::InconclusiveTimedPause).clone();
+        assert!(
+            f.explanation.contains("comes about 5m30s after that")
+                && f.explanation.contains("after the 5m pause"),
+            "{}",
+            f.explanation
+        );
+        // The run starts before the pause: when the pause begins is not known, so no timing.
+        let f = find(&eval(&at(0), &s(2), V19), Rule::InconclusiveTimedPause).clone();
+        assert!(
+            !f.explanation.contains("The run starts at this pause"),
+            "{}",
+            f.explanation
+        );
+    }
+
+    /// D2 looks only at the steps after the timed pause: a step analysis before it has
+    /// completed by then, while one after it halts the Rollout (a foreground step waits).
+    #[test]
+    fn only_blocking_steps_after_the_timed_pause_stop_promotion() {
+        let smoke = template(
+            "smoke",
+            json!([{"name": "smoke", "provider": {"job": {"spec": {}}}}]),
+        );
+        let s = store_of(&[template("t", json!([both()])), smoke]);
+        let gate = json!({"analysis": {"templates": [{"templateName": "smoke"}]}});
+        let before = rollout(
+            json!([{"setWeight": 100}, gate.clone(), {"pause": {"duration": "1m"}}]),
+            bg("t"),
+        );
+        let e = eval(&before, &s, V19);
+        assert_eq!(
+            find(&e, Rule::InconclusivePromotion).path,
+            "spec.strategy.canary.steps[2].pause.duration"
+        );
+        let after = rollout(
+            json!([{"setWeight": 100}, {"pause": {"duration": "1m"}}, gate]),
+            bg("t"),
+        );
+        let e = eval(&after, &s, V19);
+        assert!(
+            e.trap.is_some() && !ids(&e).contains(&"inconclusive-promotion"),
+            "{:?}",
+            ids(&e)
+        );
+    }
+
+    /// DOMAIN (e) with §3: a streak metric takes no inconclusive measurement; its run ends
+    /// Inconclusive at the count-th measurement without the streak. The explanation times it
+    /// so, and offers no failureCondition fix, which cannot change a streak's verdict.
+    #[test]
+    fn d1_times_a_streak_by_its_count_and_offers_only_the_fixes_that_apply() {
+        let streak = json!({"name": "streak", "interval": "1m", "count": 10,
+            "consecutiveSuccessLimit": 3, "successCondition": "result == 1",
+            "provider": {"web": {"url": "http://x"}}});
+        let s = store_of(&[template("t", json!([streak]))]);
+        let mut a = bg("t");
+        a["startingStep"] = json!(1);
+        let steps = json!([{"setWeight": 20}, {"pause": {"duration": "5m"}}]);
+        let f = find(
+            &eval(&rollout(steps, a), &s, V19),
+            Rule::InconclusiveTimedPause,
+        )
+        .clone();
+        assert!(
+            f.explanation
+                .contains("comes about 9m after that (initialDelay + (count - 1) x interval")
+                && f.explanation.contains("after the 5m pause"),
+            "{}",
+            f.explanation
+        );
+        assert!(
+            !f.explanation.contains("first inconclusive measurement"),
+            "{}",
+            f.explanation
+        );
+        assert!(
+            !f.explanation.contains("failureCondition"),
+            "{}",
+            f.explanation
+        );
+        assert!(
+            f.explanation
+                .ends_with("or run rollout-guard's status guard (>= 1.8.2)."),
+            "{}",
+            f.explanation
+        );
+    }
 }
