@@ -163,7 +163,9 @@ pub fn check_loaded(mut inputs: Loaded, mut templates: Loaded, cfg: &Config) -> 
             .is_some_and(|place| input_files.contains(place))
     };
     templates.objects.retain(|(loc, _)| !also_input(&loc.file));
-    templates.errors.retain(|e| !also_input(&e.file));
+    templates
+        .errors
+        .retain(|e| !also_input(&e.file) && !inputs.errors.contains(e));
 
     let mut store = MemoryStore::new();
     // The templates of each file and of each directory, for `Nearest`.
@@ -420,7 +422,6 @@ pub fn exit_code(report: &CheckReport, fail_on: Severity) -> u8 {
     }
 }
 
-/// The human report: findings grouped by object, then input errors, then a summary line.
 /// `value` as text with control characters escaped (`\n`, `\u{1b}`): file names and manifest
 /// strings reach the report, and a raw line break in one would start a line of its own,
 /// which a CI log reads as its own (GitHub Actions runs `::error ...` lines as commands).
@@ -440,6 +441,7 @@ fn printable(value: impl std::fmt::Display) -> String {
         .collect()
 }
 
+/// The human report: findings grouped by object, then input errors, then a summary line.
 pub fn text(report: &CheckReport, explain: bool, fail_on: Severity) -> String {
     let mut s = String::new();
     // One group per object and place, in the order of each group's most severe finding (the

@@ -219,7 +219,7 @@ fn sources(paths: &[PathBuf]) -> Vec<Source> {
                     // is a link back to a directory above (each file is read once anyway). A
                     // directory that cannot be read is: the manifests in it would be lost.
                     Err(err) if err.loop_ancestor().is_some() => None,
-                    Err(err) if err.path().is_some_and(|p| !is_manifest(p) && !p.is_dir()) => None,
+                    Err(err) if err.path().is_some_and(|p| !may_hold_manifests(p)) => None,
                     Err(err) => {
                         let p = err
                             .path()
@@ -249,6 +249,21 @@ fn sources(paths: &[PathBuf]) -> Vec<Source> {
     sources
 }
 
+/// Whether a directory entry the walk could not read may hold manifests: a manifest file, a
+/// directory, or an entry that cannot even be looked at (in a directory that can be listed
+/// but not entered). A dangling link or an unreadable file of another name cannot.
+fn may_hold_manifests(path: &Path) -> bool {
+    if is_manifest(path) {
+        return true;
+    }
+    match std::fs::symlink_metadata(path) {
+        Err(_) => true,
+        Ok(meta) if meta.is_dir() => true,
+        Ok(meta) if meta.file_type().is_symlink() => path.is_dir(),
+        Ok(_) => false,
+    }
+}
+
 fn is_manifest(path: &Path) -> bool {
     matches!(
         path.extension().and_then(|e| e.to_str()),
@@ -272,24 +287,30 @@ fn file_name(path: &Path) -> String {
     path.display().to_string()
 }
 
-/// Where a file is: its canonical path, or for a name that is no file on disk (a
-/// `--stdin-name`, `-`), the name made absolute with `.` and `..` resolved as written.
+/// Where a file is: the directory it was found in, as the system names it (`./`, `..` and
+/// the directory's links resolved), and its own name. A link to a file elsewhere stays in the
+/// directory it was found in, as the nearest-first template lookup promises. A directory that
+/// does not exist (a `--stdin-name` of no file on disk, `-`) is taken as written, made
+/// absolute with `.` and `..` resolved.
 pub fn place(path: &Path) -> PathBuf {
-    if let Ok(canonical) = path.canonicalize() {
-        return canonical;
-    }
     let absolute = std::env::current_dir().unwrap_or_default().join(path);
-    let mut out = PathBuf::new();
+    let mut written = PathBuf::new();
     for part in absolute.components() {
         match part {
             std::path::Component::CurDir => {}
             std::path::Component::ParentDir => {
-                out.pop();
+                written.pop();
             }
-            other => out.push(other),
+            other => written.push(other),
         }
     }
-    out
+    match (written.parent(), written.file_name()) {
+        (Some(dir), Some(name)) => dir
+            .canonicalize()
+            .map(|dir| dir.join(name))
+            .unwrap_or(written),
+        _ => written,
+    }
 }
 
 fn load_file(path: &Path, loaded: &mut Loaded) {
@@ -348,6 +369,19 @@ fn read_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
     if json || text.trim_start().starts_with('{') {
         match strict_json(text) {
             Ok(v) => return add_document(file, 1, 1, v, text, loaded),
+            // A repeated key in another tool's file (a chart's `values.schema.json`) is its
+            // business: the file is read as serde_json reads it, and skipped as another's.
+            Err(e)
+                if e.to_string().starts_with(DUPLICATE_KEY)
+                    && let Ok(v) = serde_json::from_str::<Value>(text)
+                    && v.get("kind").is_none_or(Value::is_null)
+                    && !v
+                        .get("apiVersion")
+                        .and_then(Value::as_str)
+                        .is_some_and(|a| a.contains('/')) =>
+            {
+                return add_document(file, 1, 1, v, text, loaded);
+            }
             // Objects one after another (`jq '.items[]'`), which kubectl reads too.
             Err(_)
                 if text.trim_start().starts_with('{') && read_json_stream(file, text, loaded) =>
@@ -381,6 +415,7 @@ fn read_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
     for (index, (start_line, chunk)) in split_documents(&text).into_iter().enumerate() {
         let document = index + 1;
         if let Some(line) = too_deep(chunk) {
+            unparsed(chunk, loaded);
             loaded.errors.push(InputError {
                 file: file.to_owned(),
                 document: Some(document),
@@ -495,13 +530,16 @@ fn yaml_document(chunk: &str) -> Result<Value, serde_yaml::Error> {
 }
 
 /// Notes a document that does not parse (its error is pushed next): one that names neither a
-/// kind nor an API version cannot be a Kubernetes object, so in a file of another tool's (a
+/// kind nor an API version (nor holds a template expression) cannot be a Kubernetes object, so in a file of another tool's (a
 /// `.vscode/settings.json` with comments, a broken CI workflow, met by `check .` at a
 /// repository's root) it is skipped with the file's other documents. One that names either
 /// may be a manifest: the file then holds Kubernetes objects, and every error in it stands.
 fn unparsed(text: &str, loaded: &mut Loaded) {
-    let names_kind =
-        text.contains("apiVersion") || text.contains("kind:") || text.contains("\"kind\"");
+    // A template expression too: an unrendered chart's `{{ include ... }}` may be a manifest.
+    let names_kind = text.contains("apiVersion")
+        || text.contains("kind:")
+        || text.contains("\"kind\"")
+        || text.contains("{{");
     if names_kind {
         loaded.current.kubernetes = true;
     } else {
@@ -513,50 +551,87 @@ fn unparsed(text: &str, loaded: &mut Loaded) {
 /// parsing the whole document.
 const YAML_DEPTH: usize = 128;
 
-/// The line (1-based) where a document's flow brackets (`[`, `{`) nest deeper than
-/// [`YAML_DEPTH`], counted outside quoted scalars and comments. The YAML parser takes time
-/// quadratic in that depth before its own limit refuses the document (41 s for a 200 KB
-/// file), so such a document is refused before it is parsed; within the limit a count that
-/// meets brackets in plain or block scalar text only ever decides to parse.
+/// The line (1-based) where a document's flow collections (`[`, `{`) nest deeper than
+/// [`YAML_DEPTH`]. The YAML parser takes time quadratic in that depth before its own limit
+/// refuses the document (41 s for a 200 KB file), so such a document is refused before it is
+/// parsed. Brackets count only where YAML reads them as a collection: where a value starts
+/// (first on a line, after `key: `, `- `, or inside a collection), not inside quoted scalars,
+/// plain text, comments or block scalars (`key: |` and the lines indented under it). A count
+/// that misreads a document can only miss nesting (the parser's own limit then applies).
 fn too_deep(chunk: &str) -> Option<usize> {
     let mut depth = 0usize;
-    let mut line = 1;
     let mut quote: Option<char> = None;
-    let mut comment = false;
-    let mut previous = '\n';
-    let mut chars = chunk.chars();
-    while let Some(c) = chars.next() {
-        if c == '\n' {
-            line += 1;
-            comment = false;
-            // A line break ends neither quoted scalar (YAML folds it).
-        }
-        if comment {
-            previous = c;
-            continue;
-        }
-        match (quote, c) {
-            (Some('"'), '\\') => {
-                chars.next();
+    // The indentation of the line that opened a block scalar: lines deeper are its text.
+    let mut block: Option<usize> = None;
+    for (index, line) in chunk.lines().enumerate() {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        if let Some(opener) = block {
+            if line.trim().is_empty() || indent > opener {
+                continue;
             }
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '#') if previous.is_whitespace() => comment = true,
-            (None, '"' | '\'') if previous.is_whitespace() || "[{,:-".contains(previous) => {
-                quote = Some(c);
-            }
-            (None, '[' | '{') => {
-                depth += 1;
-                if depth > YAML_DEPTH {
-                    return Some(line);
+            block = None;
+        }
+        let mut value_start = true;
+        let mut previous = ' ';
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            let spaced = matches!(chars.peek(), None | Some(' ' | '\t'));
+            match quote {
+                Some('"') if c == '\\' => {
+                    chars.next();
                 }
+                Some('\'') if c == '\'' && chars.peek() == Some(&'\'') => {
+                    chars.next();
+                }
+                Some(q) if c == q => {
+                    quote = None;
+                    value_start = false;
+                }
+                Some(_) => {}
+                None => match c {
+                    '#' if previous == ' ' || previous == '\t' => break,
+                    ' ' | '\t' => {}
+                    '"' | '\'' if value_start => quote = Some(c),
+                    '[' | '{' if value_start => {
+                        depth += 1;
+                        if depth > YAML_DEPTH {
+                            return Some(index + 1);
+                        }
+                    }
+                    ']' | '}' if depth > 0 => {
+                        depth -= 1;
+                        value_start = false;
+                    }
+                    ',' if depth > 0 => value_start = true,
+                    ':' if depth > 0 || spaced => value_start = true,
+                    '-' | '?' if value_start && spaced => {}
+                    _ => value_start = false,
+                },
             }
-            (None, ']' | '}') => depth = depth.saturating_sub(1),
-            _ => {}
+            previous = c;
         }
-        previous = c;
+        if quote.is_none() && depth == 0 && opens_block_scalar(line) {
+            block = Some(indent);
+        }
     }
     None
+}
+
+/// Whether a line ends with a block scalar's header (`key: |`, `- >-`, `|2+`), its text on the
+/// lines below.
+fn opens_block_scalar(line: &str) -> bool {
+    let line = match line.find(" #") {
+        Some(comment) => &line[..comment],
+        None => line,
+    };
+    let header = line
+        .trim_end()
+        .rsplit([' ', '\t'])
+        .next()
+        .unwrap_or_default();
+    let mut chars = header.chars();
+    matches!(chars.next(), Some('|' | '>'))
+        && chars.all(|c| c == '-' || c == '+' || c.is_ascii_digit())
 }
 
 /// Reads `text` as JSON objects one after another, each a document of its own at its own
@@ -590,6 +665,7 @@ fn read_json_stream(file: &str, text: &str, loaded: &mut Loaded) -> bool {
                 start = end;
             }
             Some(Err(e)) => {
+                unparsed(&text[start..], loaded);
                 loaded.errors.push(InputError {
                     file: file.to_owned(),
                     document: Some(document),
@@ -613,6 +689,9 @@ impl<'de> serde::Deserialize<'de> for StrictValue {
         strict::Strict.deserialize(d).map(StrictValue)
     }
 }
+
+/// How [`strict_json`]'s refusal of a repeated key begins.
+const DUPLICATE_KEY: &str = "duplicate key";
 
 /// A JSON document read as serde_json reads it, except that a key given twice in one object
 /// is an error, as in YAML (`yaml_document`): the API server's strict field validation
@@ -679,7 +758,8 @@ mod strict {
             while let Some(key) = map.next_key::<String>()? {
                 if object.contains_key(&key) {
                     return Err(de::Error::custom(format_args!(
-                        "duplicate key `{key}` in one object"
+                        "{} `{key}` in one object",
+                        super::DUPLICATE_KEY
                     )));
                 }
                 let value = map.next_value_seed(Strict)?;
@@ -690,12 +770,25 @@ mod strict {
     }
 }
 
+/// The template expressions (`{{ ... }}`) in `text` that stand where a YAML value starts
+/// (after `key: `, `- `, or first on a line): there YAML reads `{` as the start of a map. One
+/// inside quotes or within other text is a string, and harmless.
+fn unquoted_expressions(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().flat_map(|line| {
+        line.match_indices("{{").filter_map(move |(at, _)| {
+            let before = line[..at].trim_end();
+            let starts_value = before.is_empty() || before.ends_with(':') || before.ends_with('-');
+            starts_value.then(|| &line[at + 2..])
+        })
+    })
+}
+
 /// What to add to a parse error of text that holds a template expression: an Argo
-/// placeholder (`{{args.name}}`) left unquoted, where YAML reads `{` as the start of a map,
-/// or else a chart's template, which is not YAML until `helm template` renders it.
+/// placeholder (`{{args.name}}`) left unquoted, or else a chart's template, which is not YAML
+/// until `helm template` renders it.
 fn unrendered_hint(text: &str) -> &'static str {
     let argo = ["args.", "metrics.", "templates.", "secrets."];
-    let placeholder = text.split("{{").skip(1).any(|after| {
+    let placeholder = unquoted_expressions(text).any(|after| {
         let after = after.trim_start();
         argo.iter().any(|p| after.starts_with(p))
     });
@@ -921,8 +1014,13 @@ fn add_object(location: Location, value: Value, loaded: &mut Loaded) {
     };
     // A nameless object is still checked (a documentation snippet often leaves the name
     // out), and the run fails on the error all the same.
+    let named = value
+        .pointer("/metadata/name")
+        .is_some_and(|n| !n.is_null() && !n.is_string());
     let name = match name_of("name").or(name_of("generateName")) {
         Some(name) => name.to_owned(),
+        // A name that is not a string is said by the read below, at its field.
+        None if named => "<unnamed>".to_owned(),
         None => {
             loaded.errors.push(error(format!(
                 "{kind} has no metadata.name (nor generateName): the API server refuses it \
@@ -1138,6 +1236,103 @@ mod tests {
             "{}",
             l.errors[0]
         );
+    }
+
+    #[test]
+    fn the_depth_count_reads_brackets_only_where_yaml_does() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        // Text, not collections: a block scalar (a CI step's heredoc), plain text, quotes
+        // after a plain scalar with an apostrophe.
+        let valid = [
+            format!(
+                "on: push\njobs:\n  t:\n    steps:\n    - run: |\n        cat <<EOF\n        {}\n        EOF\n    - run: x\n",
+                nested(130)
+            ),
+            format!(
+                "data:\n  f: |-\n    {}\n    {}\n",
+                "[".repeat(130),
+                "]".repeat(130)
+            ),
+            format!("x: a{}\n", "[".repeat(130)),
+            format!("era: the '90s\ny: '{}'\n", "[".repeat(130)),
+            format!("k: \"it's\"\nq: 'a''{}'\n", "{".repeat(130)),
+        ];
+        for text in &valid {
+            assert_eq!(too_deep(text), None, "{text}");
+        }
+        // Collections: in a block value, in flow, after a stray apostrophe in plain text, and
+        // after a block scalar ends.
+        for (text, line) in [
+            (format!("era: the '90s\nx: {}\n", nested(200)), 2),
+            (format!("a: {{\"b\":{}}}\n", nested(200)), 1),
+            (format!("- |\n  text\n- {}\n", nested(200)), 3),
+            (format!("s: \"a\\\n  b\"\nx: {}\n", nested(200)), 3),
+        ] {
+            assert_eq!(too_deep(&text), Some(line), "{text}");
+        }
+    }
+
+    #[test]
+    fn hints_tell_an_unquoted_argo_placeholder_from_a_helm_template() {
+        let argo = "must be quoted";
+        let helm = "unrendered Helm template";
+        // Quoted placeholders are strings: a tab breaks this document, not them.
+        let quoted = "kind: AnalysisTemplate\nspec:\n  q: \"{{args.service}}\"\n\tx: 1\n";
+        let hint = unrendered_hint(quoted);
+        assert!(!hint.contains(argo), "{hint}");
+        // Helm's escape of an Argo placeholder is Helm's.
+        let escaped = "metadata:\n  name: {{ include \"app\" . }}\nq: {{`{{args.service}}`}}\n";
+        assert!(unrendered_hint(escaped).contains(helm));
+        assert!(unrendered_hint("a:\n- {{ args.x }}\n").contains(argo));
+        assert!(unrendered_hint("{{metrics.m.x}}\n").contains(argo));
+    }
+
+    #[test]
+    fn other_tools_files_keep_their_own_rules() {
+        // A JSON schema with a key given twice and a property named `kind`: not a manifest.
+        let schema = r#"{"properties": {"kind": {"type": "string"}},
+            "description": "a", "description": "b"}"#;
+        let mut l = Loaded::default();
+        load_text("values.schema.json", schema, true, &mut l);
+        // A log of JSON lines cut short, an unrendered library chart's template.
+        load_text("log.json", "{\"a\": 1}\n{\"b\":\n", true, &mut l);
+        assert!(l.errors.is_empty(), "{:?}", l.errors);
+        assert_eq!(l.other_documents, 3);
+        let mut l = Loaded::default();
+        load_text(
+            "rollout.yaml",
+            "{{- include \"common.rollout\" . }}\n",
+            false,
+            &mut l,
+        );
+        assert_eq!(l.errors.len(), 1, "{:?}", l.errors);
+        assert!(l.errors[0].message.contains("Helm"), "{}", l.errors[0]);
+        // A manifest's repeated key stays an error.
+        let mut l = Loaded::default();
+        load_text(
+            "r.json",
+            r#"{"kind": "Rollout", "a": 1, "a": 2}"#,
+            true,
+            &mut l,
+        );
+        assert!(
+            l.errors[0].message.contains("duplicate key `a`"),
+            "{:?}",
+            l.errors
+        );
+    }
+
+    #[test]
+    fn a_name_of_another_type_is_said_once_at_its_field() {
+        let l =
+            load_str("apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: 123\n");
+        assert_eq!(l.errors.len(), 1, "{:?}", l.errors);
+        assert!(
+            l.errors[0].message.contains("metadata.name: invalid type"),
+            "{}",
+            l.errors[0]
+        );
+        assert_eq!(l.errors[0].line, Some(4));
     }
 
     #[test]

@@ -886,6 +886,11 @@ fn an_unreadable_directory_is_an_input_error() {
     std::fs::create_dir(&locked).unwrap();
     std::fs::write(locked.join("shop.yaml"), example("shop-rollout.yaml")).unwrap();
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // Listed but not entered (no search permission): what is in it cannot even be looked at.
+    let shut = root.join("shut");
+    std::fs::create_dir_all(shut.join("sub")).unwrap();
+    std::fs::write(shut.join("sub/shop.yaml"), example("shop-rollout.yaml")).unwrap();
+    std::fs::set_permissions(&shut, std::fs::Permissions::from_mode(0o644)).unwrap();
 
     let mut command = if std::fs::read_dir(&locked).is_ok() {
         // A copy of the binary nobody can run wherever the checkout is.
@@ -902,19 +907,18 @@ fn an_unreadable_directory_is_an_input_error() {
     let out = command.arg("check").arg(root).output().unwrap();
     let text = stdout(&out);
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&shut, std::fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(
         out.status.code(),
         Some(2),
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        text.contains(&format!(
-            "error: {}: cannot read directory entry",
-            locked.display()
-        )) && text.contains("Permission denied"),
-        "{text}"
-    );
+    for unread in [&locked, &shut.join("sub")] {
+        let said = format!("error: {}: cannot read directory entry", unread.display());
+        assert!(text.contains(&said), "{said} in {text}");
+    }
+    assert!(text.contains("Permission denied"), "{text}");
 }
 
 /// A line break in a file name or a manifest string is printed escaped: raw, it would start a
@@ -941,4 +945,25 @@ fn control_characters_cannot_start_lines_of_their_own() {
     for line in text.lines() {
         assert!(!line.starts_with("::"), "{line:?} in\n{text}");
     }
+}
+
+/// A link in a directory to a template elsewhere counts as in the directory it was found in:
+/// the README's "one read in the same directory" is where the user put it.
+#[test]
+fn a_linked_template_is_in_the_directory_of_its_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let template = example("success-rate-template.yaml");
+    let tame = template.replace("    failureCondition: result[0] < 0.90\n", "");
+    for sub in ["shared", "app1", "app2"] {
+        std::fs::create_dir(root.join(sub)).unwrap();
+    }
+    std::fs::write(root.join("shared/success-rate.yaml"), template).unwrap();
+    std::fs::write(root.join("app2/tpl.yaml"), tame).unwrap();
+    std::fs::write(root.join("app1/shop.yaml"), example("shop-rollout.yaml")).unwrap();
+    std::os::unix::fs::symlink("../shared/success-rate.yaml", root.join("app1/tpl.yaml")).unwrap();
+    let out = check_in(root, &["app1", "app2"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("high    inconclusive-promotion"), "{text}");
 }
