@@ -217,10 +217,9 @@ async fn waits_for_a_review_slot_until_the_timeout_parameter_then_answers_overlo
             &certs,
             &["--max-concurrent-reviews", "1", "--review-timeout", "300ms"],
         );
-        let reviewer = Arc::new(TestReviewer {
-            delay: Duration::from_millis(1200),
-            ..TestReviewer::default()
-        });
+        // The review in the slot waits at the gate until both refusals are seen.
+        let reviewer = Arc::new(TestReviewer::default());
+        reviewer.gate.shut();
         let server = TestServer::start(&args, reviewer.clone()).await;
         let https = server.https;
 
@@ -243,9 +242,16 @@ async fn waits_for_a_review_slot_until_the_timeout_parameter_then_answers_overlo
         );
 
         // A long enough timeout waits for the slot and gets a real review.
-        let response = post_once(&pki, https, "/mutate?timeout=5s", GKE_REVIEW)
-            .await
-            .unwrap();
+        let waiting = {
+            let pki = Arc::clone(&pki);
+            tokio::spawn(
+                async move { post_once(&pki, https, "/mutate?timeout=5s", GKE_REVIEW).await },
+            )
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished());
+        reviewer.gate.open();
+        let response = waiting.await.unwrap().unwrap();
         assert_eq!(response.status, 200);
         assert_eq!(response.json()["response"]["uid"], GKE_UID);
         assert_eq!(holder.await.unwrap().unwrap().status, 200);

@@ -11,14 +11,11 @@ async fn drains_in_flight_reviews_after_readiness_goes_off() {
     bounded(async {
         let pki = Arc::new(Pki::new());
         let certs = CertDir::with(&pki.server_leaf());
-        // Long enough that the reviews are surely still running when the listener has closed
-        // (readiness off within 200 ms, connections refused within 250 ms), also on a loaded
-        // machine: at 300 ms a slow start of the six made the first ones finish before the
-        // check below.
-        let reviewer = Arc::new(TestReviewer {
-            delay: Duration::from_millis(1000),
-            ..TestReviewer::default()
-        });
+        // The reviews wait at the gate until the listener has closed (readiness off within
+        // 200 ms, connections refused within 250 ms): a fixed delay raced the six requests'
+        // start on a loaded machine (300 ms, then 1 s, let the first finish too early).
+        let reviewer = Arc::new(TestReviewer::default());
+        reviewer.gate.shut();
         let mut server = TestServer::start(&serve_args(&certs, &[]), reviewer.clone()).await;
         let https = server.https;
         assert_eq!(admin_get(server.admin, "/readyz").await.status, 200);
@@ -69,6 +66,10 @@ async fn drains_in_flight_reviews_after_readiness_goes_off() {
             idle.closed_within(Duration::from_secs(2)).await,
             "idle connection kept open"
         );
+        // Still draining: the reviews end only now, and must be answered.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(in_flight.iter().all(|task| !task.is_finished()));
+        reviewer.gate.open();
 
         for task in in_flight {
             let response = task.await.unwrap().expect("in-flight request dropped");

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Condvar, Mutex, Once};
 use std::time::Duration;
 
 use clap::Parser as _;
@@ -185,11 +185,40 @@ impl CertDir {
     }
 }
 
-/// A reviewer with knobs: a delay (blocking, like a CPU-bound review), readiness, rules to
-/// report, and a call counter. It answers like [`NullReviewer`] otherwise.
+/// Where reviews wait while it is shut, so a test decides when they end instead of racing a
+/// delay against a loaded machine. Open by default. A wait ends after 20 s in any case, so a
+/// test that fails before opening it does not hang its runtime.
+#[derive(Default)]
+pub struct Gate {
+    shut: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    pub fn shut(&self) {
+        *self.shut.lock().unwrap() = true;
+    }
+
+    pub fn open(&self) {
+        *self.shut.lock().unwrap() = false;
+        self.opened.notify_all();
+    }
+
+    fn pass(&self) {
+        let shut = self.shut.lock().unwrap();
+        let _ = self
+            .opened
+            .wait_timeout_while(shut, Duration::from_secs(20), |shut| *shut)
+            .unwrap();
+    }
+}
+
+/// A reviewer with knobs: a delay (blocking, like a CPU-bound review), a gate, readiness,
+/// rules to report, and a call counter. It answers like [`NullReviewer`] otherwise.
 #[derive(Default)]
 pub struct TestReviewer {
     pub delay: Duration,
+    pub gate: Gate,
     pub not_ready: AtomicBool,
     pub rules: Vec<&'static str>,
     pub panic_on: Option<&'static str>,
@@ -220,6 +249,7 @@ impl TestReviewer {
         if !self.delay.is_zero() {
             std::thread::sleep(self.delay);
         }
+        self.gate.pass();
         let mut reply = NullReviewer.review(endpoint, body);
         if let Some(summary) = &mut reply.summary {
             *summary = Summary {
