@@ -197,8 +197,9 @@ fn sources(paths: &[PathBuf]) -> Vec<Source> {
     // Each file once, however often the arguments name it (a directory and a file in it, or
     // the same directory twice): read twice, its objects would be reported twice.
     let mut read = std::collections::HashSet::new();
-    let mut first_time =
-        |path: &Path| read.insert(path.canonicalize().unwrap_or_else(|_| path.to_owned()));
+    // By place: `x`, `./x` and an absolute path are one file; a link in another directory is
+    // read there too, and counts in both directories, as the template lookup promises.
+    let mut first_time = |path: &Path| read.insert(place(path));
     let mut stdin_named = false;
     for path in paths {
         if path.as_os_str() == "-" {
@@ -289,11 +290,18 @@ fn file_name(path: &Path) -> String {
 
 /// Where a file is: the directory it was found in, as the system names it (`./`, `..` and
 /// the directory's links resolved), and its own name. A link to a file elsewhere stays in the
-/// directory it was found in, as the nearest-first template lookup promises. A directory that
-/// does not exist (a `--stdin-name` of no file on disk, `-`) is taken as written, made
+/// directory it was found in, as the nearest-first template lookup promises. A name whose
+/// directory does not exist (a `--stdin-name` of no file on disk) is taken as written, made
 /// absolute with `.` and `..` resolved.
 pub fn place(path: &Path) -> PathBuf {
     let absolute = std::env::current_dir().unwrap_or_default().join(path);
+    // The directory the system opens: `top/..` through a link `top` is the link target's
+    // parent, not this directory.
+    if let (Some(dir), Some(name)) = (absolute.parent(), absolute.file_name())
+        && let Ok(dir) = dir.canonicalize()
+    {
+        return dir.join(name);
+    }
     let mut written = PathBuf::new();
     for part in absolute.components() {
         match part {
@@ -304,13 +312,7 @@ pub fn place(path: &Path) -> PathBuf {
             other => written.push(other),
         }
     }
-    match (written.parent(), written.file_name()) {
-        (Some(dir), Some(name)) => dir
-            .canonicalize()
-            .map(|dir| dir.join(name))
-            .unwrap_or(written),
-        _ => written,
-    }
+    written
 }
 
 fn load_file(path: &Path, loaded: &mut Loaded) {
@@ -423,7 +425,8 @@ fn read_text(file: &str, text: &str, json: bool, loaded: &mut Loaded) {
                 line: Some(start_line + line - 1),
                 column: None,
                 message: format!(
-                    "invalid YAML: brackets nested deeper than {YAML_DEPTH} levels (not read)"
+                    "invalid YAML: brackets nested deeper than {YAML_DEPTH} levels (YAML reads \
+                     at most 128; not read)"
                 ),
             });
             continue;
@@ -530,16 +533,17 @@ fn yaml_document(chunk: &str) -> Result<Value, serde_yaml::Error> {
 }
 
 /// Notes a document that does not parse (its error is pushed next): one that names neither a
-/// kind nor an API version (nor holds a template expression) cannot be a Kubernetes object, so in a file of another tool's (a
+/// kind nor an API version (nor holds a Helm expression where a value starts) cannot be a
+/// Kubernetes object, so in a file of another tool's (a
 /// `.vscode/settings.json` with comments, a broken CI workflow, met by `check .` at a
 /// repository's root) it is skipped with the file's other documents. One that names either
 /// may be a manifest: the file then holds Kubernetes objects, and every error in it stands.
 fn unparsed(text: &str, loaded: &mut Loaded) {
-    // A template expression too: an unrendered chart's `{{ include ... }}` may be a manifest.
+    // A Helm expression too: an unrendered chart's `{{ include ... }}` may be a manifest.
     let names_kind = text.contains("apiVersion")
         || text.contains("kind:")
         || text.contains("\"kind\"")
-        || text.contains("{{");
+        || unquoted_expressions(text).any(helm_like);
     if names_kind {
         loaded.current.kubernetes = true;
     } else {
@@ -547,17 +551,17 @@ fn unparsed(text: &str, loaded: &mut Loaded) {
     }
 }
 
-/// How deep a document may nest: serde_yaml's own limit, which it only applies after
-/// parsing the whole document.
-const YAML_DEPTH: usize = 128;
+/// How deep flow collections may seem to nest before a document is refused unread. YAML
+/// (serde_yaml) reads at most 128 levels, but only applies that limit after a parse whose
+/// time is quadratic in the depth: 0.43 s at 10,000 levels, 41 s at 100,000. The count below
+/// is a heuristic, so it refuses only far past 128, where no valid document can be and
+/// misread text would need thousands of unbalanced brackets; below it the parser decides.
+const YAML_DEPTH: usize = 2_000;
 
-/// The line (1-based) where a document's flow collections (`[`, `{`) nest deeper than
-/// [`YAML_DEPTH`]. The YAML parser takes time quadratic in that depth before its own limit
-/// refuses the document (41 s for a 200 KB file), so such a document is refused before it is
-/// parsed. Brackets count only where YAML reads them as a collection: where a value starts
-/// (first on a line, after `key: `, `- `, or inside a collection), not inside quoted scalars,
-/// plain text, comments or block scalars (`key: |` and the lines indented under it). A count
-/// that misreads a document can only miss nesting (the parser's own limit then applies).
+/// The line (1-based) where a document's flow collections (`[`, `{`) seem to nest deeper
+/// than [`YAML_DEPTH`]. Brackets count where a value starts (first on a line, after `key: `,
+/// `- `, an anchor or a tag, or inside a collection), not inside quoted scalars, plain text
+/// on the same line, comments or block scalars (`key: |` and the lines indented under it).
 fn too_deep(chunk: &str) -> Option<usize> {
     let mut depth = 0usize;
     let mut quote: Option<char> = None;
@@ -575,7 +579,7 @@ fn too_deep(chunk: &str) -> Option<usize> {
         let mut previous = ' ';
         let mut chars = line.chars().peekable();
         while let Some(c) = chars.next() {
-            let spaced = matches!(chars.peek(), None | Some(' ' | '\t'));
+            let spaced = matches!(chars.peek(), None | Some(' ' | '\t' | '\r'));
             match quote {
                 Some('"') if c == '\\' => {
                     chars.next();
@@ -590,7 +594,11 @@ fn too_deep(chunk: &str) -> Option<usize> {
                 Some(_) => {}
                 None => match c {
                     '#' if previous == ' ' || previous == '\t' => break,
-                    ' ' | '\t' => {}
+                    ' ' | '\t' | '\r' => {}
+                    // An anchor or a tag before the value: the value still starts after it.
+                    '&' | '!' if value_start => {
+                        while chars.next_if(|c| !matches!(c, ' ' | '\t' | '\r')).is_some() {}
+                    }
                     '"' | '\'' if value_start => quote = Some(c),
                     '[' | '{' if value_start => {
                         depth += 1;
@@ -620,18 +628,21 @@ fn too_deep(chunk: &str) -> Option<usize> {
 /// Whether a line ends with a block scalar's header (`key: |`, `- >-`, `|2+`), its text on the
 /// lines below.
 fn opens_block_scalar(line: &str) -> bool {
-    let line = match line.find(" #") {
-        Some(comment) => &line[..comment],
-        None => line,
+    let header = |token: &str| {
+        let mut chars = token.chars();
+        matches!(chars.next(), Some('|' | '>'))
+            && chars.all(|c| c == '-' || c == '+' || c.is_ascii_digit())
     };
-    let header = line
-        .trim_end()
-        .rsplit([' ', '\t'])
-        .next()
-        .unwrap_or_default();
-    let mut chars = header.chars();
-    matches!(chars.next(), Some('|' | '>'))
-        && chars.all(|c| c == '-' || c == '+' || c.is_ascii_digit())
+    let tokens: Vec<&str> = line
+        .split([' ', '\t', '\r'])
+        .filter(|t| !t.is_empty())
+        .collect();
+    // The last token, or the one before a comment (`key: | # note`). Taking a `|` in text
+    // for a header only skips text when counting brackets.
+    tokens.last().is_some_and(|t| header(t))
+        || tokens
+            .windows(2)
+            .any(|pair| pair[1].starts_with('#') && header(pair[0]))
 }
 
 /// Reads `text` as JSON objects one after another, each a document of its own at its own
@@ -771,16 +782,52 @@ mod strict {
 }
 
 /// The template expressions (`{{ ... }}`) in `text` that stand where a YAML value starts
-/// (after `key: `, `- `, or first on a line): there YAML reads `{` as the start of a map. One
-/// inside quotes or within other text is a string, and harmless.
+/// (after `key: `, `- `, or first on a line), each as the text after its `{{`: there YAML reads
+/// `{` as the start of a map. One inside quotes, within other text (`http://x:{{args.port}}`,
+/// `${{ github.sha }}`) or in a block scalar's text is a string, and harmless.
 fn unquoted_expressions(text: &str) -> impl Iterator<Item = &str> {
-    text.lines().flat_map(|line| {
-        line.match_indices("{{").filter_map(move |(at, _)| {
-            let before = line[..at].trim_end();
-            let starts_value = before.is_empty() || before.ends_with(':') || before.ends_with('-');
-            starts_value.then(|| &line[at + 2..])
-        })
+    let mut block: Option<usize> = None;
+    text.lines().flat_map(move |line| {
+        let indent = line.len() - line.trim_start().len();
+        let in_block = match block {
+            Some(opener) if line.trim().is_empty() || indent > opener => true,
+            _ => {
+                block = opens_block_scalar(line).then_some(indent);
+                false
+            }
+        };
+        line.match_indices("{{")
+            .filter(move |_| !in_block)
+            .filter_map(move |(at, _)| {
+                let before = &line[..at];
+                let spaced = before.trim().is_empty() || before.ends_with([' ', '\t']);
+                let key_or_item = {
+                    let t = before.trim_end();
+                    t.is_empty() || t.ends_with(':') || t == "-" || t.ends_with(" -")
+                };
+                (spaced && key_or_item).then(|| &line[at + 2..])
+            })
     })
+}
+
+/// Whether an expression's text (after `{{`) is Helm's: a `-` trim, a field of `.`, or one of
+/// the actions and functions charts start with. Argo's `{{args.x}}` and cookiecutter's are not.
+fn helm_like(after: &str) -> bool {
+    let after = after.trim_start_matches('-').trim_start();
+    after.starts_with('.')
+        || [
+            "include ",
+            "template ",
+            "if ",
+            "range ",
+            "with ",
+            "define ",
+            "tpl ",
+            "toYaml ",
+            "end",
+        ]
+        .iter()
+        .any(|word| after.starts_with(word))
 }
 
 /// What to add to a parse error of text that holds a template expression: an Argo
@@ -795,7 +842,7 @@ fn unrendered_hint(text: &str) -> &'static str {
     if placeholder {
         " (an Argo placeholder such as `{{args.name}}` must be quoted in YAML: unquoted, `{` \
          starts a map)"
-    } else if text.contains("{{") {
+    } else if unquoted_expressions(text).any(helm_like) {
         " (this looks like an unrendered Helm template: check what `helm template` prints)"
     } else {
         ""
@@ -1181,7 +1228,7 @@ mod tests {
         assert_eq!(l.errors.len(), 1, "{:?}", l.errors);
         let e = &l.errors[0];
         assert_eq!((e.document, e.line), (Some(2), Some(5)), "{e}");
-        assert!(e.message.contains("deeper than 128"), "{e}");
+        assert!(e.message.contains("deeper than 2000"), "{e}");
         // Within it, the parser decides (and takes the document).
         assert!(load_str(&deep(60)).errors.is_empty());
         // Brackets in quotes and comments do not count; every line is one level here.
@@ -1192,8 +1239,8 @@ mod tests {
             "[".repeat(200)
         );
         assert_eq!(too_deep(&quoted), None);
-        assert_eq!(too_deep(&format!("x: {}", "{".repeat(129))), Some(1));
-        assert_eq!(too_deep(&format!("x: {}", "{".repeat(128))), None);
+        assert_eq!(too_deep(&format!("x: {}", "{".repeat(2001))), Some(1));
+        assert_eq!(too_deep(&format!("x: {}", "{".repeat(2000))), None);
     }
 
     #[test]
@@ -1240,33 +1287,37 @@ mod tests {
 
     #[test]
     fn the_depth_count_reads_brackets_only_where_yaml_does() {
+        let many = 2_100;
         let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
-        // Text, not collections: a block scalar (a CI step's heredoc), plain text, quotes
-        // after a plain scalar with an apostrophe.
+        let opens = "[".repeat(many);
+        // Text, not collections: a block scalar (a CI step's heredoc; headers with a comment,
+        // after a tab, after a quoted key with `#`), plain text, quotes after a plain scalar
+        // with an apostrophe, a quoted scalar after an anchor or a tag.
         let valid = [
             format!(
                 "on: push\njobs:\n  t:\n    steps:\n    - run: |\n        cat <<EOF\n        {}\n        EOF\n    - run: x\n",
-                nested(130)
+                nested(many)
             ),
-            format!(
-                "data:\n  f: |-\n    {}\n    {}\n",
-                "[".repeat(130),
-                "]".repeat(130)
-            ),
-            format!("x: a{}\n", "[".repeat(130)),
-            format!("era: the '90s\ny: '{}'\n", "[".repeat(130)),
-            format!("k: \"it's\"\nq: 'a''{}'\n", "{".repeat(130)),
+            format!("data:\n  f: |-\n    {opens}\n    {}\n", "]".repeat(many)),
+            format!("data:\n  a: |\t# note\n    {opens}\n"),
+            format!("data:\n  \"a #1\": |\n    {opens}\n"),
+            format!("x: a{opens}\n"),
+            format!("era: the '90s\ny: '{opens}'\n"),
+            format!("k: \"it's\"\nq: 'a''{}'\n", "{".repeat(many)),
+            format!("a: &x \"k: {opens}\"\nb: !!str \"k: {opens}\"\n"),
         ];
         for text in &valid {
             assert_eq!(too_deep(text), None, "{text}");
         }
-        // Collections: in a block value, in flow, after a stray apostrophe in plain text, and
-        // after a block scalar ends.
+        // Collections: in a block value, in flow, after a stray apostrophe in plain text,
+        // after a block scalar ends, after an escaped line break, after a tag or an anchor.
         for (text, line) in [
-            (format!("era: the '90s\nx: {}\n", nested(200)), 2),
-            (format!("a: {{\"b\":{}}}\n", nested(200)), 1),
-            (format!("- |\n  text\n- {}\n", nested(200)), 3),
-            (format!("s: \"a\\\n  b\"\nx: {}\n", nested(200)), 3),
+            (format!("era: the '90s\nx: {}\n", nested(many)), 2),
+            (format!("a: {{\"b\":{}}}\n", nested(many)), 1),
+            (format!("- |\n  text\n- {}\n", nested(many)), 3),
+            (format!("s: \"a\\\n  b\"\nx: {}\n", nested(many)), 3),
+            (format!("data: !!seq {}\n", nested(many)), 1),
+            (format!("data: &a {}\n", "{".repeat(many)), 1),
         ] {
             assert_eq!(too_deep(&text), Some(line), "{text}");
         }
@@ -1285,6 +1336,16 @@ mod tests {
         assert!(unrendered_hint(escaped).contains(helm));
         assert!(unrendered_hint("a:\n- {{ args.x }}\n").contains(argo));
         assert!(unrendered_hint("{{metrics.m.x}}\n").contains(argo));
+        // Placeholders within text, in a block scalar or quoted are strings: no hint at all.
+        for text in [
+            "url: http://svc:{{args.port}}/health\n",
+            "name: app-{{args.x}}\n",
+            "query: |\n  {{args.query}}\n",
+            "url: \"http://svc/{{args.path}}\"\n",
+            "ref: ${{ github.sha }}\n",
+        ] {
+            assert_eq!(unrendered_hint(text), "", "{text}");
+        }
     }
 
     #[test]
@@ -1294,10 +1355,29 @@ mod tests {
             "description": "a", "description": "b"}"#;
         let mut l = Loaded::default();
         load_text("values.schema.json", schema, true, &mut l);
-        // A log of JSON lines cut short, an unrendered library chart's template.
+        // A log of JSON lines cut short; a broken CI workflow, values file and cookiecutter
+        // config, whose expressions are not a chart's.
         load_text("log.json", "{\"a\": 1}\n{\"b\":\n", true, &mut l);
+        load_text(
+            "ci.yml",
+            "on: push\njobs:\n  t:\n    run: echo ${{ github.sha }}\n\tx: 1\n",
+            false,
+            &mut l,
+        );
+        load_text(
+            "values.yaml",
+            "image: a\nimage: b\nhost: \"{{ .Release.Name }}.example.com\"\n",
+            false,
+            &mut l,
+        );
+        load_text(
+            "config.yaml",
+            "project: {{ cookiecutter.slug }}\n{% if x %}\n",
+            false,
+            &mut l,
+        );
         assert!(l.errors.is_empty(), "{:?}", l.errors);
-        assert_eq!(l.other_documents, 3);
+        assert_eq!(l.other_documents, 6);
         let mut l = Loaded::default();
         load_text(
             "rollout.yaml",
@@ -1490,6 +1570,20 @@ mod tests {
         let dotted = dir.path().join(".").join("a.yaml");
         assert_eq!(place(&dotted), place(&file));
         assert_eq!(place(&file), file.canonicalize().unwrap());
+        // `..` after a link is the link target's parent, as the system resolves it; a link
+        // to a file is in the directory it was found in.
+        std::fs::create_dir_all(dir.path().join("deep/inner")).unwrap();
+        std::os::unix::fs::symlink("deep/inner", dir.path().join("top")).unwrap();
+        let deep = dir.path().canonicalize().unwrap().join("deep");
+        assert_eq!(
+            place(&dir.path().join("top/../b.yaml")),
+            deep.join("b.yaml")
+        );
+        std::os::unix::fs::symlink("../a.yaml", dir.path().join("deep/link.yaml")).unwrap();
+        assert_eq!(
+            place(&dir.path().join("deep/link.yaml")),
+            deep.join("link.yaml")
+        );
     }
 
     #[test]
