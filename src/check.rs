@@ -167,6 +167,14 @@ pub fn check_loaded(mut inputs: Loaded, mut templates: Loaded, cfg: &Config) -> 
         .errors
         .retain(|e| !also_input(&e.file) && !inputs.errors.contains(e));
 
+    // The other places a file read once was met in (links to it elsewhere).
+    let mut aliases = std::mem::take(&mut inputs.aliases);
+    aliases.extend(std::mem::take(&mut templates.aliases));
+    let mut also_at: HashMap<&str, Vec<&Path>> = HashMap::new();
+    for (file, at) in &aliases {
+        also_at.entry(file.as_str()).or_default().push(at);
+    }
+
     let mut store = MemoryStore::new();
     // The templates of each file and of each directory, for `Nearest`.
     let mut by_file: HashMap<&Path, MemoryStore> = HashMap::new();
@@ -177,17 +185,23 @@ pub fn check_loaded(mut inputs: Loaded, mut templates: Loaded, cfg: &Config) -> 
         match obj {
             Object::Template(t, kind) => {
                 let t = Arc::new((**t).clone());
-                let stores = [
-                    &mut store,
-                    by_file.entry(places.file(loc)).or_default(),
-                    by_dir.entry(places.dir(loc)).or_default(),
-                ];
-                for s in stores {
+                let insert = |s: &mut MemoryStore| {
                     if *kind == Kind::ClusterAnalysisTemplate {
                         s.insert_cluster_template(Arc::clone(&t));
                     } else {
                         s.insert_template(Arc::clone(&t));
                     }
+                };
+                insert(&mut store);
+                let here = places.file(loc);
+                let elsewhere = also_at.get(loc.file.as_str()).into_iter().flatten();
+                for file in std::iter::once(&here).chain(elsewhere) {
+                    insert(by_file.entry(file).or_default());
+                    insert(
+                        by_dir
+                            .entry(file.parent().unwrap_or(Path::new("")))
+                            .or_default(),
+                    );
                 }
             }
             Object::Rollout(r) => store.insert_rollout((**r).clone()),

@@ -108,6 +108,9 @@ pub struct Loaded {
     /// nearest-first template lookup compares these, not the names, so `./deploy/a.yaml`, an
     /// absolute path and `deploy/a.yaml` are one file in one directory.
     pub places: HashMap<String, PathBuf>,
+    /// Files read once but met again in another place (a link to one), by the name the file
+    /// is reported under and that other place: its templates count in both directories.
+    pub aliases: Vec<(String, PathBuf)>,
     /// Whether stdin held a Kubernetes object; `None` when stdin was not read.
     pub stdin_held_objects: Option<bool>,
     /// The file being read.
@@ -175,6 +178,9 @@ pub fn load_named(paths: &[PathBuf], stdin_name: &str, also_read: &[PathBuf]) ->
                 }
             }
             Source::File(path) => load_file(&path, &mut loaded),
+            Source::Alias { first, also } => {
+                loaded.aliases.push((file_name(&first), place(&also)));
+            }
             Source::Unreadable(error) => loaded.errors.push(error),
         }
     }
@@ -185,8 +191,42 @@ pub fn load_named(paths: &[PathBuf], stdin_name: &str, also_read: &[PathBuf]) ->
 enum Source {
     Stdin,
     File(PathBuf),
+    /// A file already read (`first`), met again in another place (`also`: a link to it).
+    Alias {
+        first: PathBuf,
+        also: PathBuf,
+    },
     /// A directory entry that could not be read, reported where the walk met it.
     Unreadable(InputError),
+}
+
+/// The files met so far: each read once, however often and wherever it is met.
+#[derive(Default)]
+struct Seen {
+    /// By the file itself (links resolved): the path it was first read by.
+    files: HashMap<PathBuf, PathBuf>,
+    /// The places it was met in ([`place`]).
+    places: std::collections::HashSet<PathBuf>,
+}
+
+impl Seen {
+    /// The source `path` is: a file to read the first time, an alias when met again in
+    /// another place (a link elsewhere to it), nothing when met again in the same place
+    /// (`x` and `./x`, a directory and a file in it).
+    fn source(&mut self, path: &Path) -> Option<Source> {
+        let file = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+        let new_place = self.places.insert(place(path));
+        match self.files.get(&file) {
+            None => {
+                self.files.insert(file, path.to_owned());
+                Some(Source::File(path.to_owned()))
+            }
+            Some(first) => new_place.then(|| Source::Alias {
+                first: first.clone(),
+                also: path.to_owned(),
+            }),
+        }
+    }
 }
 
 /// What `paths` name, in order: stdin for `-`, each file once, and the manifests in each
@@ -195,11 +235,10 @@ enum Source {
 fn sources(paths: &[PathBuf]) -> Vec<Source> {
     let mut sources = Vec::new();
     // Each file once, however often the arguments name it (a directory and a file in it, or
-    // the same directory twice): read twice, its objects would be reported twice.
-    let mut read = std::collections::HashSet::new();
-    // By place: `x`, `./x` and an absolute path are one file; a link in another directory is
-    // read there too, and counts in both directories, as the template lookup promises.
-    let mut first_time = |path: &Path| read.insert(place(path));
+    // the same directory twice, a link to it): read twice, its objects would be reported
+    // twice. A link in another directory is an alias: the template lookup counts the file
+    // in that directory too.
+    let mut seen = Seen::default();
     let mut stdin_named = false;
     for path in paths {
         if path.as_os_str() == "-" {
@@ -237,14 +276,9 @@ fn sources(paths: &[PathBuf]) -> Vec<Source> {
                 .map(|e| e.into_path())
                 .collect();
             files.sort();
-            sources.extend(
-                files
-                    .into_iter()
-                    .filter(|f| first_time(f))
-                    .map(Source::File),
-            );
-        } else if first_time(path) {
-            sources.push(Source::File(path.clone()));
+            sources.extend(files.iter().filter_map(|f| seen.source(f)));
+        } else {
+            sources.extend(seen.source(path));
         }
     }
     sources
@@ -533,17 +567,17 @@ fn yaml_document(chunk: &str) -> Result<Value, serde_yaml::Error> {
 }
 
 /// Notes a document that does not parse (its error is pushed next): one that names neither a
-/// kind nor an API version (nor holds a Helm expression where a value starts) cannot be a
-/// Kubernetes object, so in a file of another tool's (a
+/// kind nor an API version (nor holds a template expression where a value starts, other than
+/// an Argo placeholder) cannot be a Kubernetes object, so in a file of another tool's (a
 /// `.vscode/settings.json` with comments, a broken CI workflow, met by `check .` at a
 /// repository's root) it is skipped with the file's other documents. One that names either
 /// may be a manifest: the file then holds Kubernetes objects, and every error in it stands.
 fn unparsed(text: &str, loaded: &mut Loaded) {
-    // A Helm expression too: an unrendered chart's `{{ include ... }}` may be a manifest.
+    // A template expression too: an unrendered chart's `{{ include ... }}` may be a manifest.
     let names_kind = text.contains("apiVersion")
         || text.contains("kind:")
         || text.contains("\"kind\"")
-        || unquoted_expressions(text).any(helm_like);
+        || unquoted_expressions(text).any(|after| !argo_placeholder(after));
     if names_kind {
         loaded.current.kubernetes = true;
     } else {
@@ -576,6 +610,7 @@ fn too_deep(chunk: &str) -> Option<usize> {
             block = None;
         }
         let mut value_start = true;
+        let mut first_on_line = true;
         let mut previous = ' ';
         let mut chars = line.chars().peekable();
         while let Some(c) = chars.next() {
@@ -595,8 +630,9 @@ fn too_deep(chunk: &str) -> Option<usize> {
                 None => match c {
                     '#' if previous == ' ' || previous == '\t' => break,
                     ' ' | '\t' | '\r' => {}
-                    // An anchor or a tag before the value: the value still starts after it.
-                    '&' | '!' if value_start => {
+                    // An anchor or a tag before a value: the value still starts after it. Not
+                    // first on a line, where it may be text continuing a plain scalar.
+                    '&' | '!' if value_start && !first_on_line => {
                         while chars.next_if(|c| !matches!(c, ' ' | '\t' | '\r')).is_some() {}
                     }
                     '"' | '\'' if value_start => quote = Some(c),
@@ -616,6 +652,7 @@ fn too_deep(chunk: &str) -> Option<usize> {
                     _ => value_start = false,
                 },
             }
+            first_on_line &= c.is_whitespace();
             previous = c;
         }
         if quote.is_none() && depth == 0 && opens_block_scalar(line) {
@@ -810,40 +847,26 @@ fn unquoted_expressions(text: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// Whether an expression's text (after `{{`) is Helm's: a `-` trim, a field of `.`, or one of
-/// the actions and functions charts start with. Argo's `{{args.x}}` and cookiecutter's are not.
-fn helm_like(after: &str) -> bool {
-    let after = after.trim_start_matches('-').trim_start();
-    after.starts_with('.')
-        || [
-            "include ",
-            "template ",
-            "if ",
-            "range ",
-            "with ",
-            "define ",
-            "tpl ",
-            "toYaml ",
-            "end",
-        ]
+/// Whether an expression's text (after `{{`) is an Argo placeholder (`{{args.x}}`), which
+/// Argo fills in when a run starts; any other is a template's (Helm's `{{ .Values.x }}`,
+/// `{{ $.Values }}`, `{{- /* ... */ -}}`, or another tool's), not YAML until rendered.
+fn argo_placeholder(after: &str) -> bool {
+    let after = after.trim_start();
+    ["args.", "metrics.", "templates.", "secrets."]
         .iter()
-        .any(|word| after.starts_with(word))
+        .any(|p| after.starts_with(p))
 }
 
 /// What to add to a parse error of text that holds a template expression: an Argo
 /// placeholder (`{{args.name}}`) left unquoted, or else a chart's template, which is not YAML
 /// until `helm template` renders it.
 fn unrendered_hint(text: &str) -> &'static str {
-    let argo = ["args.", "metrics.", "templates.", "secrets."];
-    let placeholder = unquoted_expressions(text).any(|after| {
-        let after = after.trim_start();
-        argo.iter().any(|p| after.starts_with(p))
-    });
-    if placeholder {
+    if unquoted_expressions(text).any(argo_placeholder) {
         " (an Argo placeholder such as `{{args.name}}` must be quoted in YAML: unquoted, `{` \
          starts a map)"
-    } else if unquoted_expressions(text).any(helm_like) {
-        " (this looks like an unrendered Helm template: check what `helm template` prints)"
+    } else if unquoted_expressions(text).any(|after| !argo_placeholder(after)) {
+        " (this looks like an unrendered template, such as a Helm chart's: check what \
+         `helm template` prints)"
     } else {
         ""
     }
@@ -1305,6 +1328,7 @@ mod tests {
             format!("era: the '90s\ny: '{opens}'\n"),
             format!("k: \"it's\"\nq: 'a''{}'\n", "{".repeat(many)),
             format!("a: &x \"k: {opens}\"\nb: !!str \"k: {opens}\"\n"),
+            format!("a: x\n  ! {opens}\n"),
         ];
         for text in &valid {
             assert_eq!(too_deep(text), None, "{text}");
@@ -1326,7 +1350,7 @@ mod tests {
     #[test]
     fn hints_tell_an_unquoted_argo_placeholder_from_a_helm_template() {
         let argo = "must be quoted";
-        let helm = "unrendered Helm template";
+        let helm = "unrendered template";
         // Quoted placeholders are strings: a tab breaks this document, not them.
         let quoted = "kind: AnalysisTemplate\nspec:\n  q: \"{{args.service}}\"\n\tx: 1\n";
         let hint = unrendered_hint(quoted);
@@ -1370,23 +1394,25 @@ mod tests {
             false,
             &mut l,
         );
-        load_text(
-            "config.yaml",
-            "project: {{ cookiecutter.slug }}\n{% if x %}\n",
-            false,
-            &mut l,
-        );
         assert!(l.errors.is_empty(), "{:?}", l.errors);
-        assert_eq!(l.other_documents, 6);
-        let mut l = Loaded::default();
-        load_text(
-            "rollout.yaml",
+        assert_eq!(l.other_documents, 5);
+        // An unrendered template where a value starts may be a chart's manifest: its error
+        // stands, whichever template language (Helm's actions, `$`, comments, or another's).
+        for text in [
             "{{- include \"common.rollout\" . }}\n",
-            false,
-            &mut l,
-        );
-        assert_eq!(l.errors.len(), 1, "{:?}", l.errors);
-        assert!(l.errors[0].message.contains("Helm"), "{}", l.errors[0]);
+            "{{ $.Values.rolloutSpec | toYaml }}\n",
+            "{{- /* a comment */ -}}\n{{ printf \"%s\" .x }}\n",
+            "project: {{ cookiecutter.slug }}\n{% if x %}\n",
+        ] {
+            let mut l = Loaded::default();
+            load_text("t.yaml", text, false, &mut l);
+            assert_eq!(l.errors.len(), 1, "{text}: {:?}", l.errors);
+            assert!(
+                l.errors[0].message.contains("unrendered template"),
+                "{}",
+                l.errors[0]
+            );
+        }
         // A manifest's repeated key stays an error.
         let mut l = Loaded::default();
         load_text(
@@ -1531,20 +1557,24 @@ mod tests {
         );
         assert_eq!(l.errors.len(), 1, "{:?}", l.errors);
         assert!(
-            l.errors[0].message.contains("unrendered Helm template"),
+            l.errors[0].message.contains("unrendered template"),
             "{}",
             l.errors[0]
         );
         let mut l = Loaded::default();
         load_text("t.json", "{\"kind\": {{ .Values.kind }}}", true, &mut l);
         assert!(
-            l.errors[0].message.contains("unrendered Helm template"),
+            l.errors[0].message.contains("unrendered template"),
             "{:?}",
             l.errors
         );
         // Other broken YAML is not blamed on Helm, and an Argo placeholder is not Helm's.
         let l = load_str("apiVersion: v1\nkind: [\n");
-        assert!(!l.errors[0].message.contains("Helm"), "{}", l.errors[0]);
+        assert!(
+            !l.errors[0].message.contains("unrendered"),
+            "{}",
+            l.errors[0]
+        );
         let l = load_str(
             "apiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\nmetadata:\n  \
              annotations:\n    inject: {{ args.inject }}\n",

@@ -966,8 +966,10 @@ fn a_linked_template_is_in_the_directory_of_its_link() {
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("high    inconclusive-promotion"), "{text}");
-    // The target's own directory keeps it too, whichever is read first.
+    // The target's own directory keeps it too, whichever is read first; a file and a link
+    // to it beside it are read once.
     std::fs::write(root.join("shared/shop.yaml"), example("shop-rollout.yaml")).unwrap();
+    std::os::unix::fs::symlink("shop.yaml", root.join("shared/a-link.yaml")).unwrap();
     let text = stdout(&check_in(root, &["."]));
     assert_eq!(
         text.matches("high    inconclusive-promotion").count(),
