@@ -336,16 +336,11 @@ pub fn run(args: &CheckArgs, out: &mut dyn Write) -> std::io::Result<u8> {
         .collect();
     let templates = load(&template_paths);
     if stdin_twice {
-        inputs.errors.push(InputError {
-            file: "-".into(),
-            document: None,
-            item: None,
-            line: None,
-            column: None,
-            message: "`--templates -` not read: stdin is already an input of this run, and \
-                      it can be read once"
-                .into(),
-        });
+        inputs.errors.push(InputError::on_file(
+            "-",
+            "`--templates -` not read: stdin is already an input of this run, and it can be \
+             read once",
+        ));
     }
     let report = check_loaded(inputs, templates, &cfg);
     let code = exit_code(&report, args.fail_on);
@@ -384,13 +379,11 @@ pub fn nothing_to_check(inputs: &Loaded, paths: &[PathBuf], stdin_name: &str) ->
     if !inputs.errors.is_empty() {
         return Vec::new();
     }
-    let error = |file: &str, what: String| InputError {
-        file: file.to_owned(),
-        document: None,
-        item: None,
-        line: None,
-        column: None,
-        message: format!("nothing to check: {what}; pass --allow-empty to accept"),
+    let error = |file: &str, what: String| {
+        InputError::on_file(
+            file,
+            format!("nothing to check: {what}; pass --allow-empty to accept"),
+        )
     };
     let mut errors = Vec::new();
     if inputs.stdin_held_objects == Some(false) {

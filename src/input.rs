@@ -53,6 +53,20 @@ pub struct InputError {
     pub message: String,
 }
 
+impl InputError {
+    /// An error on a whole input (a file, stdin, a path given), at no document or line.
+    pub fn on_file(file: &str, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_owned(),
+            document: None,
+            item: None,
+            line: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+}
+
 impl fmt::Display for InputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.file)?;
@@ -153,7 +167,7 @@ pub fn load_named(paths: &[PathBuf], stdin_name: &str, also_read: &[PathBuf]) ->
     let clash = stdin_name != "-" && (named(&sources) || named(&self::sources(also_read)));
     for source in sources {
         match source {
-            Source::Stdin if clash => loaded.errors.push(file_error(
+            Source::Stdin if clash => loaded.errors.push(InputError::on_file(
                 stdin_name,
                 format!(
                     "stdin not read: `--stdin-name {stdin_name}` names a file this run also \
@@ -172,9 +186,10 @@ pub fn load_named(paths: &[PathBuf], stdin_name: &str, also_read: &[PathBuf]) ->
                             .places
                             .insert(stdin_name.to_owned(), place(Path::new(stdin_name)));
                     }
-                    Err(e) => loaded
-                        .errors
-                        .push(file_error(stdin_name, format!("cannot read stdin: {e}"))),
+                    Err(e) => loaded.errors.push(InputError::on_file(
+                        stdin_name,
+                        format!("cannot read stdin: {e}"),
+                    )),
                 }
             }
             Source::File(path) => load_file(&path, &mut loaded),
@@ -265,7 +280,7 @@ fn sources(paths: &[PathBuf]) -> Vec<Source> {
                             .path()
                             .map(|p| p.display().to_string())
                             .unwrap_or_else(|| path.display().to_string());
-                        sources.push(Source::Unreadable(file_error(
+                        sources.push(Source::Unreadable(InputError::on_file(
                             &p,
                             format!("cannot read directory entry: {err}"),
                         )));
@@ -306,17 +321,6 @@ fn is_manifest(path: &Path) -> bool {
     )
 }
 
-fn file_error(file: &str, message: String) -> InputError {
-    InputError {
-        file: file.to_owned(),
-        document: None,
-        item: None,
-        line: None,
-        column: None,
-        message,
-    }
-}
-
 /// The name a file's objects and errors are reported under: the path as given.
 fn file_name(path: &Path) -> String {
     path.display().to_string()
@@ -355,11 +359,11 @@ fn load_file(path: &Path, loaded: &mut Loaded) {
     match std::fs::read(path) {
         Err(e) => loaded
             .errors
-            .push(file_error(&name, format!("cannot read file: {e}"))),
+            .push(InputError::on_file(&name, format!("cannot read file: {e}"))),
         Ok(bytes) => match String::from_utf8(bytes) {
             Err(_) => loaded
                 .errors
-                .push(file_error(&name, "file is not UTF-8 text".into())),
+                .push(InputError::on_file(&name, "file is not UTF-8 text")),
             Ok(text) => {
                 let json = path.extension().and_then(|e| e.to_str()) == Some("json");
                 load_text(&name, &text, json, loaded);
@@ -600,14 +604,11 @@ fn too_deep(chunk: &str) -> Option<usize> {
     let mut depth = 0usize;
     let mut quote: Option<char> = None;
     // The indentation of the line that opened a block scalar: lines deeper are its text.
-    let mut block: Option<usize> = None;
+    let mut block = BlockScalar::default();
     for (index, line) in chunk.lines().enumerate() {
         let indent = line.len() - line.trim_start_matches(' ').len();
-        if let Some(opener) = block {
-            if line.trim().is_empty() || indent > opener {
-                continue;
-            }
-            block = None;
+        if block.holds(line, indent) {
+            continue;
         }
         let mut value_start = true;
         let mut first_on_line = true;
@@ -655,11 +656,39 @@ fn too_deep(chunk: &str) -> Option<usize> {
             first_on_line &= c.is_whitespace();
             previous = c;
         }
-        if quote.is_none() && depth == 0 && opens_block_scalar(line) {
-            block = Some(indent);
-        }
+        block.opens(line, indent, quote.is_none() && depth == 0);
     }
     None
+}
+
+/// A block scalar followed line by line: a header (`key: |`) opens it, and the blank lines
+/// and the lines indented deeper than the header's line are its text.
+#[derive(Default)]
+struct BlockScalar {
+    /// The indentation of the header's line, while one is open.
+    opener: Option<usize>,
+}
+
+impl BlockScalar {
+    /// Whether `line`, indented `indent`, is the open block scalar's text; any other line
+    /// closes it.
+    fn holds(&mut self, line: &str, indent: usize) -> bool {
+        match self.opener {
+            Some(opener) if line.trim().is_empty() || indent > opener => true,
+            _ => {
+                self.opener = None;
+                false
+            }
+        }
+    }
+
+    /// After a line that is not block scalar text: opens one if the line ends with a header
+    /// and `may_open` (a header inside a quoted scalar or a flow collection is text).
+    fn opens(&mut self, line: &str, indent: usize, may_open: bool) {
+        if may_open && opens_block_scalar(line) {
+            self.opener = Some(indent);
+        }
+    }
 }
 
 /// Whether a line ends with a block scalar's header (`key: |`, `- >-`, `|2+`), its text on the
@@ -687,45 +716,44 @@ fn opens_block_scalar(line: &str) -> bool {
 /// the documents before it read. Returns false (nothing read) when the text is not a whole
 /// object followed by the start of another.
 fn read_json_stream(file: &str, text: &str, loaded: &mut Loaded) -> bool {
-    let mut probe = serde_json::Deserializer::from_str(text).into_iter::<StrictValue>();
-    let Some(Ok(_)) = probe.next() else {
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<StrictValue>();
+    let Some(Ok(StrictValue(first))) = stream.next() else {
         return false;
     };
-    if !text[probe.byte_offset()..].trim_start().starts_with('{') {
+    if !text[stream.byte_offset()..].trim_start().starts_with('{') {
         return false;
     }
-    let line_at = |offset: usize| text[..offset].matches('\n').count() + 1;
-    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<StrictValue>();
-    let mut start = 0;
-    let mut document = 0;
-    loop {
-        let next = stream.next();
-        document += 1;
+    let mut next: Option<serde_json::Result<StrictValue>> = Some(Ok(StrictValue(first)));
+    // Where the previous object ended, and the line that offset is on.
+    let (mut start, mut line) = (0, 1);
+    for document in 1.. {
         match next {
-            None => return true,
+            None => break,
             Some(Ok(StrictValue(value))) => {
                 let end = stream.byte_offset();
                 // From the object's first byte: the line break after the one before is not
                 // part of it.
                 let slice = text[start..end].trim_start();
                 let begin = end - slice.len();
-                add_document(file, document, line_at(begin), value, slice, loaded);
+                line += text[start..begin].matches('\n').count();
+                add_document(file, document, line, value, slice, loaded);
+                line += slice.matches('\n').count();
                 start = end;
             }
             Some(Err(e)) => {
                 unparsed(&text[start..], loaded);
                 loaded.errors.push(InputError {
-                    file: file.to_owned(),
                     document: Some(document),
-                    item: None,
                     line: Some(e.line()),
                     column: Some(e.column()),
-                    message: format!("invalid JSON: {e}"),
+                    ..InputError::on_file(file, format!("invalid JSON: {e}"))
                 });
-                return true;
+                break;
             }
         }
+        next = stream.next();
     }
+    true
 }
 
 /// A JSON value read by [`strict_json`]'s rules, for a stream of them.
@@ -823,16 +851,13 @@ mod strict {
 /// `{` as the start of a map. One inside quotes, within other text (`http://x:{{args.port}}`,
 /// `${{ github.sha }}`) or in a block scalar's text is a string, and harmless.
 fn unquoted_expressions(text: &str) -> impl Iterator<Item = &str> {
-    let mut block: Option<usize> = None;
+    let mut block = BlockScalar::default();
     text.lines().flat_map(move |line| {
         let indent = line.len() - line.trim_start().len();
-        let in_block = match block {
-            Some(opener) if line.trim().is_empty() || indent > opener => true,
-            _ => {
-                block = opens_block_scalar(line).then_some(indent);
-                false
-            }
-        };
+        let in_block = block.holds(line, indent);
+        if !in_block {
+            block.opens(line, indent, true);
+        }
         line.match_indices("{{")
             .filter(move |_| !in_block)
             .filter_map(move |(at, _)| {
@@ -947,14 +972,14 @@ fn is_list(value: &Value) -> bool {
 /// The kind of ours that `kind` misspells under an Argo API version: another case
 /// (`rollout`) or a plural (`Rollouts`). Argo's other kinds (`Application`, `Workflow`, ...)
 /// are not ours and pass as other kinds.
-fn misspelt_kind(api_version: &str, kind: &str) -> Option<&'static str> {
+fn misspelt_kind(api_version: &str, kind: &str) -> Option<Kind> {
     if !api_version.starts_with("argoproj.io/") {
         return None;
     }
     let singular = kind.strip_suffix(['s', 'S']).unwrap_or(kind);
-    ["Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate"]
-        .into_iter()
-        .find(|ours| ours.eq_ignore_ascii_case(kind) || ours.eq_ignore_ascii_case(singular))
+    Kind::ALL.into_iter().find(|ours| {
+        ours.as_str().eq_ignore_ascii_case(kind) || ours.as_str().eq_ignore_ascii_case(singular)
+    })
 }
 
 fn add_value(file: &str, document: usize, line: usize, value: Value, loaded: &mut Loaded) {
@@ -1060,9 +1085,7 @@ fn add_object(location: Location, value: Value, loaded: &mut Loaded) {
             loaded.errors.push(error(format!(
                 "kind `{kind_name}` is not a kind of {api_version}: did you mean {meant}?"
             )));
-        } else if api_version.is_empty()
-            && ["Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate"].contains(&kind_name)
-        {
+        } else if api_version.is_empty() && Kind::ALL.iter().any(|k| k.as_str() == kind_name) {
             // Not skipped as another tool's object: it is one of ours, and unchecked.
             loaded.errors.push(error(format!(
                 "{kind_name} has no `apiVersion`: expected {}/v1alpha1 (the API server refuses it without one)",

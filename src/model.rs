@@ -742,6 +742,11 @@ pub enum Kind {
 
 impl Kind {
     pub const GROUP: &'static str = "argoproj.io";
+    pub const ALL: [Kind; 3] = [
+        Self::Rollout,
+        Self::AnalysisTemplate,
+        Self::ClusterAnalysisTemplate,
+    ];
 
     /// Recognises `kind` with an `argoproj.io/...` apiVersion (any version: the CRDs only
     /// serve v1alpha1, and a typo there is the API server's to reject).

@@ -165,9 +165,15 @@ fn check_stdin(args: &[&str], name: &str) -> Output {
 
 /// Runs `check` with `args`, `text` piped to its stdin.
 fn check_piped(args: &[&str], text: &[u8]) -> Output {
+    check_piped_in(std::path::Path::new("."), args, text)
+}
+
+/// [`check_piped`] run in `dir` (for relative paths).
+fn check_piped_in(dir: &std::path::Path, args: &[&str], text: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
         .arg("check")
         .args(args)
+        .current_dir(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -828,20 +834,8 @@ fn inputs_and_templates_are_one_run() {
     assert_eq!(report["errors"], serde_json::json!([]));
 
     let rollout = example("shop-rollout.yaml");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
-        .args(["check", "-", "--templates", "-", "--templates", "tpl.yaml"])
-        .current_dir(root)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(rollout.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let args = ["-", "--templates", "-", "--templates", "tpl.yaml"];
+    let out = check_piped_in(root, &args, rollout.as_bytes());
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(
@@ -850,20 +844,8 @@ fn inputs_and_templates_are_one_run() {
     );
     assert!(text.contains("high    inconclusive-promotion"), "{text}");
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rollout-guard"))
-        .args(["check", "-", "--stdin-name", "tpl.yaml", "--templates", "."])
-        .current_dir(root)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(rollout.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let args = ["-", "--stdin-name", "tpl.yaml", "--templates", "."];
+    let out = check_piped_in(root, &args, rollout.as_bytes());
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(
